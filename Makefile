@@ -1,0 +1,37 @@
+# The README's two commands: `make demo` and `make test`. Both create .venv and install privlab into it.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+# torch/torchvision pinned here (the versions this project is developed against); the rest from pyproject.toml.
+TORCH  := torch==2.14.1 torchvision==0.29.1
+# Each test process gets one torch thread: oversubscribed torch is many times slower on small machines.
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+
+.PHONY: install demo test bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check $(TORCH)
+	$(PIP) install --quiet --disable-pip-version-check -e '.[test,faiss]' $(TORCH)
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/privlab run examples/demo.yaml --out runs/demo
+	@echo "Open the report in a browser: $(CURDIR)/runs/demo/report.html"
+
+test: install
+	$(PY) -m pytest -n 2 -q
+
+bench: install
+	OMP_NUM_THREADS= MKL_NUM_THREADS= $(VENV)/bin/privlab bench --markdown BENCHMARKS.md
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

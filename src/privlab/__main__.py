@@ -1,0 +1,5 @@
+"""``python -m privlab`` runs the command line."""
+
+from privlab.cli import main
+
+main()

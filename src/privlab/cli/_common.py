@@ -1,0 +1,73 @@
+"""Shared CLI plumbing: error handling (PrivlabError → one line, exit 2), JSON output, tables."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from privlab.errors import PrivlabError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+JSON_HELP = "print a JSON object on stdout instead of text"
+QUIET_HELP = "no progress bars"
+
+
+def _clean(obj: Any) -> Any:
+    """Replace NaN/inf (not valid JSON) by None, recursively."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def emit_json(obj: Any) -> None:
+    """Print ``obj`` as JSON on stdout (NaN → null)."""
+    typer.echo(json.dumps(_clean(obj), indent=2, default=str))
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn a :class:`PrivlabError` into one line on stderr and exit code 2; Ctrl-C into exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PrivlabError as e:
+            fail(str(e), e.exit_code)
+        except KeyboardInterrupt:
+            typer.echo("interrupted: finished runs are kept; run the same command again to resume", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    """A rich table on stdout (plain text when stdout is not a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for i, c in enumerate(columns):
+        table.add_column(c, no_wrap=i == 0, overflow="fold")
+    for r in rows:
+        table.add_row(*["" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in r])
+    console = Console(file=sys.stdout)
+    if not console.is_terminal:  # piped or captured: do not squeeze columns to 80 characters
+        console = Console(file=sys.stdout, width=200)
+    console.print(table)

@@ -1,0 +1,108 @@
+"""``privlab datasets``, ``privlab models``, ``privlab experiments``: what is registered."""
+
+from __future__ import annotations
+
+import typer
+
+from privlab.cli import app
+from privlab.cli._common import JSON_HELP, emit_json, handle_errors, print_table
+
+
+@app.command(epilog="Examples:  privlab datasets  ·  privlab datasets --json")
+@handle_errors
+def datasets(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """List registered data sets: name, image shape (C×H×W), classes, whether --data-root is needed."""
+    from privlab.data import DATASETS
+
+    rows = []
+    for e in DATASETS.entries():
+        info = e.meta["info"]
+        rows.append(
+            {
+                "name": e.name,
+                "shape": list(info.shape),
+                "num_classes": info.num_classes,
+                "needs_root": info.needs_root,
+                "mean": list(info.mean),
+                "std": list(info.std),
+                "description": info.description,
+            }
+        )
+    if json_out:
+        emit_json({"datasets": rows})
+        return
+    print_table(
+        "data sets",
+        ["name", "shape", "classes", "needs --data-root", "description"],
+        [
+            [
+                r["name"],
+                "×".join(str(s) for s in r["shape"]) if all(r["shape"]) else "from files",
+                r["num_classes"] or "from files",
+                "yes" if r["needs_root"] else "no (embedded)",
+                r["description"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.command(epilog="Examples:  privlab models  ·  privlab models --json")
+@handle_errors
+def models(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """List registered models: name, input size they need (others are resized inside), layers to split at."""
+    import torch
+
+    from privlab.models import MODELS, build_model, model_input_hw
+
+    rows = []
+    for e in MODELS.entries():
+        hw = model_input_hw(e.name)
+        shape = (1, *(hw or (32, 32)))
+        m = build_model(e.name, 10, shape)
+        rows.append(
+            {
+                "name": e.name,
+                "input_hw": list(hw) if hw else None,
+                "parameters_10_classes": sum(p.numel() for p in m.parameters()),
+                "layers": [n for n, _ in m.named_children()],
+                "description": e.meta.get("description", ""),
+            }
+        )
+        del m
+    torch.set_grad_enabled(True)
+    if json_out:
+        emit_json({"models": rows})
+        return
+    print_table(
+        "models",
+        ["name", "input", "params (1 ch, 10 classes)", "split points", "description"],
+        [
+            [
+                r["name"],
+                "×".join(map(str, r["input_hw"])) if r["input_hw"] else "any",
+                f"{r['parameters_10_classes']:,}",
+                ", ".join(r["layers"]),
+                r["description"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.command(epilog="Examples:  privlab experiments  ·  privlab run train --preset smoke")
+@handle_errors
+def experiments(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """List experiments (pipelines) that `privlab run` accepts, with their presets."""
+    from privlab.pipelines import PIPELINES, preset_names
+
+    rows = [
+        {"name": e.name, "presets": preset_names(e.name), "description": e.meta.get("description", "")}
+        for e in PIPELINES.entries()
+    ]
+    if json_out:
+        emit_json({"experiments": rows})
+        return
+    print_table(
+        "experiments", ["name", "presets", "description"], [[r["name"], ", ".join(r["presets"]), r["description"]] for r in rows]
+    )

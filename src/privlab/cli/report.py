@@ -1,0 +1,26 @@
+"""``privlab report DIR``: (re)build the HTML report of an output folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from privlab.cli import app
+from privlab.cli._common import JSON_HELP, emit_json, handle_errors
+
+
+@app.command(epilog="Examples:  privlab report runs/demo  ·  privlab report runs/demo --json")
+@handle_errors
+def report(
+    out: Path = typer.Argument(Path("runs"), help="output folder holding runs.sqlite"),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Write OUT/report.html: a self-contained page (opens from disk, no server, no internet)."""
+    from privlab.report import build_report
+
+    path = build_report(out)
+    if json_out:
+        emit_json({"report": str(path)})
+    else:
+        typer.echo(f"report: {path}")

@@ -1,0 +1,156 @@
+"""``privlab run SPEC`` and ``privlab train``: run experiments into an output folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from privlab.cli import app
+from privlab.cli._common import JSON_HELP, QUIET_HELP, emit_json, handle_errors
+from privlab.errors import ConfigError
+
+OUT_HELP = "output folder: runs.sqlite, one folder per run, report.html"
+DEVICE_HELP = "auto (CUDA when present), cpu, cuda, cuda:N"
+ROOT_HELP = "folder holding on-disk data sets (torchvision layout), e.g. ~/data"
+DOWNLOAD_HELP = "allow downloading a missing data set into --data-root (needs internet)"
+FORCE_HELP = "run again even if the same spec already finished in this folder"
+
+
+def _print_outcomes(outcomes: list[Any], out: Path, json_out: bool) -> None:
+    report = out / "report.html"
+    if json_out:
+        emit_json(
+            {
+                "runs": [o.as_dict() for o in outcomes],
+                "out": str(out),
+                "store": str(out / "runs.sqlite"),
+                "report": str(report) if report.exists() else None,
+            }
+        )
+        return
+    for o in outcomes:
+        shown = ", ".join(
+            f"{k} {v:.2%}" if k.endswith("accuracy") else f"{k} {v:.4g}"
+            for k, v in o.metrics.items()
+            if k in ("test_accuracy", "test_loss") or len(o.metrics) <= 4
+        )
+        note = " (already finished: skipped; --force re-runs)" if o.status == "skipped" else ""
+        typer.echo(f"{o.id}: {o.status}{note}" + (f" — {shown}" if shown else "") + (f" — {o.error}" if o.error else ""))
+    typer.echo(f"results: {out / 'runs.sqlite'}")
+    if report.exists():
+        typer.echo(f"report:  {report}")
+
+
+def _finish(outcomes: list[Any], out: Path, json_out: bool) -> None:
+    _print_outcomes(outcomes, out, json_out)
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command(
+    epilog=(
+        "Examples:  privlab run examples/train.yaml --out runs/demo  ·  "
+        "privlab run train --preset smoke --set train.epochs=3 --json  ·  "
+        "privlab run spec.yaml --out runs/x --force"
+    )
+)
+@handle_errors
+def run(
+    spec: str = typer.Argument(..., help="YAML spec file, or an experiment name (privlab experiments)"),
+    out: Path = typer.Option(Path("runs"), "--out", "-o", help=OUT_HELP),
+    preset: str | None = typer.Option(None, "--preset", "-p", help="preset to start from: smoke, cpu, paper"),
+    set_: list[str] = typer.Option([], "--set", "-s", help="override a key: --set train.epochs=3 (repeatable)"),
+    seed: int | None = typer.Option(None, "--seed", help="override the spec's seed"),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    data_root: Path | None = typer.Option(None, "--data-root", help=ROOT_HELP),
+    download: bool = typer.Option(False, "--download", help=DOWNLOAD_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Run an experiment spec (every point of its sweep) and store the results.
+
+    A run whose spec already finished in the output folder is skipped unless --force. Exit code 0 when every run
+    finished, 1 when a run failed, 2 for a bad spec or input.
+    """
+    from privlab.config import parse_overrides
+    from privlab.pipelines import PIPELINES
+    from privlab.run import execute, load_spec
+
+    overrides = parse_overrides(set_)
+    if seed is not None:
+        overrides["seed"] = seed
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        loaded = load_spec(path, preset=preset, overrides=overrides)
+    elif spec in PIPELINES:
+        loaded = load_spec(experiment=spec, preset=preset, overrides=overrides)
+    else:
+        raise ConfigError(
+            f"{spec!r} is neither a spec file nor an experiment; experiments: {', '.join(PIPELINES.names())}"
+        )
+    outcomes = execute(
+        loaded, out, force=force, device=device, data_root=data_root, download=download, quiet=quiet or json_out
+    )
+    _finish(outcomes, out, json_out)
+
+
+@app.command(
+    epilog=(
+        "Examples:  privlab train --dataset digits --model lenet5 --epochs 5 --seed 0 --out runs/t1  ·  "
+        "privlab train --dataset mnist --data-root ~/data --resize 32 --json"
+    )
+)
+@handle_errors
+def train(
+    dataset: str = typer.Option("digits", "--dataset", "-d", help="data set (privlab datasets)"),
+    model: str = typer.Option("lenet5", "--model", "-m", help="model (privlab models)"),
+    epochs: int = typer.Option(5, "--epochs", "-e", help="training epochs (≥ 1)"),
+    batch_size: int = typer.Option(64, "--batch-size", help="training batch size"),
+    lr: float = typer.Option(1e-3, "--lr", help="learning rate"),
+    optimizer: str = typer.Option("adam", "--optimizer", help="adam, adamw, sgd, adadelta"),
+    resize: int | None = typer.Option(None, "--resize", help="resize images to N×N"),
+    limit: int | None = typer.Option(None, "--limit", help="use a seeded subset of N training images"),
+    seed: int = typer.Option(0, "--seed", help="seed of the run"),
+    out: Path = typer.Option(Path("runs"), "--out", "-o", help=OUT_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    data_root: Path | None = typer.Option(None, "--data-root", help=ROOT_HELP),
+    download: bool = typer.Option(False, "--download", help=DOWNLOAD_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Train a classifier, evaluate it on the test split, save a safetensors checkpoint and a report.
+
+    The same as `privlab run` on a spec with `experiment: train`; the checkpoint is `OUT/<run id>/model.safetensors`.
+    """
+    from privlab.run import execute, spec_from_mapping
+
+    data: dict[str, Any] = {
+        "experiment": "train",
+        "seed": seed,
+        "dataset": {"name": dataset, "resize": resize, "train_limit": limit},
+        "model": model,
+        "train": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer},
+    }
+    spec = spec_from_mapping(data, source="privlab train options")
+    outcomes = execute(
+        spec, out, force=force, device=device, data_root=data_root, download=download, quiet=quiet or json_out
+    )
+    if json_out:
+        o = outcomes[0]
+        emit_json(
+            {
+                "run_id": o.id,
+                "status": o.status,
+                "test_accuracy": o.metrics.get("test_accuracy"),
+                "metrics": o.metrics,
+                "out": str(out),
+                "checkpoint": str(out / o.id / "model.safetensors"),
+                "report": str(out / "report.html"),
+            }
+        )
+        return
+    _finish(outcomes, out, json_out=False)

@@ -1,0 +1,200 @@
+"""Specs: pydantic models loaded from YAML, with errors that name the bad key, its line and the fix.
+
+A spec file names an ``experiment`` (a registered pipeline) and that pipeline's settings::
+
+    experiment: train
+    preset: smoke          # optional: start from pipelines/presets/train.smoke.yaml
+    seed: 0
+    dataset: {name: digits}
+    model: lenet5
+    train: {epochs: 5, lr: 0.001}
+
+Keys given in the file override the preset's. ``sweep:`` (a mapping of dotted keys to lists of values) expands
+one spec into a grid of runs, see :func:`privlab.run.sweep.expand`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from privlab.errors import ConfigError, DataMissingError, FileFormatError
+
+__all__ = [
+    "ExperimentSpec",
+    "Spec",
+    "deep_merge",
+    "format_validation_error",
+    "load_yaml",
+    "parse_overrides",
+    "spec_hash",
+    "validate",
+]
+
+S = TypeVar("S", bound=BaseModel)
+
+
+class Spec(BaseModel):
+    """Base of every config: unknown keys are refused; only names and numbers, so every spec is JSON."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ExperimentSpec(Spec):
+    """Keys common to every experiment spec; each pipeline subclasses it with its own settings."""
+
+    experiment: str = Field(description="registered pipeline name (privlab experiments lists them)")
+    name: str | None = Field(default=None, description="free label shown in reports; not part of the spec hash")
+    seed: int = Field(default=0, ge=0, description="seed of every random draw of the run")
+    preset: str | None = Field(default=None, description="preset the spec starts from (smoke, cpu, paper)")
+    sweep: dict[str, list[Any]] | None = Field(
+        default=None, description="dotted key → list of values; the spec expands to the grid of all combinations"
+    )
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of every mapping key (for error messages)."""
+
+
+def _key_lines(node: yaml.Node, prefix: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            path = (*prefix, key)
+            out[path] = key_node.start_mark.line + 1
+            _key_lines(value_node, path, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out[(*prefix, i)] = item.start_mark.line + 1
+            _key_lines(item, (*prefix, i), out)
+
+
+def load_yaml(path: str | Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
+    """Read a YAML mapping safely (``yaml.SafeLoader``; no Python objects) and the line of each key.
+
+    Returns:
+        ``(data, lines)`` where ``lines[("train", "epochs")]`` is the 1-based line of that key.
+
+    Raises:
+        DataMissingError: the file does not exist. FileFormatError: not valid YAML or not a mapping.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataMissingError(f"spec file not found: {p} (check the path; `privlab experiments` lists presets)")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise FileFormatError(f"cannot read spec file {p}: {e}") from None
+    try:
+        node = yaml.compose(text, Loader=_LineLoader)
+        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+    except yaml.YAMLError as e:
+        raise FileFormatError(f"{p}: not valid YAML: {' '.join(str(e).split())}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise FileFormatError(f"{p}: a spec must be a YAML mapping (key: value), got {type(data).__name__}")
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is not None:
+        _key_lines(node, (), lines)
+    return data, lines
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``override`` into a copy of ``base`` (mappings merge, everything else replaces)."""
+    out = dict(base)
+    for k, v in override.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Turn ``["train.epochs=3", "model=lenet5"]`` into a nested mapping; values are parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. train.epochs=3), got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        cur = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            cur = cur.setdefault(part, {})
+            if not isinstance(cur, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is set twice, once as a value")
+        cur[parts[-1]] = value
+    return out
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names allowed at ``loc`` (the mapping that holds the bad key) in ``model``."""
+    cur: Any = model
+    for part in loc:
+        fields = getattr(cur, "model_fields", None)
+        if fields is None or part not in fields:
+            return []
+        ann = fields[part].annotation
+        cur = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
+    fields = getattr(cur, "model_fields", None)
+    return list(fields) if fields else []
+
+
+def format_validation_error(
+    err: ValidationError, model: type[BaseModel], source: str, lines: Mapping[tuple[Any, ...], int] | None = None
+) -> str:
+    """One readable message for every problem of a pydantic ``ValidationError``: key path, line, allowed, got."""
+    lines = lines or {}
+    problems = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        dotted = ".".join(str(p) for p in loc) or "(top level)"
+        line = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
+        where = f"{source}:{line}" if line else source
+        if e["type"] == "extra_forbidden":
+            allowed = _fields_at(model, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            problems.append(f"{where}: unknown key {dotted!r}.{hint} Allowed here: {', '.join(allowed)}")
+        elif e["type"] == "missing":
+            problems.append(f"{where}: missing required key {dotted!r}")
+        else:
+            got = e.get("input")
+            got_s = json.dumps(got, default=str) if not isinstance(got, dict) else "a mapping"
+            if len(got_s) > 60:
+                got_s = got_s[:57] + "..."
+            msg = e["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {dotted}: {msg} (got {got_s})")
+    return "; ".join(problems)
+
+
+def validate(
+    model: type[S], data: Mapping[str, Any], source: str = "spec", lines: Mapping[tuple[Any, ...], int] | None = None
+) -> S:
+    """Validate ``data`` into ``model``; every problem at once in one :class:`ConfigError`."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, model, source, lines)) from None
+
+
+def spec_hash(spec: BaseModel) -> str:
+    """SHA-256 (hex) of the spec's canonical JSON, without the free ``name`` label and the ``sweep`` block.
+
+    Two specs that would run the same computation have the same hash; a finished hash is skipped on re-run.
+    """
+    data = spec.model_dump(mode="json", exclude={"name", "sweep"})
+    canon = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canon.encode()).hexdigest()

@@ -1,0 +1,361 @@
+"""The results store: ``runs.sqlite`` in an output folder (WAL mode, one transaction per write)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from privlab.errors import DataMissingError, FileFormatError, PrivlabError
+from privlab.store.schema import SCHEMA, SCHEMA_VERSION
+
+__all__ = ["STORE_FILENAME", "MetricRecord", "RunRecord", "Store"]
+
+STORE_FILENAME = "runs.sqlite"
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    """One metric value. ``step`` is None for a final value, else the epoch/iteration it was logged at."""
+
+    name: str
+    value: float
+    step: int | None = None
+    unit: str | None = None
+    kind: str | None = None
+    higher_is_better: bool | None = None
+
+
+@dataclass
+class RunRecord:
+    """One row of ``runs`` plus, when loaded with metrics, its final metric values."""
+
+    id: str
+    experiment: str
+    name: str | None
+    spec: dict[str, Any]
+    spec_hash: str
+    seed: int | None
+    status: str
+    started: float | None
+    finished: float | None
+    error: str | None
+    versions: dict[str, Any]
+    hardware: dict[str, Any]
+    dir: str | None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (used by ``--json`` output and exports)."""
+        return {
+            "id": self.id,
+            "experiment": self.experiment,
+            "name": self.name,
+            "status": self.status,
+            "seed": self.seed,
+            "spec_hash": self.spec_hash,
+            "started": self.started,
+            "finished": self.finished,
+            "error": self.error,
+            "dir": self.dir,
+            "metrics": self.metrics,
+            "spec": self.spec,
+            "versions": self.versions,
+            "hardware": self.hardware,
+        }
+
+
+def _finite_or_none(v: float) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+class Store:
+    """SQLite results store of one output folder.
+
+    Args:
+        out_dir: the output folder; the store is ``out_dir/runs.sqlite``.
+        create: create the folder and file if absent (False: a missing store is a :class:`DataMissingError`).
+    """
+
+    def __init__(self, out_dir: str | Path, *, create: bool = True) -> None:
+        self.out_dir = Path(out_dir)
+        self.path = self.out_dir / STORE_FILENAME
+        if not create and not self.path.is_file():
+            raise DataMissingError(
+                f"no results store at {self.path}: run an experiment with --out {self.out_dir} first, "
+                "or pass the folder that holds runs.sqlite"
+            )
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise PrivlabError(f"cannot create output folder {self.out_dir}: {e.strerror or e}") from None
+        try:
+            self._conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._conn.execute("PRAGMA busy_timeout = 60000")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            with self._tx() as c:
+                for stmt in SCHEMA.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+                c.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+        except sqlite3.DatabaseError as e:
+            raise FileFormatError(
+                f"{self.path} is not a valid privlab store ({e}); move it away or choose another --out folder"
+            ) from None
+        version = int(self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise FileFormatError(
+                f"{self.path} has store schema v{version}, newer than this privlab (v{SCHEMA_VERSION}); upgrade privlab"
+            )
+
+    # -- plumbing -------------------------------------------------------------------------------------------------
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error)."""
+        c = self._conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        else:
+            c.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- runs ---------------------------------------------------------------------------------------------------
+    def new_run_id(self, experiment: str, spec_hash: str) -> str:
+        """``<experiment>-<hash[:8]>``, with ``-2``, ``-3``… when that id is already taken (``--force`` re-runs)."""
+        base = f"{experiment}-{spec_hash[:8]}"
+        taken = {r[0] for r in self._conn.execute("SELECT id FROM runs WHERE id = ? OR id LIKE ?", (base, base + "-%"))}
+        if base not in taken:
+            return base
+        i = 2
+        while f"{base}-{i}" in taken:
+            i += 1
+        return f"{base}-{i}"
+
+    def start_run(
+        self,
+        run_id: str,
+        *,
+        experiment: str,
+        spec: dict[str, Any],
+        spec_hash: str,
+        seed: int | None,
+        versions: dict[str, Any],
+        hardware: dict[str, Any],
+        name: str | None = None,
+        dir: str | None = None,  # noqa: A002
+    ) -> None:
+        """Insert a run with status ``running``; an unfinished row with the same id (a crashed run) is replaced."""
+        with self._tx() as c:
+            c.execute("DELETE FROM runs WHERE id = ? AND status != 'finished'", (run_id,))
+            c.execute(
+                "INSERT INTO runs (id, experiment, name, spec_json, spec_hash, seed, status, started, versions_json,"
+                " hardware_json, dir) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                (
+                    run_id,
+                    experiment,
+                    name,
+                    json.dumps(spec, sort_keys=True),
+                    spec_hash,
+                    seed,
+                    time.time(),
+                    json.dumps(versions, sort_keys=True),
+                    json.dumps(hardware, sort_keys=True),
+                    dir,
+                ),
+            )
+
+    def finish_run(self, run_id: str, *, status: str = "finished", error: str | None = None) -> None:
+        """Mark a run ``finished`` or ``failed`` (with its error message)."""
+        if status not in ("finished", "failed"):
+            raise ValueError(f"bad status {status!r}")
+        with self._tx() as c:
+            c.execute(
+                "UPDATE runs SET status = ?, finished = ?, error = ? WHERE id = ?", (status, time.time(), error, run_id)
+            )
+
+    def finished_run(self, spec_hash: str) -> RunRecord | None:
+        """The latest finished run with this spec hash, or None (used to skip work on re-runs)."""
+        row = self._conn.execute(
+            "SELECT * FROM runs WHERE spec_hash = ? AND status = 'finished' ORDER BY finished DESC LIMIT 1",
+            (spec_hash,),
+        ).fetchone()
+        return self._record(row, with_metrics=True) if row else None
+
+    def unfinished_run_id(self, spec_hash: str) -> str | None:
+        """Id of a run with this hash that never finished (crashed or failed), to re-use on resume."""
+        row = self._conn.execute(
+            "SELECT id FROM runs WHERE spec_hash = ? AND status != 'finished' ORDER BY started DESC LIMIT 1",
+            (spec_hash,),
+        ).fetchone()
+        return row[0] if row else None
+
+    def _record(self, row: sqlite3.Row, *, with_metrics: bool) -> RunRecord:
+        rec = RunRecord(
+            id=row["id"],
+            experiment=row["experiment"],
+            name=row["name"],
+            spec=json.loads(row["spec_json"]),
+            spec_hash=row["spec_hash"],
+            seed=row["seed"],
+            status=row["status"],
+            started=row["started"],
+            finished=row["finished"],
+            error=row["error"],
+            versions=json.loads(row["versions_json"] or "{}"),
+            hardware=json.loads(row["hardware_json"] or "{}"),
+            dir=row["dir"],
+        )
+        if with_metrics:
+            rec.metrics = self.final_metrics(rec.id)
+        return rec
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """One run with its final metrics; a prefix of an id works when it is unique.
+
+        Raises:
+            UnknownNameError-like :class:`DataMissingError` naming the known ids when there is no such run.
+        """
+        row = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            rows = self._conn.execute("SELECT * FROM runs WHERE id LIKE ?", (run_id + "%",)).fetchall()
+            if len(rows) == 1:
+                row = rows[0]
+        if row is None:
+            ids = [r[0] for r in self._conn.execute("SELECT id FROM runs ORDER BY started")]
+            shown = ", ".join(ids[:10]) + (" …" if len(ids) > 10 else "")
+            raise DataMissingError(f"no run {run_id!r} in {self.path}; runs here: {shown or 'none'}")
+        return self._record(row, with_metrics=True)
+
+    def runs(self, *, experiment: str | None = None, status: str | None = None) -> list[RunRecord]:
+        """All runs (oldest first) with their final metrics, optionally filtered."""
+        q, args = "SELECT * FROM runs WHERE 1=1", []
+        if experiment:
+            q += " AND experiment = ?"
+            args.append(experiment)
+        if status:
+            q += " AND status = ?"
+            args.append(status)
+        rows = self._conn.execute(q + " ORDER BY started, id", args).fetchall()
+        finals = self._all_final_metrics()
+        out = []
+        for r in rows:
+            rec = self._record(r, with_metrics=False)
+            rec.metrics = finals.get(rec.id, {})
+            out.append(rec)
+        return out
+
+    # -- metrics --------------------------------------------------------------------------------------------------
+    def log_metrics(self, run_id: str, records: Iterable[MetricRecord]) -> None:
+        """Append metric values in one transaction (NaN/inf are stored as NULL)."""
+        rows = [
+            (
+                run_id,
+                m.name,
+                _finite_or_none(m.value),
+                m.step,
+                m.unit,
+                m.kind,
+                None if m.higher_is_better is None else int(m.higher_is_better),
+            )
+            for m in records
+        ]
+        if not rows:
+            return
+        with self._tx() as c:
+            c.executemany(
+                "INSERT INTO metrics (run_id, name, value, step, unit, kind, higher_is_better)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def metrics(self, run_id: str) -> list[MetricRecord]:
+        """Every metric row of a run (steps included), in insertion order."""
+        rows = self._conn.execute(
+            "SELECT name, value, step, unit, kind, higher_is_better FROM metrics WHERE run_id = ? ORDER BY rowid",
+            (run_id,),
+        ).fetchall()
+        return [
+            MetricRecord(
+                name=r["name"],
+                value=float("nan") if r["value"] is None else r["value"],
+                step=r["step"],
+                unit=r["unit"],
+                kind=r["kind"],
+                higher_is_better=None if r["higher_is_better"] is None else bool(r["higher_is_better"]),
+            )
+            for r in rows
+        ]
+
+    def final_metrics(self, run_id: str) -> dict[str, float]:
+        """Final (step-less) metric values of a run: name → value (the last one logged wins)."""
+        rows = self._conn.execute(
+            "SELECT name, value FROM metrics WHERE run_id = ? AND step IS NULL ORDER BY rowid", (run_id,)
+        ).fetchall()
+        return {r["name"]: (float("nan") if r["value"] is None else r["value"]) for r in rows}
+
+    def _all_final_metrics(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for r in self._conn.execute("SELECT run_id, name, value FROM metrics WHERE step IS NULL ORDER BY rowid"):
+            out.setdefault(r["run_id"], {})[r["name"]] = float("nan") if r["value"] is None else r["value"]
+        return out
+
+    def metric_info(self) -> dict[str, dict[str, Any]]:
+        """Per metric name: its unit, kind and direction as logged (for reports)."""
+        out: dict[str, dict[str, Any]] = {}
+        for r in self._conn.execute("SELECT DISTINCT name, unit, kind, higher_is_better FROM metrics"):
+            info = out.setdefault(r["name"], {"unit": None, "kind": None, "higher_is_better": None})
+            for k in ("unit", "kind", "higher_is_better"):
+                if r[k] is not None:
+                    info[k] = bool(r[k]) if k == "higher_is_better" else r[k]
+        return out
+
+    # -- artifacts ------------------------------------------------------------------------------------------------
+    def add_artifact(
+        self, run_id: str, kind: str, path: str | Path, sha256: str, meta: dict[str, Any] | None = None
+    ) -> None:
+        """Record a file (``path`` relative to the output folder where possible)."""
+        p = Path(path)
+        try:
+            rel = str(p.resolve().relative_to(self.out_dir.resolve()))
+        except ValueError:
+            rel = str(p)
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO artifacts (run_id, kind, path, sha256, meta_json) VALUES (?, ?, ?, ?, ?)",
+                (run_id, kind, rel, sha256, json.dumps(meta or {}, sort_keys=True)),
+            )
+
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        """Artifact records of a run: kind, path (relative to the output folder), sha256, meta."""
+        rows = self._conn.execute(
+            "SELECT kind, path, sha256, meta_json FROM artifacts WHERE run_id = ? ORDER BY rowid", (run_id,)
+        ).fetchall()
+        return [{"kind": r[0], "path": r[1], "sha256": r[2], "meta": json.loads(r[3] or "{}")} for r in rows]
+
+    def integrity_ok(self) -> bool:
+        """``PRAGMA integrity_check`` says ``ok``."""
+        return self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -1,0 +1,32 @@
+"""Shared test set-up: one torch thread per test process, fixed seeds, paths to the optional shared data."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("OMP_NUM_THREADS") == "1":
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _seeds_fixed() -> None:
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    """The ``shared/`` folder beside the repository (real MNIST, AlexNet weights); skips when absent."""
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data folder not found at {SHARED} (optional: real-data tests only)")
+    return SHARED

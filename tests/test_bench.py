@@ -1,0 +1,96 @@
+"""The benchmark harness: ratios, memory, pass/fail, discovery and output files."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from privlab.bench import BENCHMARKS, Benchmark, discover, render_markdown, run_all, run_benchmark, write_results
+from privlab.errors import DataMissingError, UnknownNameError
+
+
+def _sleepy(name: str = "test_sleep_ratio") -> Benchmark:
+    return Benchmark(
+        name=name,
+        description="20 ms sleep vs 10 ms sleep",
+        candidate=lambda: time.sleep(0.02),
+        baseline=lambda: time.sleep(0.01),
+        repeats=3,
+        warmup=1,
+        goal="ratio ≤ 1.2",
+        max_ratio=1.2,
+    )
+
+
+def test_run_benchmark_ratio_and_record(tmp_path: Path) -> None:
+    b = _sleepy()
+    BENCHMARKS.add(b.name, b)
+    try:
+        r = run_benchmark(b, repeats=3)
+        assert 1.5 <= r["ratio"] <= 3.0
+        assert r["ratio"] == pytest.approx(r["candidate_s"] / r["baseline_s"])
+        assert r["passed"] is False
+        assert isinstance(r["torch_threads"], int) and r["torch_threads"] >= 1
+        assert r["repeats"] == 3 and len(r["candidate_times_s"]) == 3 and len(r["baseline_times_s"]) == 3
+        assert r["candidate_peak_mib"] >= 0 and r["baseline_peak_mib"] >= 0
+        assert r["versions"]["torch"] and "cpu_count" in r["hardware"]
+        assert r["device"] == "cpu" and r["timestamp"]
+
+        paths = write_results([r], tmp_path / "results", markdown_path=tmp_path / "BENCHMARKS.md")
+        data = json.loads((tmp_path / "results" / f"{b.name}.json").read_text())
+        assert data["name"] == b.name and data["ratio"] == pytest.approx(r["ratio"])
+        assert (tmp_path / "BENCHMARKS.md") in paths
+
+        md = render_markdown([r])
+        assert b.name in md and f"{r['ratio']:.2f}×" in md and "**no**" in md
+        assert "| benchmark | goal |" in md and "threads" in md
+    finally:
+        BENCHMARKS.remove(b.name)
+
+
+def test_no_threshold_means_passed_none() -> None:
+    b = Benchmark(name="x", description="", candidate=lambda: None, baseline=lambda: time.sleep(0.001), warmup=0)
+    r = run_benchmark(b, repeats=1)
+    assert r["passed"] is None and r["max_ratio"] is None
+
+
+def test_allocation_shows_in_peak_memory() -> None:
+    def alloc() -> None:
+        buf = bytearray(64 * 1024 * 1024)
+        for i in range(0, len(buf), 4096):  # touch every page so it is resident
+            buf[i] = 1
+        time.sleep(0.02)
+        del buf
+
+    b = Benchmark(name="alloc", description="", candidate=alloc, baseline=lambda: time.sleep(0.02), warmup=0)
+    r = run_benchmark(b, repeats=1)
+    assert r["candidate_peak_mib"] > 32
+    assert r["baseline_peak_mib"] < r["candidate_peak_mib"]
+
+
+def test_discover_registers_module_benchmark(tmp_path: Path) -> None:
+    (tmp_path / "bench_x.py").write_text(
+        "from privlab.bench import Benchmark\n"
+        "BENCHMARK = Benchmark(name='test_discovered_x', description='d', candidate=lambda: None,\n"
+        "                      baseline=lambda: None, repeats=1, warmup=0)\n"
+    )
+    (tmp_path / "helper.py").write_text("raise RuntimeError('not a bench file, must not be imported')\n")
+    try:
+        assert discover(tmp_path) == ["test_discovered_x"]
+        assert "test_discovered_x" in BENCHMARKS
+        assert discover(tmp_path) == ["test_discovered_x"]  # idempotent: no duplicate-name error
+        results = run_all(["test_discovered_x"], tmp_path, repeats=1)
+        assert [r["name"] for r in results] == ["test_discovered_x"]
+        with pytest.raises(UnknownNameError, match="test_discovered_x"):
+            run_all(["test_discovered_y"], tmp_path)
+    finally:
+        if "test_discovered_x" in BENCHMARKS:
+            BENCHMARKS.remove("test_discovered_x")
+
+
+def test_discover_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataMissingError):
+        discover(tmp_path / "absent")
