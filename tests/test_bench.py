@@ -33,20 +33,30 @@ def test_run_benchmark_ratio_and_record(tmp_path: Path) -> None:
         assert 1.5 <= r["ratio"] <= 3.0
         assert r["ratio"] == pytest.approx(r["candidate_s"] / r["baseline_s"])
         assert r["passed"] is False
-        assert isinstance(r["torch_threads"], int) and r["torch_threads"] >= 1
-        assert r["repeats"] == 3 and len(r["candidate_times_s"]) == 3 and len(r["baseline_times_s"]) == 3
-        assert r["candidate_peak_mib"] >= 0 and r["baseline_peak_mib"] >= 0
-        assert r["versions"]["torch"] and "cpu_count" in r["hardware"]
-        assert r["device"] == "cpu" and r["timestamp"]
+        assert isinstance(r["torch_threads"], int)
+        assert r["torch_threads"] >= 1
+        assert r["repeats"] == 3
+        assert len(r["candidate_times_s"]) == 3
+        assert len(r["baseline_times_s"]) == 3
+        assert r["candidate_peak_mib"] >= 0
+        assert r["baseline_peak_mib"] >= 0
+        assert r["versions"]["torch"]
+        assert "cpu_count" in r["hardware"]
+        assert r["device"] == "cpu"
+        assert r["timestamp"]
 
         paths = write_results([r], tmp_path / "results", markdown_path=tmp_path / "BENCHMARKS.md")
         data = json.loads((tmp_path / "results" / f"{b.name}.json").read_text())
-        assert data["name"] == b.name and data["ratio"] == pytest.approx(r["ratio"])
+        assert data["name"] == b.name
+        assert data["ratio"] == pytest.approx(r["ratio"])
         assert (tmp_path / "BENCHMARKS.md") in paths
 
         md = render_markdown([r])
-        assert b.name in md and f"{r['ratio']:.2f}×" in md and "**no**" in md
-        assert "| benchmark | goal |" in md and "threads" in md
+        assert b.name in md
+        assert f"{r['ratio']:.2f}×" in md
+        assert "**no**" in md
+        assert "| benchmark | goal |" in md
+        assert "threads" in md
     finally:
         BENCHMARKS.remove(b.name)
 
@@ -54,7 +64,8 @@ def test_run_benchmark_ratio_and_record(tmp_path: Path) -> None:
 def test_no_threshold_means_passed_none() -> None:
     b = Benchmark(name="x", description="", candidate=lambda: None, baseline=lambda: time.sleep(0.001), warmup=0)
     r = run_benchmark(b, repeats=1)
-    assert r["passed"] is None and r["max_ratio"] is None
+    assert r["passed"] is None
+    assert r["max_ratio"] is None
 
 
 def test_allocation_shows_in_peak_memory() -> None:
@@ -94,3 +105,17 @@ def test_discover_registers_module_benchmark(tmp_path: Path) -> None:
 def test_discover_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(DataMissingError):
         discover(tmp_path / "absent")
+
+
+def test_repository_benchmarks_register() -> None:
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    names = discover(folder)
+    try:
+        assert "train_loop_overhead" in names
+        b = BENCHMARKS.get("train_loop_overhead")
+        assert b.max_ratio == 1.15
+        assert b.goal
+    finally:
+        for n in names:
+            if n in BENCHMARKS:
+                BENCHMARKS.remove(n)

@@ -54,20 +54,28 @@ def _make_store(out: Path) -> None:
 def test_report_is_self_contained_escaped_and_complete(tmp_path: Path) -> None:
     _make_store(tmp_path)
     path = build_report(tmp_path, title="My <report>")
-    assert path == tmp_path / "report.html" and path.is_file()
+    assert path == tmp_path / "report.html"
+    assert path.is_file()
     page = path.read_text(encoding="utf-8")
-    assert "train-aaaa1111" in page and "other-bbbb2222" in page
+    assert "train-aaaa1111" in page
+    assert "other-bbbb2222" in page
     assert "data:image/png;base64," in page
-    assert "&lt;script&gt;" in page and "<script>alert" not in page
+    assert "&lt;script&gt;" in page
+    assert "<script>alert" not in page
     assert "<script" not in page.lower()  # no scripts at all
-    assert "&lt;b&gt;bad&lt;/b&gt;" in page and "<b>bad</b>" not in page
+    assert "&lt;b&gt;bad&lt;/b&gt;" in page
+    assert "<b>bad</b>" not in page
     assert "My &lt;report&gt;" in page
-    assert "http://" not in page and "https://" not in page
+    assert "http://" not in page
+    assert "https://" not in page
     assert "0.9123" in page  # accuracy with 4 significant digits
-    assert "fraction" in page and "nats" in page  # units from metric_info
+    assert "fraction" in page
+    assert "nats" in page
     assert "Training" in page  # the registered train section's title
-    assert "weights%20file.safetensors" in page and "abababababab" in page  # artifact link + short sha256
-    assert "<details>" in page and "&quot;epochs&quot;: 3" in page  # pretty-printed spec
+    assert "weights%20file.safetensors" in page
+    assert "abababababab" in page
+    assert "<details>" in page
+    assert "&quot;epochs&quot;: 3" in page
     # no leftover temporary files from the atomic write
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report.html")]
 
@@ -79,7 +87,7 @@ def test_report_of_empty_store(tmp_path: Path) -> None:
 
 
 def test_folder_without_store_is_a_user_error(tmp_path: Path) -> None:
-    with pytest.raises(DataMissingError, match="runs.sqlite"):
+    with pytest.raises(DataMissingError, match=r"runs\.sqlite"):
         build_report(tmp_path / "nothing")
     assert not (tmp_path / "nothing").exists()
 
@@ -87,7 +95,8 @@ def test_folder_without_store_is_a_user_error(tmp_path: Path) -> None:
 def test_training_curves_none_without_steps() -> None:
     assert training_curves([MetricRecord("test_accuracy", 0.9)], "t") is None
     uri = training_curves([MetricRecord("lr", 0.1, step=1), MetricRecord("lr", 0.05, step=2)], "t")
-    assert uri is not None and re.fullmatch(r"data:image/png;base64,[A-Za-z0-9+/=]+", uri)
+    assert uri is not None
+    assert re.fullmatch(r"data:image/png;base64,[A-Za-z0-9+/=]+", uri)
 
 
 def test_format_value() -> None:
@@ -101,11 +110,12 @@ def test_custom_section_is_used(tmp_path: Path) -> None:
     _make_store(tmp_path)
 
     @SECTIONS.register("other", title="Other things")
-    def _other(runs, store):  # noqa: ANN001, ANN202
+    def _other(runs, store):
         return f"<p id='custom-marker'>{len(runs)}</p>"
 
     try:
         page = build_report(tmp_path).read_text(encoding="utf-8")
     finally:
         SECTIONS.remove("other")
-    assert "custom-marker" in page and "Other things" in page
+    assert "custom-marker" in page
+    assert "Other things" in page

@@ -19,6 +19,11 @@ JSON_HELP = "print a JSON object on stdout instead of text"
 QUIET_HELP = "no progress bars"
 
 
+def examples(*commands: str) -> str:
+    """Help epilog listing example command lines, one per line."""
+    return "[bold]Examples[/bold]\n\n" + "\n\n".join(f"  $ {c}" for c in commands)
+
+
 def _clean(obj: Any) -> Any:
     """Replace NaN/inf (not valid JSON) by None, recursively."""
     if isinstance(obj, float) and not math.isfinite(obj):

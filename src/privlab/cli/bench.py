@@ -7,13 +7,11 @@ from pathlib import Path
 import typer
 
 from privlab.cli import app
-from privlab.cli._common import JSON_HELP, emit_json, handle_errors, print_table
+from privlab.cli._common import examples, JSON_HELP, emit_json, handle_errors, print_table
 from privlab.errors import DataMissingError
 
 
-@app.command(
-    epilog="Examples:  privlab bench  ·  privlab bench train_loop_overhead --repeats 3 --json  ·  make bench"
-)
+@app.command(epilog=examples("privlab bench", "privlab bench train_loop_overhead --repeats 3 --json", "make bench"))
 @handle_errors
 def bench(
     names: list[str] = typer.Argument(None, help="benchmarks to run (default: all)"),

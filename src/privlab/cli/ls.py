@@ -5,10 +5,10 @@ from __future__ import annotations
 import typer
 
 from privlab.cli import app
-from privlab.cli._common import JSON_HELP, emit_json, handle_errors, print_table
+from privlab.cli._common import examples, JSON_HELP, emit_json, handle_errors, print_table
 
 
-@app.command(epilog="Examples:  privlab datasets  ·  privlab datasets --json")
+@app.command(epilog=examples("privlab datasets", "privlab datasets --json"))
 @handle_errors
 def datasets(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """List registered data sets: name, image shape (C×H×W), classes, whether --data-root is needed."""
@@ -47,7 +47,7 @@ def datasets(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> 
     )
 
 
-@app.command(epilog="Examples:  privlab models  ·  privlab models --json")
+@app.command(epilog=examples("privlab models", "privlab models --json"))
 @handle_errors
 def models(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """List registered models: name, input size they need (others are resized inside), layers to split at."""
@@ -90,7 +90,7 @@ def models(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> No
     )
 
 
-@app.command(epilog="Examples:  privlab experiments  ·  privlab run train --preset smoke")
+@app.command(epilog=examples("privlab experiments", "privlab run train --preset smoke"))
 @handle_errors
 def experiments(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """List experiments (pipelines) that `privlab run` accepts, with their presets."""
@@ -104,5 +104,7 @@ def experiments(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) 
         emit_json({"experiments": rows})
         return
     print_table(
-        "experiments", ["name", "presets", "description"], [[r["name"], ", ".join(r["presets"]), r["description"]] for r in rows]
+        "experiments",
+        ["name", "presets", "description"],
+        [[r["name"], ", ".join(r["presets"]), r["description"]] for r in rows],
     )

@@ -7,10 +7,10 @@ from pathlib import Path
 import typer
 
 from privlab.cli import app
-from privlab.cli._common import JSON_HELP, emit_json, handle_errors
+from privlab.cli._common import examples, JSON_HELP, emit_json, handle_errors
 
 
-@app.command(epilog="Examples:  privlab report runs/demo  ·  privlab report runs/demo --json")
+@app.command(epilog=examples("privlab report runs/demo", "privlab report runs/demo --json"))
 @handle_errors
 def report(
     out: Path = typer.Argument(Path("runs"), help="output folder holding runs.sqlite"),

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from privlab.cli import app
-from privlab.cli._common import JSON_HELP, QUIET_HELP, emit_json, handle_errors
+from privlab.cli._common import examples, JSON_HELP, QUIET_HELP, emit_json, handle_errors
 from privlab.errors import ConfigError
 
 OUT_HELP = "output folder: runs.sqlite, one folder per run, report.html"
@@ -37,7 +37,9 @@ def _print_outcomes(outcomes: list[Any], out: Path, json_out: bool) -> None:
             if k in ("test_accuracy", "test_loss") or len(o.metrics) <= 4
         )
         note = " (already finished: skipped; --force re-runs)" if o.status == "skipped" else ""
-        typer.echo(f"{o.id}: {o.status}{note}" + (f" — {shown}" if shown else "") + (f" — {o.error}" if o.error else ""))
+        typer.echo(
+            f"{o.id}: {o.status}{note}" + (f" — {shown}" if shown else "") + (f" — {o.error}" if o.error else "")
+        )
     typer.echo(f"results: {out / 'runs.sqlite'}")
     if report.exists():
         typer.echo(f"report:  {report}")
@@ -50,10 +52,10 @@ def _finish(outcomes: list[Any], out: Path, json_out: bool) -> None:
 
 
 @app.command(
-    epilog=(
-        "Examples:  privlab run examples/train.yaml --out runs/demo  ·  "
-        "privlab run train --preset smoke --set train.epochs=3 --json  ·  "
-        "privlab run spec.yaml --out runs/x --force"
+    epilog=examples(
+        "privlab run examples/train.yaml --out runs/demo",
+        "privlab run train --preset smoke --set train.epochs=3 --json",
+        "privlab run spec.yaml --out runs/x --force",
     )
 )
 @handle_errors
@@ -98,9 +100,9 @@ def run(
 
 
 @app.command(
-    epilog=(
-        "Examples:  privlab train --dataset digits --model lenet5 --epochs 5 --seed 0 --out runs/t1  ·  "
-        "privlab train --dataset mnist --data-root ~/data --resize 32 --json"
+    epilog=examples(
+        "privlab train --dataset digits --model lenet5 --epochs 5 --seed 0 --out runs/t1",
+        "privlab train --dataset mnist --data-root ~/data --resize 32 --json",
     )
 )
 @handle_errors

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from privlab.cli._common import JSON_HELP, emit_json, handle_errors, print_table
+from privlab.cli._common import examples, JSON_HELP, emit_json, handle_errors, print_table
 from privlab.errors import ConfigError
 
 app = typer.Typer(help="Read the results store of an output folder (runs.sqlite).", no_args_is_help=True)
@@ -18,7 +18,7 @@ def _when(t: float | None) -> str:
     return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else ""
 
 
-@app.command("list", epilog="Examples:  privlab runs list --out runs/demo  ·  privlab runs list --out runs --csv")
+@app.command("list", epilog=examples("privlab runs list --out runs/demo", "privlab runs list --out runs --csv"))
 @handle_errors
 def list_(
     out: Path = typer.Option(Path("runs"), "--out", "-o", help=OUT_HELP),
@@ -42,11 +42,14 @@ def list_(
         print_table(
             f"runs in {out}",
             ["id", "experiment", "status", "seed", "started", *names],
-            [[r.id, r.experiment, r.status, r.seed, _when(r.started), *[r.metrics.get(n) for n in names]] for r in runs],
+            [
+                [r.id, r.experiment, r.status, r.seed, _when(r.started), *[r.metrics.get(n) for n in names]]
+                for r in runs
+            ],
         )
 
 
-@app.command(epilog="Examples:  privlab runs show train-1a2b3c4d --out runs/demo  ·  privlab runs show train --json")
+@app.command(epilog=examples("privlab runs show train-1a2b3c4d --out runs/demo", "privlab runs show train --json"))
 @handle_errors
 def show(
     run_id: str = typer.Argument(..., help="run id (a unique prefix is enough)"),
@@ -68,7 +71,9 @@ def show(
     if rec.error:
         typer.echo(f"error: {rec.error}")
     print_table("final metrics", ["metric", "value"], [[k, v] for k, v in rec.metrics.items()])
-    print_table("artifacts", ["kind", "path", "sha256"], [[a["kind"], a["path"], a["sha256"][:16]] for a in data["artifacts"]])
+    print_table(
+        "artifacts", ["kind", "path", "sha256"], [[a["kind"], a["path"], a["sha256"][:16]] for a in data["artifacts"]]
+    )
     import json
 
     typer.echo("spec: " + json.dumps(rec.spec, sort_keys=True))
@@ -76,7 +81,9 @@ def show(
 
 
 @app.command(
-    epilog="Examples:  privlab runs export --out runs/demo --csv --to results.csv  ·  privlab runs export --out runs/demo --json"
+    epilog=examples(
+        "privlab runs export --out runs/demo --csv --to results.csv", "privlab runs export --out runs/demo --json"
+    )
 )
 @handle_errors
 def export(

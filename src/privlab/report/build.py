@@ -107,18 +107,23 @@ def _fmt_duration(run: RunRecord) -> str:
     return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
 
 
-def _first_line(text: str, limit: int = 240) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
+def _error_summary(text: str, limit: int = 240) -> str:
+    """One line of an error for the overview: a traceback's last line (the exception), else the first line."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _kv_table(values: Mapping[str, Any]) -> str:
     if not values:
         return '<p class="muted">not recorded</p>'
-    rows = "".join(
-        f"<tr><th>{esc(k)}</th><td><code>{esc(v if isinstance(v, str) else json.dumps(v))}</code></td></tr>"
-        for k, v in values.items()
-    )
+
+    def show(v: Any) -> str:
+        return "—" if v is None else v if isinstance(v, str) else json.dumps(v)
+
+    rows = "".join(f"<tr><th>{esc(k)}</th><td><code>{esc(show(v))}</code></td></tr>" for k, v in values.items())
     return f"<table>{rows}</table>"
 
 
@@ -132,7 +137,7 @@ def _overview(runs: list[RunRecord], info: Mapping[str, Mapping[str, Any]]) -> s
     for r in runs:
         names.update(dict.fromkeys(r.metrics))
     head = (
-        "<th>id</th><th>experiment</th><th>name</th><th>status</th><th class=\"num\">seed</th><th>started</th>"
+        '<th>id</th><th>experiment</th><th>name</th><th>status</th><th class="num">seed</th><th>started</th>'
         '<th class="num">duration</th>' + "".join(metric_header(n, info) for n in names)
     )
     ncols = 7 + len(names)
@@ -152,7 +157,7 @@ def _overview(runs: list[RunRecord], info: Mapping[str, Mapping[str, Any]]) -> s
         )
         if r.error:
             rows.append(
-                f'<tr class="error-row"><td colspan="{ncols}"><pre class="error">{esc(_first_line(r.error))}</pre>'
+                f'<tr class="error-row"><td colspan="{ncols}"><pre class="error">{esc(_error_summary(r.error))}</pre>'
                 "</td></tr>"
             )
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
@@ -190,11 +195,13 @@ def _run_details(run: RunRecord, store: Store) -> str:
     arts = store.artifacts(run.id)
     if arts:
         rows = "".join(
-            f"<tr><td>{esc(a['kind'])}</td><td><a href=\"{esc(_artifact_href(a['path']))}\">{esc(a['path'])}</a></td>"
-            f"<td title=\"{esc(a['sha256'])}\"><code>{esc((a['sha256'] or '')[:12])}</code></td></tr>"
+            f'<tr><td>{esc(a["kind"])}</td><td><a href="{esc(_artifact_href(a["path"]))}">{esc(a["path"])}</a></td>'
+            f'<td title="{esc(a["sha256"])}"><code>{esc((a["sha256"] or "")[:12])}</code></td></tr>'
             for a in arts
         )
-        artifacts = f"<table><thead><tr><th>kind</th><th>path</th><th>sha256</th></tr></thead><tbody>{rows}</tbody></table>"
+        artifacts = (
+            f"<table><thead><tr><th>kind</th><th>path</th><th>sha256</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
     else:
         artifacts = '<p class="muted">No artifacts.</p>'
     title = f"{esc(run.id)}" + (f" <small>{esc(run.name)}</small>" if run.name else "")

@@ -23,11 +23,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from privlab.store import MetricRecord  # noqa: E402
+from privlab.store import MetricRecord
 
 __all__ = ["figure_to_data_uri", "group_stepped", "training_curves"]
 
@@ -112,12 +112,12 @@ def training_curves(records: Iterable[MetricRecord], title: str, *, max_columns:
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False, layout="constrained")
     for ax in axes.flat[len(order) :]:
         ax.set_visible(False)
-    for ax, key in zip(axes.flat, order):
+    for ax, key in zip(axes.flat, order, strict=False):
         label, names = panels[key]
         if key.startswith("unit:") and len(names) == 1:
             label = f"{names[0]} ({label})"
         for name in names:
-            steps, values = zip(*series[name])
+            steps, values = zip(*series[name], strict=False)
             ax.plot(steps, values, marker="o" if len(steps) <= 30 else None, markersize=3, label=name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("step (epoch)")

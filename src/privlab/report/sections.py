@@ -109,7 +109,7 @@ def metrics_table(metrics: Mapping[str, float], info: Mapping[str, Mapping[str, 
         hib = meta.get("higher_is_better")
         better = "" if hib is None else ("higher" if hib else "lower")
         rows.append(
-            f"<tr><td>{esc(name)}</td><td class=\"num\">{esc(format_value(value, name, meta.get('unit')))}</td>"
+            f'<tr><td>{esc(name)}</td><td class="num">{esc(format_value(value, name, meta.get("unit")))}</td>'
             f"<td>{esc(meta.get('unit'))}</td><td>{esc(meta.get('kind'))}</td><td>{better}</td></tr>"
         )
     return (
@@ -128,7 +128,7 @@ def _metric_names(runs: Iterable[RunRecord]) -> list[str]:
 def runs_metrics_table(runs: list[RunRecord], info: Mapping[str, Mapping[str, Any]]) -> str:
     """One row per run (linked to its details), one column per final metric: for comparing runs side by side."""
     names = _metric_names(runs)
-    head = "<th>run</th><th>name</th><th>status</th><th class=\"num\">seed</th>" + "".join(
+    head = '<th>run</th><th>name</th><th>status</th><th class="num">seed</th>' + "".join(
         metric_header(n, info) for n in names
     )
     rows = []
