@@ -6,9 +6,6 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 # torch/torchvision pinned here (the versions this project is developed against); the rest from pyproject.toml.
 TORCH  := torch==2.14.1 torchvision==0.29.1
-# Each test process gets one torch thread: oversubscribed torch is many times slower on small machines.
-export OMP_NUM_THREADS ?= 1
-export MKL_NUM_THREADS ?= 1
 
 .PHONY: install demo test bench lint clean
 
@@ -24,11 +21,13 @@ demo: install
 	$(VENV)/bin/privlab run examples/demo.yaml --out runs/demo
 	@echo "Open the report in a browser: $(CURDIR)/runs/demo/report.html"
 
+# Two test workers, one torch thread each: oversubscribed torch is many times slower on small machines.
 test: install
-	$(PY) -m pytest -n 2 -q
+	$(VENV)/bin/ruff check src tests benchmarks
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n 2 -q
 
 bench: install
-	OMP_NUM_THREADS= MKL_NUM_THREADS= $(VENV)/bin/privlab bench --markdown BENCHMARKS.md
+	$(VENV)/bin/privlab bench --markdown BENCHMARKS.md
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

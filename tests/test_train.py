@@ -37,9 +37,11 @@ def test_early_stopping_with_validation(digits):
 
 def test_schedulers_and_optimizers(digits):
     train, _ = digits
-    for extra in ({"optimizer": "sgd", "scheduler": "multistep", "milestones": [1]},
-                  {"optimizer": "adadelta", "lr": 1.0, "scheduler": "cosine"},
-                  {"optimizer": "adamw", "scheduler": "step", "step_size": 1, "gamma": 0.5}):
+    for extra in (
+        {"optimizer": "sgd", "scheduler": "multistep", "milestones": [1]},
+        {"optimizer": "adadelta", "lr": 1.0, "scheduler": "cosine"},
+        {"optimizer": "adamw", "scheduler": "step", "step_size": 1, "gamma": 0.5},
+    ):
         m = build_model("lenet_dlg", 10, train.shape)
         hist = fit(m, train.subset(range(64)), TrainConfig(epochs=2, **extra), seed=0)
         assert hist[1]["lr"] <= hist[0]["lr"]

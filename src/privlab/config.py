@@ -94,7 +94,7 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], i
         raise FileFormatError(f"cannot read spec file {p}: {e}") from None
     try:
         node = yaml.compose(text, Loader=_LineLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+        data = yaml.load(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
         raise FileFormatError(f"{p}: not valid YAML: {' '.join(str(e).split())}") from None
     if data is None:
@@ -147,7 +147,9 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         if fields is None or part not in fields:
             return []
         ann = fields[part].annotation
-        cur = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
+        cur = next(
+            (a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), ann
+        )
     fields = getattr(cur, "model_fields", None)
     return list(fields) if fields else []
 

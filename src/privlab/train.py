@@ -79,7 +79,10 @@ def make_optimizer(params: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Build the optimiser named in ``cfg`` over ``params``."""
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+            params,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov and cfg.momentum > 0,
             weight_decay=cfg.weight_decay,
         )
     if cfg.optimizer == "adadelta":
@@ -137,7 +140,7 @@ def _split_val(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Data
     if fraction <= 0:
         return data, None
     n = len(data)  # type: ignore[arg-type]
-    n_val = max(1, int(round(n * fraction)))
+    n_val = max(1, round(n * fraction))
     if n_val >= n:
         raise ConfigError(f"val_fraction {fraction} leaves no training data out of {n} images")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7919))

@@ -25,8 +25,19 @@ def test_version_and_help():
 
 
 @pytest.mark.parametrize(
-    "cmd", [["train"], ["run"], ["datasets"], ["models"], ["experiments"], ["report"], ["bench"],
-            ["runs", "list"], ["runs", "show"], ["runs", "export"]]
+    "cmd",
+    [
+        ["train"],
+        ["run"],
+        ["datasets"],
+        ["models"],
+        ["experiments"],
+        ["report"],
+        ["bench"],
+        ["runs", "list"],
+        ["runs", "show"],
+        ["runs", "export"],
+    ],
 )
 def test_every_command_has_help_with_examples(cmd):
     r = invoke(*cmd, "--help")
@@ -46,8 +57,26 @@ def test_datasets_and_models_json():
 
 def test_train_json_then_runs_commands(tmp_path):
     out = tmp_path / "t1"
-    r = invoke("train", "--dataset", "digits", "--model", "lenet5", "--epochs", "3", "--limit", "300", "--batch-size", "16", "--lr", "0.003",
-               "--seed", "0", "--out", out, "--json")
+    r = invoke(
+        "train",
+        "--dataset",
+        "digits",
+        "--model",
+        "lenet5",
+        "--epochs",
+        "3",
+        "--limit",
+        "300",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.003",
+        "--seed",
+        "0",
+        "--out",
+        out,
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert data["out"] == str(out) and 0.5 < data["test_accuracy"] <= 1.0
@@ -114,12 +143,30 @@ def test_missing_spec_file_and_store(tmp_path):
 
 def test_real_subprocess_run(tmp_path):
     """The installed command as a user runs it: a real process, exit codes and JSON on stdout."""
-    cmd = [sys.executable, "-m", "privlab", "run", "train", "--preset", "smoke", "--set", "train.epochs=1",
-           "--set", "dataset.train_limit=100", "--out", str(tmp_path), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "privlab",
+        "run",
+        "train",
+        "--preset",
+        "smoke",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "dataset.train_limit=100",
+        "--out",
+        str(tmp_path),
+        "--json",
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     (run,) = json.loads(p.stdout)["runs"]
     assert run["status"] == "finished"
-    bad = subprocess.run([sys.executable, "-m", "privlab", "run", "train", "--set", "train.epochs=0",
-                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [sys.executable, "-m", "privlab", "run", "train", "--set", "train.epochs=0", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "train.epochs" in bad.stderr

@@ -133,8 +133,13 @@ def test_convnet_params_and_width() -> None:
 
 
 def test_convnet_too_small_input() -> None:
+    # The bare factory refuses an input its two 3×3 pools cannot take …
     with pytest.raises(ConfigError, match="does not fit"):
-        build_model("convnet64", 10, (1, 8, 8))
+        MODELS.get("convnet64")(10, (1, 8, 8))
+    # … and build_model resizes it up to the declared minimum (min_hw = 9×9) instead.
+    m = build_model("convnet64", 10, (1, 8, 8))
+    assert list(dict(m.named_children()))[0] == "resize" and m.resize.size == (9, 9)
+    assert m(torch.rand(2, 1, 8, 8)).shape == (2, 10)
 
 
 def test_mnist_cnn_sizes() -> None:

@@ -63,8 +63,11 @@ def test_missing_data_root_is_recorded_as_failed(tmp_path):
 def test_sweep_runs_every_point_and_continues_after_failure(tmp_path):
     spec = load_spec(
         experiment="train",
-        overrides={"train": {"epochs": 1}, "dataset": {"train_limit": 64, "test_limit": 64},
-                   "sweep": {"dataset.name": ["digits", "mnist"], "seed": [0, 1]}},
+        overrides={
+            "train": {"epochs": 1},
+            "dataset": {"train_limit": 64, "test_limit": 64},
+            "sweep": {"dataset.name": ["digits", "mnist"], "seed": [0, 1]},
+        },
     )
     outcomes = execute(spec, tmp_path, quiet=True)
     assert [o.status for o in outcomes] == ["finished", "finished", "failed", "failed"]
@@ -77,7 +80,10 @@ def test_sweep_runs_every_point_and_continues_after_failure(tmp_path):
 
 
 def test_real_mnist_paper_preset_loads(shared_dir, tmp_path):
-    spec = load_spec(experiment="train", preset="paper",
-                     overrides={"train": {"epochs": 2, "batch_size": 32}, "dataset": {"train_limit": 512, "test_limit": 256}})
+    spec = load_spec(
+        experiment="train",
+        preset="paper",
+        overrides={"train": {"epochs": 2, "batch_size": 32}, "dataset": {"train_limit": 512, "test_limit": 256}},
+    )
     (o,) = execute(spec, tmp_path, quiet=True, data_root=shared_dir / "data")
     assert o.status == "finished" and o.metrics["test_accuracy"] > 0.3

@@ -9,16 +9,30 @@ from privlab.store import MetricRecord, Store, atomic_write_text, load_tensors, 
 
 
 def _start(store, run_id="r1", h="h" * 64, experiment="train"):
-    store.start_run(run_id, experiment=experiment, spec={"experiment": experiment, "seed": 0}, spec_hash=h, seed=0,
-                    versions={"torch": "x"}, hardware={"cpu_count": 2}, dir=run_id)
+    store.start_run(
+        run_id,
+        experiment=experiment,
+        spec={"experiment": experiment, "seed": 0},
+        spec_hash=h,
+        seed=0,
+        versions={"torch": "x"},
+        hardware={"cpu_count": 2},
+        dir=run_id,
+    )
 
 
 def test_round_trip(tmp_path):
     with Store(tmp_path) as s:
         _start(s)
-        s.log_metrics("r1", [MetricRecord("train_loss", 1.0, 1), MetricRecord("train_loss", 0.5, 2),
-                             MetricRecord("test_accuracy", 0.93, None, "fraction", "utility", True),
-                             MetricRecord("bad", math.nan)])
+        s.log_metrics(
+            "r1",
+            [
+                MetricRecord("train_loss", 1.0, 1),
+                MetricRecord("train_loss", 0.5, 2),
+                MetricRecord("test_accuracy", 0.93, None, "fraction", "utility", True),
+                MetricRecord("bad", math.nan),
+            ],
+        )
         s.finish_run("r1")
     with Store(tmp_path, create=False) as s:
         (run,) = s.runs()

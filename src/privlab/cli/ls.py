@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from privlab.cli import app
-from privlab.cli._common import examples, JSON_HELP, emit_json, handle_errors, print_table
+from privlab.cli._common import JSON_HELP, emit_json, examples, handle_errors, print_table
 
 
 @app.command(epilog=examples("privlab datasets", "privlab datasets --json"))

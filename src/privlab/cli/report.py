@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from privlab.cli import app
-from privlab.cli._common import examples, JSON_HELP, emit_json, handle_errors
+from privlab.cli._common import JSON_HELP, emit_json, examples, handle_errors
 
 
 @app.command(epilog=examples("privlab report runs/demo", "privlab report runs/demo --json"))

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from privlab.cli import app
-from privlab.cli._common import examples, JSON_HELP, QUIET_HELP, emit_json, handle_errors
+from privlab.cli._common import JSON_HELP, QUIET_HELP, emit_json, examples, handle_errors
 from privlab.errors import ConfigError
 
 OUT_HELP = "output folder: runs.sqlite, one folder per run, report.html"

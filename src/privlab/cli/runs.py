@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from privlab.cli._common import examples, JSON_HELP, emit_json, handle_errors, print_table
+from privlab.cli._common import JSON_HELP, emit_json, examples, handle_errors, print_table
 from privlab.errors import ConfigError
 
 app = typer.Typer(help="Read the results store of an output folder (runs.sqlite).", no_args_is_help=True)

@@ -67,9 +67,7 @@ class LabelledImages(Dataset):
         if images.ndim != 4:
             raise FileFormatError(f"{name}: images must have shape (N, C, H, W), got {tuple(images.shape)}")
         if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-            raise FileFormatError(
-                f"{name}: labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
-            )
+            raise FileFormatError(f"{name}: labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
         if images.dtype != torch.uint8:
             images = images.float()
             if images.numel() and not torch.isfinite(images).all():

@@ -1,7 +1,7 @@
 """Matplotlib figures for the HTML report, embedded as base64 PNG data URIs (no files beside the page).
 
-The Agg backend is selected here, before :mod:`matplotlib.pyplot` is imported, so reports build on machines
-without a display.
+Figures are built as :class:`matplotlib.figure.Figure` objects rendered by the Agg canvas, without pyplot: no display
+is needed and the user's matplotlib backend (e.g. in a notebook) is left alone.
 
 Example:
     >>> from privlab.store import MetricRecord
@@ -19,11 +19,6 @@ import io
 import math
 from collections.abc import Iterable
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -45,11 +40,8 @@ def figure_to_data_uri(fig: Figure, *, dpi: int = DPI) -> str:
         The data URI, ready for an ``<img src=…>`` attribute.
     """
     buf = io.BytesIO()
-    try:
-        # Software=None drops matplotlib's PNG text chunk (it holds a URL); the page stays free of any address.
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    finally:
-        plt.close(fig)
+    # Software=None drops matplotlib's PNG text chunk (it holds a URL); the page stays free of any address.
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -109,7 +101,8 @@ def training_curves(records: Iterable[MetricRecord], title: str, *, max_columns:
     order = sorted(panels, key=lambda k: {"loss": 0, "accuracy": 1}.get(k, 2))
     ncols = min(len(order), max_columns)
     nrows = -(-len(order) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False, layout="constrained")
+    fig = Figure(figsize=(4.2 * ncols, 3.2 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.flat[len(order) :]:
         ax.set_visible(False)
     for ax, key in zip(axes.flat, order, strict=False):

@@ -126,13 +126,15 @@ def execute(
                     raise
                 continue
             store.finish_run(run_id)
-            outcomes.append(RunOutcome(run_id, point.experiment, "finished", store.final_metrics(run_id), run_id, None, h))
+            outcomes.append(
+                RunOutcome(run_id, point.experiment, "finished", store.final_metrics(run_id), run_id, None, h)
+            )
     except BaseException:
         store.close()
         if report and outcomes:  # still show what finished and why one failed; never mask the original error
             try:
                 _build_report(out)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 warnings.warn(f"could not build the report after a failed run: {e}", stacklevel=2)
         raise
     store.close()

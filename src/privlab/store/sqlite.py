@@ -166,7 +166,7 @@ class Store:
         versions: dict[str, Any],
         hardware: dict[str, Any],
         name: str | None = None,
-        dir: str | None = None,  # noqa: A002
+        dir: str | None = None,
     ) -> None:
         """Insert a run with status ``running``; an unfinished row with the same id (a crashed run) is replaced."""
         with self._tx() as c:
