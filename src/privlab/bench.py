@@ -67,6 +67,7 @@ class Benchmark:
         warmup: untimed calls per side before timing (imports, caches, allocator warm-up).
         goal: human statement of the target, e.g. ``"overhead ≤ 1.10× bare loop"``.
         max_ratio: pass threshold on ``candidate_s / baseline_s``; None: report only.
+        max_candidate_peak_mib: pass threshold on the candidate's peak extra memory (MiB); None: no memory goal.
         device: where both sides compute (``"cpu"`` or ``"cuda…"``); on CUDA the timer synchronises and peak
             memory is ``torch.cuda.max_memory_allocated``.
     """
@@ -80,6 +81,7 @@ class Benchmark:
     warmup: int = 1
     goal: str = ""
     max_ratio: float | None = None
+    max_candidate_peak_mib: float | None = None
     device: str = "cpu"
 
 
@@ -268,11 +270,22 @@ def run_benchmark(b: Benchmark, repeats: int | None = None) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "device": b.device,
         "max_ratio": b.max_ratio,
-        "passed": None if b.max_ratio is None else bool(ratio <= b.max_ratio),
+        "max_candidate_peak_mib": b.max_candidate_peak_mib,
+        "passed": _passed(b, ratio, cand_peak),
         "versions": versions,
         "hardware": hardware,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _passed(b: Benchmark, ratio: float, cand_peak: float) -> bool | None:
+    """Every goal the benchmark sets is met (None when it sets none)."""
+    checks = []
+    if b.max_ratio is not None:
+        checks.append(ratio <= b.max_ratio)
+    if b.max_candidate_peak_mib is not None:
+        checks.append(cand_peak <= b.max_candidate_peak_mib)
+    return None if not checks else all(checks)
 
 
 def run_all(names: list[str] | None, path: str | Path, repeats: int | None = None) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ def test_version_and_help():
     assert r.exit_code == 0 and r.output.strip() == f"privlab {__version__}"
     r = invoke("--help")
     assert r.exit_code == 0
-    for cmd in ("train", "run", "runs", "datasets", "models", "experiments", "report", "bench"):
+    for cmd in ("train", "run", "runs", "datasets", "models", "experiments", "report", "bench", "mi"):
         assert cmd in r.output
 
 

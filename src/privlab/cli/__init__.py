@@ -44,7 +44,7 @@ def _main(
     """
 
 
-from privlab.cli import bench, ls, report, run, runs  # noqa: E402,F401  (register commands)
+from privlab.cli import bench, ls, mi, report, run, runs  # noqa: E402,F401  (register commands)
 
 app.add_typer(runs.app, name="runs")
 

@@ -7,6 +7,7 @@ writes tensors as safetensors (or ``.npy`` + JSON) atomically with a SHA-256, ne
 from privlab.store.artifacts import (
     atomic_write_bytes,
     atomic_write_text,
+    load_array,
     load_tensors,
     save_tensors,
     sha256_file,
@@ -20,6 +21,7 @@ __all__ = [
     "Store",
     "atomic_write_bytes",
     "atomic_write_text",
+    "load_array",
     "load_tensors",
     "save_tensors",
     "sha256_file",

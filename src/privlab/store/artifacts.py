@@ -9,17 +9,19 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from privlab.errors import DataMissingError, FileFormatError, PrivlabError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "load_tensors", "save_tensors", "sha256_file"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "load_array", "load_tensors", "save_tensors", "sha256_file"]
 
 _META_KEY = "privlab"
 
@@ -123,3 +125,76 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     except json.JSONDecodeError:
         raise FileFormatError(f"{p}: its privlab metadata is not valid JSON") from None
     return tensors, meta
+
+
+def load_array(path: str | Path) -> np.ndarray:
+    """Load one numeric array from ``.npy``, ``.npz`` or ``.safetensors`` without unpickling anything.
+
+    ``FILE.npz:NAME`` / ``FILE.safetensors:NAME`` pick one array from a file that holds several; a file with exactly
+    one array needs no name.
+
+    Raises:
+        DataMissingError: no such file. FileFormatError: another extension, a pickled/object array, a truncated or
+        corrupt file, several arrays and no name, or an unknown name.
+    """
+    text = str(path)
+    name = None
+    for ext in (".npz", ".safetensors"):
+        if ext + ":" in text:
+            text, name = text.split(ext + ":", 1)
+            text += ext
+    p = Path(text)
+    if not p.is_file():
+        raise DataMissingError(f"file not found: {p}")
+    suffix = p.suffix.lower()
+    with open(p, "rb") as f:
+        head = f.read(8)
+    if suffix in (".npy", ".npz") and head[:1] == b"\x80":
+        raise FileFormatError(f"{p}: is a Python pickle, which privlab refuses to load; save arrays with np.save")
+    if suffix == ".npy" and not head.startswith(b"\x93NUMPY"):
+        raise FileFormatError(f"{p}: not a valid .npy file (no NumPy header); was it written by np.save?")
+    if suffix == ".npz" and not zipfile.is_zipfile(p):
+        raise FileFormatError(f"{p}: not a valid .npz file (not a zip archive); was it written by np.savez?")
+    if suffix == ".npy":
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except ValueError as e:
+            if "allow_pickle" in str(e):
+                raise FileFormatError(
+                    f"{p}: holds pickled Python objects, which privlab refuses to load; "
+                    "save a numeric array (np.save of a float/int array)"
+                ) from None
+            raise FileFormatError(f"{p}: not a valid .npy file ({e})") from None
+        except (OSError, EOFError) as e:
+            raise FileFormatError(f"{p}: not a valid .npy file ({e or 'truncated'})") from None
+    elif suffix == ".npz":
+        try:
+            with np.load(p, allow_pickle=False) as archive:
+                keys = list(archive.keys())
+                key = _pick(p, keys, name)
+                arr = archive[key]
+        except ValueError as e:
+            if "allow_pickle" in str(e):
+                raise FileFormatError(f"{p}: holds pickled Python objects, which privlab refuses to load") from None
+            raise FileFormatError(f"{p}: not a valid .npz file ({e})") from None
+        except (OSError, EOFError, zipfile.BadZipFile) as e:
+            raise FileFormatError(f"{p}: not a valid .npz file ({e or 'truncated'})") from None
+    elif suffix == ".safetensors":
+        tensors, _ = load_tensors(p)
+        arr = tensors[_pick(p, list(tensors), name)].numpy()
+    else:
+        raise FileFormatError(f"{p}: unsupported file type {suffix or '(none)'}; use .npy, .npz or .safetensors")
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise FileFormatError(f"{p}: expected a numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def _pick(path: Path, keys: list[str], name: str | None) -> str:
+    if name is not None:
+        if name not in keys:
+            raise FileFormatError(f"{path}: no array {name!r}; it holds: {', '.join(keys) or 'nothing'}")
+        return name
+    if len(keys) != 1:
+        shown = ", ".join(keys) or "nothing"
+        raise FileFormatError(f"{path}: holds {len(keys)} arrays ({shown}); pick one as {path}:NAME")
+    return keys[0]
