@@ -168,6 +168,7 @@ def estimate_mi(
     split: Literal["first-half", "random"] = "first-half",
     shrinkage: Literal["auto", "none", "ledoit-wolf"] = "auto",
     device: str | torch.device | None = "auto",
+    options: dict[str, Any] | None = None,
 ) -> MIResult:
     """Estimate I(X; Z) in nats.
 
@@ -184,7 +185,9 @@ def estimate_mi(
             to break ties between duplicate rows (e.g. MNIST's constant zero pixels). 0 = off.
         split: ``ite-dkl`` only: ``first-half`` (ITE: the first ⌊N/2⌋ rows are the joint sample) or ``random``.
         shrinkage: ``gaussian`` only: covariance shrinkage (``auto`` = Ledoit–Wolf when N ≤ 2·d).
-        device: where the torch backend computes: ``auto`` (CUDA when present), ``cpu``, ``cuda`` …
+        device: where the torch backend and neural estimators compute: ``auto`` (CUDA when present), ``cpu`` …
+        options: estimator-specific settings (e.g. ``{"epochs": 50}`` for a neural estimator); unknown keys are an
+            error of that estimator.
 
     Raises:
         ConfigError: mismatched rows, too few rows for ``k``, NaN/inf, bad options, unknown estimator.
@@ -210,7 +213,7 @@ def estimate_mi(
     dev = resolve_device("auto" if device is None else str(device))
     dims = (xs.shape[1], zs.shape[1])
     used_backend = resolve_backend(backend, sum(dims), dev) if entry.meta["uses_knn"] else None
-    if used_backend != "torch":
+    if used_backend != "torch" and not entry.meta.get("uses_device", False):
         dev = torch.device("cpu")
     xs, zs = xs.to(dev), zs.to(dev)
     t0 = time.perf_counter()
@@ -226,7 +229,8 @@ def estimate_mi(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             value, zero = entry.obj(
-                xr, zr, k=k, generator=g, backend=used_backend or "auto", split=split, shrinkage=shrinkage
+                xr, zr, k=k, generator=g, backend=used_backend or "auto", split=split, shrinkage=shrinkage,
+                device=dev, **(options or {}),
             )
         for w in caught:  # re-raise once per estimate, from the caller's frame
             if r == 0 or not issubclass(w.category, RuntimeWarning):
