@@ -25,14 +25,14 @@ def bench(
     Results go to DIR/results/<name>.json; --markdown writes the table for BENCHMARKS.md.
     """
     from privlab.bench import render_markdown, run_all, write_results
-    from privlab.store import atomic_write_text
+    from privlab.store import replace_section
 
     if not path.is_dir():
         raise DataMissingError(f"no benchmarks folder {path}; run from the project root or pass --dir")
     results = run_all(names or None, path, repeats=repeats)
     write_results(results, path / "results")
     if markdown is not None:
-        atomic_write_text(markdown, render_markdown(results))
+        replace_section(markdown, "benchmarks", render_markdown(results))
     if json_out:
         emit_json({"benchmarks": results})
         return

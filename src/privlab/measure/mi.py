@@ -6,9 +6,15 @@ Estimators (:data:`MI_ESTIMATORS`, all in nats):
   the estimator of the Shredder papers; stochastic (a permutation), so ``repeats`` re-draw it.
 - ``ksg`` — Kraskov–Stögbauer–Grassberger estimator 1 (max-norm); deterministic.
 - ``gaussian`` — closed form under a joint-Gaussian fit (Ledoit–Wolf shrinkage when n is small); deterministic.
+- ``gaussian-copula`` — the Gaussian closed form on normal scores (Ince et al. 2017); exact for any elementwise
+  monotone transform of Gaussian data, a lower bound for one-dimensional X and Z.
+- ``auto`` — a documented rule over the estimators above, from n and the dimensions only (see :func:`_auto`).
+- ``infonce``, ``nwj``, ``mine``, ``smile`` — neural variational lower bounds (:mod:`privlab.measure.mi_neural`).
 
 kNN estimators are badly biased when the dimension is large for the number of samples: compare values at the same
-n, k and dimensions (e.g. clean vs noisy activations), not against the true MI.
+n, k and dimensions (e.g. clean vs noisy activations), not against the true MI. Every :class:`MIResult` carries
+``diagnostics``: warnings (dimension high for n, estimators disagreeing) and the chosen estimator's calibration
+error on ground-truth tasks of similar n and dimension (:mod:`privlab.measure.mi_tasks`).
 
 Example:
     >>> import torch
@@ -38,9 +44,10 @@ from privlab.measure.functional.knn import Backend, resolve_backend
 from privlab.measure.functional.mi_gaussian import gaussian_mi
 from privlab.measure.functional.mi_knn_kl import joint_and_product_split, knn_kl_divergence
 from privlab.measure.functional.mi_ksg import ksg_mi
+from privlab.measure.functional.preprocess import Preprocess, copula_normalize, preprocess_pair
 from privlab.registry import Registry
 
-__all__ = ["MI_ESTIMATORS", "MIResult", "as_samples", "estimate_mi"]
+__all__ = ["MI_ESTIMATORS", "MIResult", "MIWarning", "as_samples", "diagnose_result", "estimate_mi"]
 
 LOG2 = math.log(2.0)
 
@@ -58,6 +65,10 @@ class MIResult:
         backend: kNN backend used (None for ``gaussian``).
         values: the estimate of each repeat, nats.
         zero_distance_rows: rows left out for zero kNN distances (summed over repeats).
+        preprocess: what was done to the samples first (``none``, ``standardize``, ``copula``, ``pca …``).
+        details: estimator-specific facts (``auto``: the rule applied, each candidate's value, the one chosen).
+        diagnostics: ``warnings`` (list of str), ``reference`` (the cheap gaussian-copula value, when computed),
+            ``calibration`` (this estimator's error on ground-truth tasks of similar n and dimension, or None).
     """
 
     nats: float
@@ -73,6 +84,9 @@ class MIResult:
     jitter: float = 0.0
     values: list[float] = field(default_factory=list)
     zero_distance_rows: int = 0
+    preprocess: str = "none"
+    details: dict[str, Any] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
     unit: str = "nats"
 
     @property
@@ -115,6 +129,51 @@ def _gaussian(x: torch.Tensor, z: torch.Tensor, *, shrinkage: str, **_: Any) -> 
         return gaussian_mi(x, z, shrinkage=shrinkage), 0  # type: ignore[arg-type]
     except ValueError as e:
         raise ConfigError(f"gaussian MI: {e}") from None
+
+
+@MI_ESTIMATORS.register(
+    "gaussian-copula", stochastic=False, uses_knn=False, description="Gaussian fit on normal scores (GCMI)"
+)
+def _gaussian_copula(x: torch.Tensor, z: torch.Tensor, *, shrinkage: str, **_: Any) -> tuple[float, int]:
+    return _gaussian(copula_normalize(x), copula_normalize(z), shrinkage=shrinkage)
+
+
+def _gaussian_or_shrunk(x: torch.Tensor, z: torch.Tensor, shrinkage: str, notes: list[str], label: str) -> float:
+    """Gaussian MI; when the covariance is singular (collinear columns), Ledoit–Wolf shrinkage, noted in ``notes``."""
+    try:
+        return gaussian_mi(x, z, shrinkage=shrinkage)  # type: ignore[arg-type]
+    except ValueError:
+        notes.append(f"{label}: covariance singular (collinear columns); Ledoit–Wolf shrinkage used")
+        return gaussian_mi(x, z, shrinkage="ledoit-wolf")
+
+
+AUTO_KSG_MAX_DIM = 20
+
+
+@MI_ESTIMATORS.register("auto", stochastic=False, uses_knn=False, description="rule over ksg / gaussian / copula")
+def _auto(x: torch.Tensor, z: torch.Tensor, *, k: int, shrinkage: str, **_: Any) -> tuple[float, int, dict[str, Any]]:
+    """The ``auto`` rule. It looks only at the dimensions, never at a known answer.
+
+    Every candidate below tends to *under*-estimate in its failure mode (KSG in high dimension, the Gaussian
+    forms on dependence that is not linear after the copula transform), so the rule takes the largest:
+
+    - d_x + d_z ≤ 20: max(gaussian-copula, KSG on normal scores). KSG covers non-Gaussian dependence in low
+      dimension; the copula form covers Gaussian-like dependence that KSG underestimates.
+    - d_x + d_z > 20: max(gaussian-copula, gaussian). kNN estimates collapse there; the two closed forms are exact
+      for Gaussian and Gaussian-copula data and remain meaningful linear-dependence figures otherwise.
+    """
+    d = x.shape[1] + z.shape[1]
+    notes: list[str] = []
+    xc, zc = copula_normalize(x), copula_normalize(z)
+    cands: dict[str, float] = {"gaussian-copula": _gaussian_or_shrunk(xc, zc, shrinkage, notes, "gaussian-copula")}
+    if d <= AUTO_KSG_MAX_DIM:
+        rule = f"d_x + d_z = {d} ≤ {AUTO_KSG_MAX_DIM}: max(gaussian-copula, ksg on normal scores)"
+        cands["ksg (copula)"] = ksg_mi(xc, zc, k, backend="auto")
+    else:
+        rule = f"d_x + d_z = {d} > {AUTO_KSG_MAX_DIM}: max(gaussian-copula, gaussian)"
+        cands["gaussian"] = _gaussian_or_shrunk(x, z, shrinkage, notes, "gaussian")
+    chosen = max(cands, key=cands.__getitem__)
+    return cands[chosen], 0, {"rule": rule, "candidates": cands, "chosen": chosen, "notes": notes}
 
 
 def as_samples(a: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
@@ -169,6 +228,9 @@ def estimate_mi(
     shrinkage: Literal["auto", "none", "ledoit-wolf"] = "auto",
     device: str | torch.device | None = "auto",
     options: dict[str, Any] | None = None,
+    preprocess: Preprocess = "none",
+    pca_dims: int | None = None,
+    diagnose: bool = True,
 ) -> MIResult:
     """Estimate I(X; Z) in nats.
 
@@ -186,6 +248,11 @@ def estimate_mi(
         split: ``ite-dkl`` only: ``first-half`` (ITE: the first ⌊N/2⌋ rows are the joint sample) or ``random``.
         shrinkage: ``gaussian`` only: covariance shrinkage (``auto`` = Ledoit–Wolf when N ≤ 2·d).
         device: where the torch backend and neural estimators compute: ``auto`` (CUDA when present), ``cpu`` …
+        preprocess: ``none``, ``standardize``, ``copula``, ``pca`` or ``whiten`` (see
+            :mod:`privlab.measure.functional.preprocess`); ``pca``/``whiten`` keep ``pca_dims`` per side (default 32)
+            and give a lower bound. The result's ``preprocess`` says what was done.
+        diagnose: compute ``diagnostics`` (a cheap gaussian-copula reference up to 2 000 dimensions, warnings,
+            calibration line).
         options: estimator-specific settings (e.g. ``{"epochs": 50}`` for a neural estimator); unknown keys are an
             error of that estimator.
 
@@ -203,6 +270,12 @@ def estimate_mi(
         raise ConfigError(f"repeats must be ≥ 1, got {repeats}")
     if jitter < 0 or not math.isfinite(jitter):
         raise ConfigError(f"jitter must be ≥ 0, got {jitter}")
+    if preprocess not in ("none", "standardize", "copula", "pca", "whiten"):
+        raise ConfigError(f"preprocess must be none, standardize, copula, pca or whiten, got {preprocess!r}")
+    if pca_dims is not None and pca_dims < 1:
+        raise ConfigError(f"pca_dims must be ≥ 1, got {pca_dims}")
+    if options and not entry.meta.get("uses_device", False):
+        raise ConfigError(f"estimator {estimator!r} takes no options, got {sorted(options)}")
     if split not in ("first-half", "random"):
         raise ConfigError(f"split must be 'first-half' or 'random', got {split!r}")
     need = 2 * (k + 1) if estimator == "ite-dkl" else (k + 1 if entry.meta["uses_knn"] else 3)
@@ -211,6 +284,7 @@ def estimate_mi(
     from privlab.context import resolve_device
 
     dev = resolve_device("auto" if device is None else str(device))
+    xs, zs, prep_label = preprocess_pair(xs, zs, preprocess, dims=pca_dims)
     dims = (xs.shape[1], zs.shape[1])
     used_backend = resolve_backend(backend, sum(dims), dev) if entry.meta["uses_knn"] else None
     if used_backend != "torch" and not entry.meta.get("uses_device", False):
@@ -218,6 +292,7 @@ def estimate_mi(
     xs, zs = xs.to(dev), zs.to(dev)
     t0 = time.perf_counter()
     values: list[float] = []
+    details: dict[str, Any] = {}
     n_zero = 0
     draws = repeats if (entry.meta["stochastic"] or jitter > 0) else 1
     for r in range(draws):
@@ -228,16 +303,26 @@ def estimate_mi(
             zr = zs + jitter * torch.randn(zs.shape, generator=g, dtype=zs.dtype).to(dev)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            value, zero = entry.obj(
-                xr, zr, k=k, generator=g, backend=used_backend or "auto", split=split, shrinkage=shrinkage,
-                device=dev, **(options or {}),
+            out = entry.obj(
+                xr,
+                zr,
+                k=k,
+                generator=g,
+                backend=used_backend or "auto",
+                split=split,
+                shrinkage=shrinkage,
+                device=dev,
+                **(options or {}),
             )
+        value, zero = out[0], out[1]
+        if len(out) > 2 and r == 0:
+            details = dict(out[2])
         for w in caught:  # re-raise once per estimate, from the caller's frame
             if r == 0 or not issubclass(w.category, RuntimeWarning):
                 warnings.warn(w.message, w.category, stacklevel=2)
         values.append(value)
         n_zero += zero
-    return MIResult(
+    result = MIResult(
         nats=float(np.mean(values)),
         ci95=_ci95(values),
         estimator=entry.name,
@@ -251,4 +336,49 @@ def estimate_mi(
         jitter=jitter,
         values=values,
         zero_distance_rows=n_zero,
+        preprocess=prep_label,
+        details=details,
     )
+    if diagnose:
+        result.diagnostics = diagnose_result(result, xs, zs, shrinkage=shrinkage)
+        for w in result.diagnostics["warnings"]:
+            warnings.warn(w, MIWarning, stacklevel=2)
+    return result
+
+
+class MIWarning(UserWarning):
+    """A diagnostic about the trustworthiness of an MI estimate (high dimension, estimators disagreeing)."""
+
+
+REFERENCE_MAX_DIM = 2000
+KNN_TRUST_DIM = 4  # KSG/ite-dkl within ~0.05 nats of the truth only up to about 2 + 2 dimensions (docs/mi.md)
+
+
+def diagnose_result(result: MIResult, x: torch.Tensor, z: torch.Tensor, *, shrinkage: str = "auto") -> dict[str, Any]:
+    """Warnings, a cheap reference estimate and the calibration line for ``result`` (see :class:`MIResult`)."""
+    from privlab.measure.calibration import calibration_line
+
+    d = sum(result.dims)
+    warns: list[str] = []
+    if result.estimator in ("ite-dkl", "ksg") and d > KNN_TRUST_DIM:
+        warns.append(
+            f"{result.estimator} in {d} dimensions: kNN MI estimates are biased low beyond ~{KNN_TRUST_DIM} dimensions "
+            f"(see docs/mi.md); compare values only at the same n, k and dimensions, or use estimator='auto'"
+        )
+    if result.n < 10 * d:
+        warns.append(f"n = {result.n} samples for {d} dimensions (< 10 per dimension): every estimator is unreliable")
+    reference = None
+    if result.estimator not in ("gaussian-copula", "auto") and d <= REFERENCE_MAX_DIM and result.n > d + 2:
+        ref_notes: list[str] = []
+        reference = _gaussian_or_shrunk(copula_normalize(x.cpu()), copula_normalize(z.cpu()), shrinkage, ref_notes, "")
+    spread_vals = list(result.details.get("candidates", {}).values())
+    if reference is not None:
+        spread_vals = [result.nats, reference]
+    if len(spread_vals) >= 2:
+        spread = max(spread_vals) - min(spread_vals)
+        if spread > max(0.1, 0.1 * abs(result.nats)):
+            names = ", ".join(f"{k} {v:.3g}" for k, v in result.details.get("candidates", {}).items()) or (
+                f"{result.estimator} {result.nats:.3g}, gaussian-copula reference {reference:.3g}"
+            )
+            warns.append(f"estimators disagree by {spread:.3g} nats ({names}): treat the figure as uncertain")
+    return {"warnings": warns, "reference": reference, "calibration": calibration_line(result.estimator, result.n, d)}

@@ -9,6 +9,7 @@ from privlab.store.artifacts import (
     atomic_write_text,
     load_array,
     load_tensors,
+    replace_section,
     save_tensors,
     sha256_file,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "atomic_write_text",
     "load_array",
     "load_tensors",
+    "replace_section",
     "save_tensors",
     "sha256_file",
 ]

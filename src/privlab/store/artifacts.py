@@ -21,7 +21,15 @@ from safetensors.torch import load_file, save_file
 
 from privlab.errors import DataMissingError, FileFormatError, PrivlabError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "load_array", "load_tensors", "save_tensors", "sha256_file"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "load_array",
+    "load_tensors",
+    "replace_section",
+    "save_tensors",
+    "sha256_file",
+]
 
 _META_KEY = "privlab"
 
@@ -198,3 +206,21 @@ def _pick(path: Path, keys: list[str], name: str | None) -> str:
         shown = ", ".join(keys) or "nothing"
         raise FileFormatError(f"{path}: holds {len(keys)} arrays ({shown}); pick one as {path}:NAME")
     return keys[0]
+
+
+def replace_section(path: str | Path, name: str, body: str) -> Path:
+    """Write ``body`` between ``<!-- begin NAME -->`` and ``<!-- end NAME -->`` in a text file (atomically).
+
+    The markers are appended when absent, so several generators can share one file (e.g. ``BENCHMARKS.md``).
+    """
+    p = Path(path)
+    begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+    block = f"{begin}\n{body.rstrip()}\n{end}\n"
+    text = p.read_text(encoding="utf-8") if p.is_file() else ""
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
+        text = head + block + (("\n" + tail) if tail else "")
+    else:
+        text = text.rstrip() + ("\n\n" if text.strip() else "") + block
+    return atomic_write_text(p, text)

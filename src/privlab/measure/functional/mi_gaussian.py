@@ -50,8 +50,14 @@ def gaussian_mi(
     Args:
         shrinkage: ``auto`` shrinks (Ledoit–Wolf) when n ≤ 2·(d_x + d_z), ``none`` never, ``ledoit-wolf`` always.
             The joint and the marginal covariances are each shrunk on their own.
+
+    Constant columns are dropped first (they carry no information); if a side has none left, the result is 0.
     """
     xn, zn = x.to(torch.float64).cpu().numpy(), z.to(torch.float64).cpu().numpy()
+    # Constant columns carry no information: dropping them leaves the MI unchanged and avoids a singular covariance.
+    xn, zn = xn[:, xn.std(axis=0) > 0], zn[:, zn.std(axis=0) > 0]
+    if xn.shape[1] == 0 or zn.shape[1] == 0:
+        return 0.0
     n, d = xn.shape[0], xn.shape[1] + zn.shape[1]
     shrink = shrinkage == "ledoit-wolf" or (shrinkage == "auto" and n <= 2 * d)
     joint = np.concatenate([xn, zn], axis=1)
