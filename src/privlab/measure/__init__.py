@@ -7,3 +7,5 @@
 from privlab.measure.mi import MI_ESTIMATORS, MIResult, estimate_mi
 
 __all__ = ["MI_ESTIMATORS", "MIResult", "estimate_mi"]
+
+import privlab.measure.mi_neural  # noqa: F401  (registers infonce, nwj, mine, smile)
