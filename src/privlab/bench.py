@@ -68,6 +68,7 @@ class Benchmark:
         goal: human statement of the target, e.g. ``"overhead ≤ 1.10× bare loop"``.
         max_ratio: pass threshold on ``candidate_s / baseline_s``; None: report only.
         max_candidate_peak_mib: pass threshold on the candidate's peak extra memory (MiB); None: no memory goal.
+        max_candidate_s: pass threshold on the candidate's median time in seconds; None: no absolute time goal.
         device: where both sides compute (``"cpu"`` or ``"cuda…"``); on CUDA the timer synchronises and peak
             memory is ``torch.cuda.max_memory_allocated``.
     """
@@ -82,6 +83,7 @@ class Benchmark:
     goal: str = ""
     max_ratio: float | None = None
     max_candidate_peak_mib: float | None = None
+    max_candidate_s: float | None = None
     device: str = "cpu"
 
 
@@ -271,20 +273,23 @@ def run_benchmark(b: Benchmark, repeats: int | None = None) -> dict[str, Any]:
         "device": b.device,
         "max_ratio": b.max_ratio,
         "max_candidate_peak_mib": b.max_candidate_peak_mib,
-        "passed": _passed(b, ratio, cand_peak),
+        "max_candidate_s": b.max_candidate_s,
+        "passed": _passed(b, ratio, cand_peak, cand_s),
         "versions": versions,
         "hardware": hardware,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def _passed(b: Benchmark, ratio: float, cand_peak: float) -> bool | None:
+def _passed(b: Benchmark, ratio: float, cand_peak: float, cand_s: float = 0.0) -> bool | None:
     """Every goal the benchmark sets is met (None when it sets none)."""
     checks = []
     if b.max_ratio is not None:
         checks.append(ratio <= b.max_ratio)
     if b.max_candidate_peak_mib is not None:
         checks.append(cand_peak <= b.max_candidate_peak_mib)
+    if b.max_candidate_s is not None:
+        checks.append(cand_s <= b.max_candidate_s)
     return None if not checks else all(checks)
 
 
