@@ -22,6 +22,7 @@ import torch
 
 from privlab.errors import ConfigError
 from privlab.store import MetricRecord, Store, atomic_write_text, save_tensors, sha256_file
+from privlab.store.artifacts import json_safe
 
 __all__ = ["Progress", "RunContext", "environment", "resolve_device", "seed_everything"]
 
@@ -191,19 +192,9 @@ class RunContext:
     def save_json(self, kind: str, filename: str, data: Mapping[str, Any]) -> Path:
         """Write JSON to ``run_dir/filename`` atomically (NaN → null) and record the artifact."""
         import json
-        import math
-
-        def clean(o: Any) -> Any:
-            if isinstance(o, float) and not math.isfinite(o):
-                return None
-            if isinstance(o, dict):
-                return {str(k): clean(v) for k, v in o.items()}
-            if isinstance(o, list | tuple):
-                return [clean(v) for v in o]
-            return o
 
         path = self.run_dir / filename
-        atomic_write_text(path, json.dumps(clean(dict(data)), indent=1, sort_keys=True, default=str))
+        atomic_write_text(path, json.dumps(json_safe(dict(data)), indent=1, sort_keys=True, default=str))
         self.store.add_artifact(self.run_id, kind, path, sha256_file(path), {"format": "json"})
         return path
 

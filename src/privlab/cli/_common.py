@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -12,6 +11,7 @@ from typing import Any, TypeVar
 import typer
 
 from privlab.errors import PrivlabError
+from privlab.store.artifacts import json_safe
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,20 +24,9 @@ def examples(*commands: str) -> str:
     return "[bold]Examples[/bold]\n\n" + "\n\n".join(f"  $ {c}" for c in commands)
 
 
-def _clean(obj: Any) -> Any:
-    """Replace NaN/inf (not valid JSON) by None, recursively."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
-
-
 def emit_json(obj: Any) -> None:
     """Print ``obj`` as JSON on stdout (NaN → null)."""
-    typer.echo(json.dumps(_clean(obj), indent=2, default=str))
+    typer.echo(json.dumps(json_safe(obj), indent=2, default=str))
 
 
 def fail(message: str, code: int = 2) -> None:

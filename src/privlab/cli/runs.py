@@ -95,15 +95,15 @@ def export(
     """Export every run of an output folder as CSV or JSON, to stdout or a file."""
     import json
 
-    from privlab.cli._common import _clean
     from privlab.store import Store, atomic_write_text
+    from privlab.store.artifacts import json_safe
     from privlab.store.export import runs_to_csv, runs_to_json
 
     if json_out and csv_out:
         raise ConfigError("choose one of --json and --csv")
     with Store(out, create=False) as store:
         runs = store.runs()
-        text = json.dumps(_clean(runs_to_json(store, runs)), indent=2) + "\n" if json_out else runs_to_csv(runs)
+        text = json.dumps(json_safe(runs_to_json(store, runs)), indent=2) + "\n" if json_out else runs_to_csv(runs)
     if to is None:
         typer.echo(text, nl=False)
     else:

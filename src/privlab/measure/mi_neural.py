@@ -52,89 +52,36 @@ def _run(
     return res.nats, 0, info
 
 
-@MI_ESTIMATORS.register(
-    "infonce",
-    stochastic=True,
-    uses_knn=False,
-    uses_device=True,
-    description="InfoNCE neural lower bound (≤ log batch_size), concat MLP critic",
-)
-def _infonce(
-    x: torch.Tensor,
-    z: torch.Tensor,
-    *,
-    generator: torch.Generator,
-    device: torch.device | None = None,
-    k: int | None = None,
-    backend: str | None = None,
-    split: str | None = None,
-    shrinkage: str | None = None,
-    **options: Any,
-) -> tuple[float, int, dict[str, Any]]:
-    return _run("infonce", x, z, generator, device, options)
+_DESCRIPTIONS = {
+    "infonce": "InfoNCE neural lower bound (≤ log batch_size), concat MLP critic",
+    "nwj": "NWJ neural lower bound E_p[f] − e^{-1} E_q[e^f], concat MLP critic",
+    "mine": "MINE: Donsker–Varadhan bound with moving-average gradient correction, concat MLP critic",
+    "smile": "SMILE: DV bound with the critic clipped to [−τ, τ], JS-trained concat MLP critic",
+}
 
 
-@MI_ESTIMATORS.register(
-    "nwj",
-    stochastic=True,
-    uses_knn=False,
-    uses_device=True,
-    description="NWJ neural lower bound E_p[f] − e^{-1} E_q[e^f], concat MLP critic",
-)
-def _nwj(
-    x: torch.Tensor,
-    z: torch.Tensor,
-    *,
-    generator: torch.Generator,
-    device: torch.device | None = None,
-    k: int | None = None,
-    backend: str | None = None,
-    split: str | None = None,
-    shrinkage: str | None = None,
-    **options: Any,
-) -> tuple[float, int, dict[str, Any]]:
-    return _run("nwj", x, z, generator, device, options)
+def _make_estimator(name: str) -> Any:
+    """The registered estimator function of one neural bound (they differ only in ``name``)."""
+
+    def estimator(
+        x: torch.Tensor,
+        z: torch.Tensor,
+        *,
+        generator: torch.Generator,
+        device: torch.device | None = None,
+        k: int | None = None,
+        backend: str | None = None,
+        split: str | None = None,
+        shrinkage: str | None = None,
+        **options: Any,
+    ) -> tuple[float, int, dict[str, Any]]:
+        return _run(name, x, z, generator, device, options)
+
+    estimator.__name__ = f"_{name}"
+    return estimator
 
 
-@MI_ESTIMATORS.register(
-    "mine",
-    stochastic=True,
-    uses_knn=False,
-    uses_device=True,
-    description="MINE: Donsker–Varadhan bound with moving-average gradient correction, concat MLP critic",
-)
-def _mine(
-    x: torch.Tensor,
-    z: torch.Tensor,
-    *,
-    generator: torch.Generator,
-    device: torch.device | None = None,
-    k: int | None = None,
-    backend: str | None = None,
-    split: str | None = None,
-    shrinkage: str | None = None,
-    **options: Any,
-) -> tuple[float, int, dict[str, Any]]:
-    return _run("mine", x, z, generator, device, options)
-
-
-@MI_ESTIMATORS.register(
-    "smile",
-    stochastic=True,
-    uses_knn=False,
-    uses_device=True,
-    description="SMILE: DV bound with the critic clipped to [−τ, τ], JS-trained concat MLP critic",
-)
-def _smile(
-    x: torch.Tensor,
-    z: torch.Tensor,
-    *,
-    generator: torch.Generator,
-    device: torch.device | None = None,
-    k: int | None = None,
-    backend: str | None = None,
-    split: str | None = None,
-    shrinkage: str | None = None,
-    **options: Any,
-) -> tuple[float, int, dict[str, Any]]:
-    return _run("smile", x, z, generator, device, options)
+for _name, _description in _DESCRIPTIONS.items():
+    MI_ESTIMATORS.add(
+        _name, _make_estimator(_name), stochastic=True, uses_knn=False, uses_device=True, description=_description
+    )

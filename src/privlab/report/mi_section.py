@@ -27,8 +27,12 @@ def _estimate_cells(rec: dict[str, Any]) -> list[str]:
     diag = rec.get("diagnostics") or {}
     warns = "".join(f"<li>{esc(w)}</li>" for w in diag.get("warnings", []))
     cal = (diag.get("calibration") or {}).get("text") or "no calibration line for this estimator and dimension"
-    return [est, f"n = {rec.get('n')}, d = {' + '.join(map(str, rec.get('dims', [])))}",
-            f"<ul>{warns}</ul>" if warns else "none", esc(cal)]
+    return [
+        est,
+        f"n = {rec.get('n')}, d = {' + '.join(map(str, rec.get('dims', [])))}",
+        f"<ul>{warns}</ul>" if warns else "none",
+        esc(cal),
+    ]
 
 
 def mi_records_html(runs: list[RunRecord], store: Store) -> str:

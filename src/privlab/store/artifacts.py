@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from privlab.errors import DataMissingError, FileFormatError, PrivlabError
 
@@ -69,6 +70,17 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN/inf replaced by None (not valid JSON), recursively through dicts, lists and tuples."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes."""
     h = hashlib.sha256()
@@ -89,21 +101,7 @@ def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], meta: Ma
     p = Path(path)
     clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     header = {_META_KEY: json.dumps(dict(meta or {}), sort_keys=True, default=str)}
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-        os.close(fd)
-    except OSError as e:
-        raise _write_error(p, e) from None
-    try:
-        save_file(clean, tmp, metadata=header)
-        os.replace(tmp, p)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise _write_error(p, e) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(p, save(clean, metadata=header))
     return sha256_file(p)
 
 
