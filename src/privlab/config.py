@@ -94,7 +94,7 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], i
         raise FileFormatError(f"cannot read spec file {p}: {e}") from None
     try:
         node = yaml.compose(text, Loader=_LineLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise FileFormatError(f"{p}: not valid YAML: {' '.join(str(e).split())}") from None
     if data is None:
