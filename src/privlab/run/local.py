@@ -118,7 +118,7 @@ def execute(
             try:
                 run_dir.mkdir(parents=True, exist_ok=True)
                 PIPELINES.get(point.experiment)(point, ctx)
-            except (PrivlabError, Exception, KeyboardInterrupt) as e:
+            except (Exception, KeyboardInterrupt) as e:  # PrivlabError included
                 msg = str(e) if isinstance(e, PrivlabError) else "".join(traceback.format_exception_only(e)).strip()
                 store.finish_run(run_id, status="failed", error=msg or type(e).__name__)
                 outcomes.append(RunOutcome(run_id, point.experiment, "failed", {}, run_id, msg, h))

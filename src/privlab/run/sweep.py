@@ -10,6 +10,7 @@ keys are written::
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Mapping
 from pathlib import Path
@@ -94,17 +95,9 @@ def expand(spec: ExperimentSpec) -> list[ExperimentSpec]:
     keys = list(spec.sweep)
     out = []
     for combo in itertools.product(*(spec.sweep[k] for k in keys)):
-        data = _deep_copy(base)
+        data = copy.deepcopy(base)
         for k, v in zip(keys, combo, strict=True):
             _set_dotted(data, k, v)
         point = validate(type(spec), data, f"sweep point {dict(zip(keys, combo, strict=True))}")
         out.append(point)
     return out
-
-
-def _deep_copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _deep_copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_deep_copy(v) for v in data]
-    return data
