@@ -44,9 +44,10 @@ def _main(
     """
 
 
-from privlab.cli import bench, ls, mi, report, run, runs  # noqa: E402,F401  (register commands)
+from privlab.registry import import_submodules  # noqa: E402
 
-app.add_typer(runs.app, name="runs")
+# every module of this folder registers its commands on ``app`` (a command group adds itself with app.add_typer)
+import_submodules(__name__, __path__)
 
 
 def main() -> None:

@@ -109,3 +109,12 @@ def export(
     else:
         atomic_write_text(to, text)
         typer.echo(f"wrote {len(runs)} runs to {to}", err=True)
+
+
+def _register() -> None:
+    from privlab.cli import app as root
+
+    root.add_typer(app, name="runs")
+
+
+_register()
