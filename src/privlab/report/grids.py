@@ -6,7 +6,7 @@ Example:
     >>> grid_png(x, nrow=3)[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
     True
     >>> image_grid(x, nrow=3).shape
-    torch.Size([3, 21, 31])
+    torch.Size([3, 19, 28])
 """
 
 from __future__ import annotations
