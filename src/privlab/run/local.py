@@ -15,7 +15,7 @@ from privlab.pipelines import PIPELINES
 from privlab.run.sweep import expand
 from privlab.store import Store
 
-__all__ = ["RunOutcome", "execute"]
+__all__ = ["RunOutcome", "execute", "sweep_params"]
 
 
 @dataclass
@@ -29,6 +29,7 @@ class RunOutcome:
     dir: str | None = None
     error: str | None = None
     spec_hash: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (the ``--json`` output of ``privlab run``)."""
@@ -40,7 +41,20 @@ class RunOutcome:
             "dir": self.dir,
             "error": self.error,
             "spec_hash": self.spec_hash,
+            "params": self.params,
         }
+
+
+def _dotted(data: Any, key: str) -> Any:
+    for part in key.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def sweep_params(spec: ExperimentSpec, point: ExperimentSpec) -> dict[str, Any]:
+    """The values that the sweep of ``spec`` set in ``point`` (dotted key → value); empty without a sweep."""
+    dumped = point.model_dump(mode="json")
+    return {key: _dotted(dumped, key) for key in (spec.sweep or {})}
 
 
 def _build_report(out: Path) -> None:
@@ -87,9 +101,12 @@ def execute(
     try:
         for point in points:
             h = spec_hash(point)
+            params = sweep_params(spec, point)
             done = None if force else store.finished_run(h)
             if done is not None:
-                outcomes.append(RunOutcome(done.id, done.experiment, "skipped", done.metrics, done.dir, None, h))
+                outcomes.append(
+                    RunOutcome(done.id, done.experiment, "skipped", done.metrics, done.dir, None, h, params)
+                )
                 continue
             run_id = store.unfinished_run_id(h) or store.new_run_id(point.experiment, h)
             run_dir = out / run_id
@@ -121,13 +138,13 @@ def execute(
             except (Exception, KeyboardInterrupt) as e:  # PrivlabError included
                 msg = str(e) if isinstance(e, PrivlabError) else "".join(traceback.format_exception_only(e)).strip()
                 store.finish_run(run_id, status="failed", error=msg or type(e).__name__)
-                outcomes.append(RunOutcome(run_id, point.experiment, "failed", {}, run_id, msg, h))
+                outcomes.append(RunOutcome(run_id, point.experiment, "failed", {}, run_id, msg, h, params))
                 if not keep_going or isinstance(e, KeyboardInterrupt):
                     raise
                 continue
             store.finish_run(run_id)
             outcomes.append(
-                RunOutcome(run_id, point.experiment, "finished", store.final_metrics(run_id), run_id, None, h)
+                RunOutcome(run_id, point.experiment, "finished", store.final_metrics(run_id), run_id, None, h, params)
             )
     except BaseException:
         store.close()

@@ -1,0 +1,15 @@
+"""Gradient inversion: reconstruct a client's training images from the gradient (or update) it shares.
+
+- :mod:`.engine` — :class:`GradientInversion` and :class:`InversionConfig`, the one optimisation loop;
+- :mod:`.objectives` — gradient-matching objectives (``OBJECTIVES`` registry), layer subsets and weights;
+- :mod:`.regularizers` — total variation;
+- :mod:`.labels` — iDLG and batch label recovery;
+- :mod:`.threat` — the client (FedSGD gradient / FedAvg update) and its differentiable twin;
+- :mod:`.presets` — ``dlg``, ``idlg``, ``inverting-gradients`` registered in :data:`privlab.attack.ATTACKS`.
+"""
+
+from privlab.attack.inversion.engine import GradientInversion, InversionConfig
+from privlab.attack.inversion.presets import INVERSION_PRESETS, make_attack
+from privlab.attack.inversion.threat import ThreatModel, client_update
+
+__all__ = ["INVERSION_PRESETS", "GradientInversion", "InversionConfig", "ThreatModel", "client_update", "make_attack"]

@@ -1,0 +1,341 @@
+"""The gradient-inversion engine: optimise dummy images (and labels) until their gradient matches the observed one.
+
+One loop serves DLG, iDLG and Inverting Gradients; the presets differ only in :class:`InversionConfig` values:
+
+- **objective** (:mod:`.objectives`): ``l2`` / ``l1`` / ``max`` / ``cosine`` / ``cosine-local``, over a layer
+  subset (``layers``) with per-layer weights (``layer_weights``), plus ``tv ×`` total variation
+  (:mod:`.regularizers`);
+- **optimiser**: Adam, SGD (Nesterov) or L-BFGS, ``iterations`` steps, with the learning rate multiplied by 0.1 at
+  3/8, 5/8 and 7/8 of the iterations (``lr_decay``); **signed** gradients (the sign of ``∂R/∂x`` is the step
+  direction); **box** constraint (images kept in [0, 1]);
+- **space**: with ``normalized`` (default) the engine optimises ``z = (x − mean)/std`` using the model's own
+  ``normalize`` layer statistics, as the original implementations do, so learning rates, TV weights and the box
+  ``[(0 − mean)/std, (1 − mean)/std]`` mean what they meant there; ``pixel`` optimises ``x`` in [0, 1] directly;
+- **init**: ``randn`` (in the optimisation space), ``rand`` (uniform pixels) or ``zeros``;
+- **restarts**, the best kept by the final gradient-matching loss (``scoring: loss``) or the lowest TV;
+- **labels**: ``known`` (from the observation), ``joint`` (DLG: soft labels optimised with the images),
+  ``idlg`` (analytic, one image) or ``batch`` (from the last layer's gradient, repeats allowed), see :mod:`.labels`.
+
+The attacker knows the model and the threat model (``fedsgd`` gradient or ``fedavg`` update, loss scale), never the
+client's data; the observation's ``meta`` must give ``batch_size`` and ``image_shape`` ``(C, H, W)``.
+
+Example (a 2×2 image through a linear model: DLG recovers it):
+    >>> import torch
+    >>> from torch import nn
+    >>> from privlab.attack.base import Observation
+    >>> from privlab.attack.inversion.threat import ThreatModel, client_update
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.Sigmoid(), nn.Linear(3, 3))
+    >>> x, y = torch.rand(1, 1, 2, 2), torch.tensor([2])
+    >>> obs = Observation(gradients=client_update(model, x, y, ThreatModel()), labels=y,
+    ...                   meta={"batch_size": 1, "image_shape": (1, 2, 2)})
+    >>> cfg = InversionConfig(objective="l2", optimizer="lbfgs", lr=0.1, iterations=30, signed=False,
+    ...                       boxed=False, lr_decay=False, tv=0)
+    >>> out = GradientInversion(cfg).run(model, obs, generator=torch.Generator().manual_seed(0))
+    >>> bool((out.data - x).abs().max() < 1e-2)
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+
+from privlab.attack.base import AttackOutput, Observation
+from privlab.attack.inversion.labels import batch_labels, idlg_label
+from privlab.attack.inversion.objectives import OBJECTIVES, layer_weights, select_layers
+from privlab.attack.inversion.regularizers import total_variation
+from privlab.attack.inversion.threat import ThreatModel, client_update, trainable
+from privlab.config import Spec
+from privlab.context import Progress
+from privlab.errors import ConfigError
+
+__all__ = ["GradientInversion", "InversionConfig", "last_linear_indices", "model_normalization"]
+
+Callback = Callable[[int, int, float], None]  # (restart, iteration, objective)
+
+
+class InversionConfig(Spec):
+    """Settings of the gradient-inversion engine (defaults: Inverting Gradients as in its paper)."""
+
+    objective: str = Field(default="cosine", description="l2 | l1 | max | cosine | cosine-local")
+    layers: str | list[int] = Field(default="all", description="'all', 'first:N', 'last:N', 'top:N' or indices")
+    layer_weights: Literal["equal", "linear", "exp"] = Field(default="equal", description="per-layer weights")
+    tv: float = Field(default=1e-4, ge=0, description="weight of the total-variation prior")
+    optimizer: Literal["adam", "sgd", "lbfgs"] = Field(default="adam", description="optimiser of the dummy data")
+    lr: float = Field(default=0.1, gt=0, description="learning rate")
+    iterations: int = Field(default=4800, ge=1, le=1_000_000, description="optimisation steps per restart")
+    lbfgs_max_iter: int = Field(default=20, ge=1, description="L-BFGS: function evaluations per step")
+    line_search: bool = Field(default=False, description="L-BFGS: strong-Wolfe line search (steadier than DLG's)")
+    signed: bool = Field(default=True, description="step along the sign of the gradient (Adam / SGD)")
+    boxed: bool = Field(default=True, description="keep the images in [0, 1] after every step")
+    lr_decay: bool = Field(default=True, description="LR × 0.1 at 3/8, 5/8, 7/8 of the iterations")
+    restarts: int = Field(default=1, ge=1, le=1000, description="independent trials; the best one is kept")
+    scoring: Literal["loss", "tv"] = Field(default="loss", description="how the best restart is chosen")
+    init: Literal["randn", "rand", "zeros"] = Field(default="randn", description="initial dummy images")
+    labels: Literal["known", "joint", "idlg", "batch"] = Field(default="known", description="label strategy")
+    space: Literal["normalized", "pixel"] = Field(default="normalized", description="optimisation coordinates")
+    record_every: int = Field(default=10, ge=1, description="keep the objective every N iterations")
+
+    @model_validator(mode="after")
+    def _check(self) -> InversionConfig:
+        OBJECTIVES.entry(self.objective)  # unknown objective → error listing the registered ones
+        if self.optimizer == "lbfgs" and self.signed:
+            raise ConfigError("signed gradients do not apply to L-BFGS: set signed: false or use optimizer adam/sgd")
+        return self
+
+
+def model_normalization(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(mean, std)`` (each ``1×C×1×1``) of the model's ``normalize`` layer, or None if it has none."""
+    from privlab.models import Normalize
+
+    for module in model.modules():
+        if isinstance(module, Normalize):
+            return module.mean.detach(), module.std.detach()
+    return None
+
+
+def last_linear_indices(model: nn.Module) -> tuple[int | None, int | None]:
+    """Positions of the last ``nn.Linear``'s weight and bias among the model's trainable parameters."""
+    names = list(trainable(model))
+    last = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            last = name
+    if last is None:
+        return None, None
+
+    def pos(suffix: str) -> int | None:
+        key = f"{last}.{suffix}" if last else suffix
+        return names.index(key) if key in names else None
+
+    return pos("weight"), pos("bias")
+
+
+def _set_grads(variables: list[torch.Tensor], loss: torch.Tensor) -> None:
+    """Gradients of ``loss`` w.r.t. the dummy variables only (not the model's parameters: half the work)."""
+    for v, g in zip(variables, torch.autograd.grad(loss, variables), strict=True):
+        v.grad = g
+
+
+class GradientInversion:
+    """Reconstruct a client's images from its shared gradient (or FedAvg update).
+
+    Args:
+        config: engine settings (an :class:`InversionConfig` or a mapping of its fields).
+    """
+
+    requires = ("gradients",)
+
+    def __init__(self, config: InversionConfig | dict[str, Any] | None = None) -> None:
+        self.config = config if isinstance(config, InversionConfig) else InversionConfig(**(config or {}))
+
+    # -- setup -------------------------------------------------------------------------------------------------
+    def _labels(
+        self, model: nn.Module, obs: Observation, batch: int, threat: ThreatModel
+    ) -> tuple[torch.Tensor | None, str]:
+        cfg = self.config
+        if cfg.labels == "known":
+            if obs.labels is None:
+                raise ConfigError("labels: known, but the observation reveals no labels; use joint, idlg or batch")
+            return obs.labels, "known"
+        if cfg.labels == "joint":
+            return None, "joint"
+        w_i, b_i = last_linear_indices(model)
+        if w_i is None:
+            raise ConfigError(f"labels: {cfg.labels} needs a model that ends with a linear layer")
+        grads = obs.gradients or []
+        wg = grads[w_i]
+        bg = grads[b_i] if b_i is not None else None
+        if cfg.labels == "idlg":
+            if batch != 1:
+                raise ConfigError(f"labels: idlg recovers the label of ONE image; the batch has {batch}: use batch")
+            return torch.tensor([idlg_label(bg, wg)]), "idlg"
+        return batch_labels(bg, wg, batch, loss_scale=threat.loss_scale), "batch"
+
+    def _init(self, shape: tuple[int, ...], mean: torch.Tensor, std: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        if self.config.init == "randn":
+            z = torch.randn(shape, generator=g)
+        elif self.config.init == "rand":
+            z = (torch.rand(shape, generator=g) - mean.cpu()) / std.cpu()
+        else:
+            z = torch.zeros(shape)
+        return z
+
+    # -- main loop ---------------------------------------------------------------------------------------------
+    def run(
+        self,
+        model: nn.Module,
+        observation: Observation,
+        *,
+        generator: torch.Generator | None = None,
+        progress: Progress | None = None,
+        callback: Callback | None = None,
+    ) -> AttackOutput:
+        """Reconstruct the batch behind ``observation.gradients``.
+
+        Args:
+            model: the global model the client differentiated (eval mode; not modified).
+            observation: ``gradients`` (one tensor per trainable parameter) and ``meta`` with ``batch_size``,
+                ``image_shape`` and optionally ``threat`` (a :class:`ThreatModel` dict); ``labels`` if known.
+            generator: seeds the initialisations (CPU generator).
+            progress: progress reporter (one bar per restart).
+            callback: called as ``callback(restart, iteration, objective)`` every ``record_every`` iterations.
+
+        Returns:
+            :class:`AttackOutput` with ``data`` (``N×C×H×W`` in [0, 1]), ``labels`` and ``stats`` (final objective,
+            per-restart scores, label strategy, seconds, objective history of the best restart).
+        """
+        cfg = self.config
+        if observation.gradients is None:
+            raise ConfigError("gradient inversion needs the shared gradients in the observation")
+        meta = observation.meta
+        try:
+            batch = int(meta["batch_size"])
+            shape = (batch, *(int(s) for s in meta["image_shape"]))
+        except KeyError as e:
+            missing = e.args[0]
+            raise ConfigError(f"the observation's meta lacks {missing!r} (needs batch_size, image_shape)") from None
+        threat = ThreatModel(**meta.get("threat", {}))
+        params = list(trainable(model).values())
+        if len(observation.gradients) != len(params):
+            raise ConfigError(
+                f"the observation has {len(observation.gradients)} gradient tensors but the model has {len(params)} "
+                "trainable parameters"
+            )
+        device = params[0].device
+        target_all = [t.detach().to(device) for t in observation.gradients]
+        idx = select_layers(cfg.layers, target_all)
+        target = [target_all[i] for i in idx]
+        weights = layer_weights(cfg.layer_weights, len(idx), device=device)
+        objective = OBJECTIVES.get(cfg.objective)
+        labels, label_strategy = self._labels(model, observation, batch, threat)
+        num_classes = params[last_linear_indices(model)[0] or -1].shape[0] if label_strategy == "joint" else None
+        norm = model_normalization(model) if cfg.space == "normalized" else None
+        mean, std = norm if norm is not None else (torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1))
+        mean, std = mean.to(device), std.to(device)
+        lo, hi = (0 - mean) / std, (1 - mean) / std
+        gen = generator or torch.Generator().manual_seed(0)
+        model.eval()
+
+        def matching_loss(z: torch.Tensor, soft: torch.Tensor | None) -> torch.Tensor:
+            y = labels.to(device) if soft is None else soft.softmax(1)
+            g = client_update(model, z * std + mean, y, threat, create_graph=True)
+            return objective([g[i] for i in idx], target, weights)
+
+        best: dict[str, Any] | None = None
+        scores: list[float] = []
+        t0 = time.perf_counter()
+        progress = progress or Progress(quiet=True)
+        for r in range(cfg.restarts):
+            z = self._init(shape, mean, std, gen).to(device).requires_grad_(True)
+            soft = (
+                torch.randn(batch, num_classes, generator=gen).to(device).requires_grad_(True)
+                if label_strategy == "joint"
+                else None
+            )
+            variables = [z] if soft is None else [z, soft]
+            history, _ = self._optimise(z, soft, variables, matching_loss, lo, hi, r, progress, callback)
+            with torch.enable_grad():
+                score = float(matching_loss(z.detach(), None if soft is None else soft.detach()).detach())
+            if cfg.scoring == "tv":
+                score_key = float(total_variation(z.detach()))
+            else:
+                score_key = score
+            if not math.isfinite(score_key):
+                score_key = math.inf
+            scores.append(score_key)
+            if best is None or score_key < best["key"]:
+                best = {"key": score_key, "loss": score, "z": z.detach(), "soft": soft, "history": history, "r": r}
+        assert best is not None
+        x = (best["z"] * std + mean).clamp(0, 1).cpu()
+        if best["soft"] is not None:
+            out_labels = best["soft"].detach().argmax(1).cpu()
+        else:
+            out_labels = labels.cpu() if labels is not None else None
+        stats = {
+            "objective": best["loss"],
+            "restart": best["r"],
+            "restart_scores": scores,
+            "label_strategy": label_strategy,
+            "layers": idx,
+            "seconds": time.perf_counter() - t0,
+            "iterations": cfg.iterations,
+            "history": best["history"],
+            "diverged": not math.isfinite(best["loss"]),
+        }
+        return AttackOutput(data=x, labels=out_labels, stats=stats)
+
+    def _optimise(
+        self,
+        z: torch.Tensor,
+        soft: torch.Tensor | None,
+        variables: list[torch.Tensor],
+        matching_loss: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+        lo: torch.Tensor,
+        hi: torch.Tensor,
+        restart: int,
+        progress: Progress,
+        callback: Callback | None,
+    ) -> tuple[list[tuple[int, float]], float]:
+        cfg = self.config
+        if cfg.optimizer == "adam":
+            opt: torch.optim.Optimizer = torch.optim.Adam(variables, lr=cfg.lr)
+        elif cfg.optimizer == "sgd":
+            opt = torch.optim.SGD(variables, lr=cfg.lr, momentum=0.9, nesterov=True)
+        else:
+            opt = torch.optim.LBFGS(
+                variables,
+                lr=cfg.lr,
+                max_iter=cfg.lbfgs_max_iter,
+                line_search_fn="strong_wolfe" if cfg.line_search else None,
+            )
+        n = cfg.iterations
+        milestones = [int(n * f) for f in (3 / 8, 5 / 8, 7 / 8)]
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1) if cfg.lr_decay else None
+
+        def objective_value() -> torch.Tensor:
+            loss = matching_loss(z, soft)
+            if cfg.tv > 0:
+                loss = loss + cfg.tv * total_variation(z)
+            return loss
+
+        history: list[tuple[int, float]] = []
+        last = math.nan
+        with progress.task(f"inversion (restart {restart + 1}/{cfg.restarts})", total=n) as advance:
+            for it in range(n):
+                if cfg.optimizer == "lbfgs":
+
+                    def closure() -> torch.Tensor:
+                        loss = objective_value()
+                        _set_grads(variables, loss)
+                        return loss
+
+                    loss = opt.step(closure)
+                else:
+                    loss = objective_value()
+                    _set_grads(variables, loss)
+                    if cfg.signed:
+                        z.grad.sign_()  # type: ignore[union-attr]
+                    opt.step()
+                if sched is not None:
+                    sched.step()
+                if cfg.boxed:
+                    with torch.no_grad():
+                        z.copy_(torch.maximum(torch.minimum(z, hi), lo))
+                if it % cfg.record_every == 0 or it == n - 1:
+                    last = float(loss.detach())
+                    history.append((it, last))
+                    if callback is not None:
+                        callback(restart, it, last)
+                    advance(cfg.record_every if it else 1, objective=last)
+                    if not math.isfinite(last):  # diverged (DLG's known gradient explosion): stop this restart
+                        break
+        return history, last

@@ -1,0 +1,85 @@
+"""Label recovery from the gradient of the last (classification) layer.
+
+For cross-entropy after a softmax, the gradient of the logits of image ``i`` is ``p_i − y_i``: negative only at the
+true label. With a bias, the bias gradient of a batch is ``s/B · Σ_i (p_i − y_i)`` (``s`` the loss scale), and the
+weight gradient's row ``j`` is ``s/B · Σ_i (p_ij − y_ij) h_i`` with ``h_i`` the penultimate features.
+
+- :func:`idlg_label` — iDLG (Zhao et al. 2020), one image: the label is the row whose gradient is negative. With
+  non-negative features (ReLU / sigmoid) the row sum of the weight gradient is negative only there; with a bias the
+  bias gradient is used (no assumption on the features).
+- :func:`batch_labels` — a batch of ``B`` images, labels may repeat: labels with a negative bias (or row-sum)
+  gradient are present; counts follow from ``count_j ≈ B·(p̄ − g_j/s)`` where ``p̄`` is the mean softmax
+  probability of an absent label, estimated from the absent labels' gradients (exact for an untrained model with
+  near-uniform predictions; an estimate otherwise, in the spirit of Wainakh et al. 2022, "LLG").
+
+Example:
+    >>> import torch
+    >>> g_bias = torch.tensor([0.1, -0.9, 0.8])   # softmax(p) − onehot(1)
+    >>> idlg_label(g_bias, None)
+    1
+"""
+
+from __future__ import annotations
+
+import torch
+
+from privlab.errors import ConfigError
+
+__all__ = ["batch_labels", "idlg_label", "last_layer_signal"]
+
+
+def last_layer_signal(weight_grad: torch.Tensor | None, bias_grad: torch.Tensor | None) -> torch.Tensor:
+    """One value per class that is negative for present labels: the bias gradient if there is one, else the row sums
+    of the last weight gradient (``K×F`` → ``K``)."""
+    if bias_grad is not None:
+        return bias_grad.detach().flatten().float()
+    if weight_grad is None:
+        raise ConfigError("label recovery needs the gradient of the last linear layer (weight or bias)")
+    return weight_grad.detach().flatten(1).sum(1).float()
+
+
+def idlg_label(bias_grad: torch.Tensor | None, weight_grad: torch.Tensor | None) -> int:
+    """The label of a single image from the last layer's gradient (iDLG): the index of the most negative entry."""
+    return int(last_layer_signal(weight_grad, bias_grad).argmin())
+
+
+def batch_labels(
+    bias_grad: torch.Tensor | None, weight_grad: torch.Tensor | None, batch_size: int, *, loss_scale: float = 1.0
+) -> torch.Tensor:
+    """Labels of a batch of ``batch_size`` images (order arbitrary, repeats allowed) from the last layer's gradient.
+
+    Args:
+        bias_grad: gradient of the last layer's bias (``K``), or None.
+        weight_grad: gradient of the last layer's weight (``K×F``), used when there is no bias.
+        batch_size: ``B``, known to the attacker.
+        loss_scale: factor on the mean cross-entropy the client used (SemSim's victims use 0.5).
+
+    Returns:
+        int64 tensor of ``B`` labels, sorted.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be ≥ 1, got {batch_size}")
+    g = last_layer_signal(weight_grad, bias_grad) / float(loss_scale)
+    k = g.numel()
+    present = (g < 0).nonzero().flatten()
+    if len(present) == 0:
+        present = g.argmin().view(1)
+    if len(present) >= batch_size:
+        chosen = present[g[present].argsort()[:batch_size]]
+        return chosen.sort().values.long()
+    absent = torch.ones(k, dtype=torch.bool)
+    absent[present] = False
+    # mean softmax probability of a label: for an absent label g_j = p̄_j exactly (bias case)
+    p_bar = g[absent].clamp_min(0).mean() if absent.any() else g.new_tensor(0.0)
+    est = (batch_size * (p_bar - g[present])).clamp_min(1.0)
+    est = est * (batch_size / est.sum())  # the counts must add up to B
+    counts = est.floor().long().clamp_min(1)
+    while counts.sum() > batch_size:  # a present label keeps at least one image
+        i = int(torch.where(counts > 1, est - counts, torch.full_like(est, float("inf"))).argmin())
+        counts[i] -= 1
+    remainder = est - counts
+    while counts.sum() < batch_size:
+        i = int(remainder.argmax())
+        counts[i] += 1
+        remainder[i] -= 1
+    return torch.repeat_interleave(present, counts).sort().values.long()

@@ -1,0 +1,343 @@
+"""The ``inversion`` experiment: a federated client shares a gradient, the server reconstructs its images.
+
+Stages: data set → victim model (fresh, DLG-initialised, trained here, or a ``privlab train`` checkpoint) →
+defence on the shared gradient → attack (DLG / iDLG / Inverting Gradients) → similarity of each reconstruction to
+its original (MSE, PSNR, SSIM, LPIPS when weights are available, classifier agreement) → store and report.
+
+The client's images come from the ``split`` of the data set (``test`` by default: data the victim was not trained
+on), chosen by the run's seed. Each batch of ``batch_size`` images is one client gradient and one attack. Inside a
+batch, reconstructions are matched to originals by the Hungarian algorithm on MSE before scoring (the attack does not
+know the order).
+
+Artifacts in the run folder: ``images/{idx}_{label}_{ori|rec}.png``, ``per_image.csv`` / ``per_image.json`` (one
+row per image), ``grid.png`` (originals above, reconstructions below) and ``attack.json`` (per-batch statistics).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, field_validator, model_validator
+from scipy.optimize import linear_sum_assignment
+from torch import nn
+
+from privlab.attack import ATTACKS, Observation
+from privlab.attack.inversion import InversionConfig, ThreatModel, client_update, make_attack
+from privlab.config import ExperimentSpec, Spec
+from privlab.context import RunContext
+from privlab.data import LabelledImages, dataset_info, load_dataset
+from privlab.errors import ConfigError
+from privlab.models import build_model
+from privlab.pipelines import PIPELINES
+from privlab.pipelines.train import DatasetSpec, load_checkpoint
+from privlab.protect.gradient_defense import GradientDefense, GradientDefenseSpec
+from privlab.store import MetricRecord, load_tensors, save_tensors, sha256_file
+from privlab.train import TrainConfig, evaluate, fit
+
+__all__ = ["InversionSpec", "VictimSpec", "run_inversion"]
+
+
+class VictimSpec(Spec):
+    """The model whose gradient is shared."""
+
+    model: str = Field(default="lenet_dlg", description="registered model (privlab models)")
+    init: Literal["default", "dlg-uniform"] = Field(
+        default="default", description="dlg-uniform: every weight and bias ~ U(−0.5, 0.5), as in the DLG paper"
+    )
+    checkpoint: str | None = Field(default=None, description="a privlab train checkpoint (model.safetensors)")
+    train: TrainConfig | None = Field(default=None, description="train the victim on the train split first")
+    normalize: bool = Field(default=True, description="normalize layer with the data set's mean/std first")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> VictimSpec:
+        if self.checkpoint and self.train is not None:
+            raise ConfigError("victim: give either checkpoint or train, not both")
+        return self
+
+
+class InversionSpec(ExperimentSpec):
+    """Spec of the ``inversion`` experiment."""
+
+    experiment: Literal["inversion"] = "inversion"
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    split: Literal["train", "test"] = Field(default="test", description="where the client's images come from")
+    num_images: int = Field(default=1, ge=1, le=100_000, description="images attacked in total")
+    batch_size: int = Field(default=1, ge=1, description="images per shared gradient")
+    victim: VictimSpec = Field(default_factory=VictimSpec)
+    attack: str = Field(default="inverting-gradients", description="dlg | idlg | inverting-gradients | …")
+    attack_config: dict[str, Any] = Field(default_factory=dict, description="overrides of the attack's settings")
+    threat: ThreatModel = Field(default_factory=ThreatModel)
+    defense: GradientDefenseSpec = Field(default_factory=GradientDefenseSpec)
+    metrics: list[str] = Field(
+        default_factory=lambda: ["mse", "psnr", "ssim", "lpips"],
+        description="similarity metrics; lpips is skipped with a note when no backbone weights are available",
+    )
+    lpips_net: Literal["alex", "vgg", "squeeze"] = Field(default="alex", description="LPIPS backbone")
+    reference_classifier: TrainConfig | None = Field(
+        default=None, description="train a reference classifier (lenet5) to score classifier agreement"
+    )
+
+    @field_validator("attack")
+    @classmethod
+    def _known_attack(cls, v: str) -> str:
+        ATTACKS.entry(v)
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> InversionSpec:
+        entry = ATTACKS.entry(self.attack)
+        if "preset" not in entry.meta:
+            raise ConfigError(f"attack {self.attack!r} is not a gradient-inversion attack")
+        InversionConfig(**{**entry.meta["preset"], **self.attack_config})  # unknown / bad keys fail here
+        if self.num_images % self.batch_size:
+            raise ConfigError(f"num_images ({self.num_images}) must be a multiple of batch_size ({self.batch_size})")
+        return self
+
+
+def _cache_key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _trained(
+    ctx: RunContext, name: str, model: nn.Module, train: LabelledImages, cfg: TrainConfig, key: str
+) -> nn.Module:
+    """Train ``model`` or load it from ``out/_cache`` (keyed by everything that determines it)."""
+    path = ctx.out / "_cache" / f"{name}-{key}.safetensors"
+    if path.exists():
+        try:
+            tensors, _ = load_tensors(path)
+            model.load_state_dict(tensors)
+            return model
+        except Exception:  # a corrupt or stale cache entry is rebuilt
+            path.unlink(missing_ok=True)
+    fit(model, train, cfg, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    save_tensors(path, {k: v.detach().cpu() for k, v in model.state_dict().items()}, {"what": name})
+    return model
+
+
+def _victim(spec: InversionSpec, ctx: RunContext, train: LabelledImages) -> nn.Module:
+    v = spec.victim
+    if v.checkpoint:
+        model, meta = load_checkpoint(v.checkpoint, device=ctx.device)
+        if tuple(meta["in_shape"]) != tuple(train.shape):
+            raise ConfigError(
+                f"victim checkpoint {v.checkpoint} was trained on images {tuple(meta['in_shape'])} but the data set "
+                f"gives {tuple(train.shape)}; set dataset.resize to match"
+            )
+        return model
+    torch.manual_seed(ctx.seed)
+    norm = {"mean": train.mean, "std": train.std} if v.normalize else {}
+    model = build_model(v.model, train.num_classes, train.shape, **norm)
+    if v.init == "dlg-uniform":
+        from privlab.models.lenet import dlg_uniform_init_
+
+        dlg_uniform_init_(model)
+    if v.train is not None:
+        key = _cache_key("victim", spec.dataset.model_dump(), v.model_dump(), ctx.seed)
+        model = _trained(ctx, "victim", model, train, v.train, key)
+    return model.to(ctx.device).eval()
+
+
+def _reference(spec: InversionSpec, ctx: RunContext, train: LabelledImages) -> nn.Module | None:
+    if spec.reference_classifier is None:
+        return None
+    torch.manual_seed(ctx.seed + 1)
+    model = build_model("lenet5", train.num_classes, train.shape, mean=train.mean, std=train.std)
+    key = _cache_key("reference", spec.dataset.model_dump(), spec.reference_classifier.model_dump(), ctx.seed)
+    return _trained(ctx, "reference", model, train, spec.reference_classifier, key).to(ctx.device).eval()
+
+
+def _match(x: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
+    """Order of ``rec`` that best matches ``x`` (Hungarian on per-pair MSE)."""
+    if len(x) == 1:
+        return torch.zeros(1, dtype=torch.long)
+    cost = ((x[:, None] - rec[None]) ** 2).flatten(2).mean(2)
+    _, cols = linear_sum_assignment(cost.numpy())
+    return torch.as_tensor(cols, dtype=torch.long)
+
+
+def _cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    dot = sum(float((x * y).sum()) for x, y in zip(a, b, strict=True))
+    na = math.sqrt(sum(float(x.pow(2).sum()) for x in a))
+    nb = math.sqrt(sum(float(y.pow(2).sum()) for y in b))
+    return dot / (na * nb) if na > 0 and nb > 0 else float("nan")
+
+
+@PIPELINES.register(
+    "inversion", spec=InversionSpec, description="gradient inversion (DLG, iDLG, Inverting Gradients) under defences"
+)
+def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
+    """Attack ``num_images`` client images through their shared gradients; score and store the reconstructions."""
+    from privlab.data.reconstructions import save_pairs
+    from privlab.measure.lpips import lpips_available
+    from privlab.measure.similarity import score
+    from privlab.report.grids import save_grid
+
+    dataset_info(spec.dataset.name)
+    kw = {"root": ctx.data_root, "download": ctx.download, "resize": spec.dataset.resize, "seed": ctx.seed}
+    train = load_dataset(spec.dataset.name, "train", limit=spec.dataset.train_limit, **kw)
+    if spec.split == "train":
+        pool = train
+    else:
+        pool = load_dataset(spec.dataset.name, "test", limit=spec.dataset.test_limit, **kw)
+    if spec.num_images > len(pool):
+        raise ConfigError(f"num_images {spec.num_images} > {len(pool)} images in the {spec.split} split")
+    model = _victim(spec, ctx, train)
+    victim_acc = None
+    if spec.victim.train is not None or spec.victim.checkpoint:
+        test = pool if spec.split == "test" else load_dataset(spec.dataset.name, "test", **kw)
+        victim_acc = evaluate(model, test, device=ctx.device)["accuracy"]
+    reference = _reference(spec, ctx, train)
+
+    metrics = list(spec.metrics)
+    notes: dict[str, str] = {}
+    if "lpips" in metrics:
+        reason = lpips_available(spec.lpips_net)
+        if reason is not None:
+            metrics.remove("lpips")
+            notes["lpips"] = f"skipped: {reason}"
+    small = min(pool.shape[1:])
+    for name in ("ssim", "ms-ssim"):
+        if name in metrics and small < 11:
+            metrics.remove(name)
+            notes[name] = f"skipped: images are {small}×{small}, smaller than the 11×11 SSIM window; set dataset.resize"
+    if reference is not None and "classifier" not in metrics:
+        metrics.append("classifier")
+
+    defense = GradientDefense(spec.defense)
+    attack = make_attack(spec.attack, **spec.attack_config)
+    order = torch.randperm(len(pool), generator=ctx.generator(1))[: spec.num_images]
+    gen_client = ctx.generator(2)
+    gen_attack = ctx.generator(3)
+    originals, recs, labels, rec_labels, batch_stats, cosines = [], [], [], [], [], []
+    t_attack = 0.0
+    with ctx.progress.task(f"{spec.attack} on {spec.num_images} image(s)", total=spec.num_images) as advance:
+        for start in range(0, spec.num_images, spec.batch_size):
+            idx = order[start : start + spec.batch_size]
+            x, y = pool.batch(idx)
+            x, y = x.to(ctx.device), y.to(ctx.device)
+            x_in = defense.inputs(x, gen_client)
+            exact = client_update(model, x_in, y, spec.threat)
+            shared = client_update(model, x_in, y, spec.threat, gradient_fn=defense.gradient_fn(gen_client))
+            shared = defense.shared(shared, gen_client)
+            cosines.append(_cosine(exact, shared))
+            known = attack.config.labels == "known"
+            obs = Observation(
+                gradients=shared,
+                labels=y if known else None,
+                meta={"batch_size": len(idx), "image_shape": tuple(pool.shape), "threat": spec.threat.model_dump()},
+            )
+            t0 = time.perf_counter()
+            out = attack.run(model, obs, generator=gen_attack, progress=ctx.progress)
+            t_attack += time.perf_counter() - t0
+            rec = out.data.cpu()
+            perm = _match(x.cpu(), rec)
+            rec = rec[perm]
+            rl = out.labels.cpu() if out.labels is not None else torch.full((len(idx),), -1)
+            # labels are matched as a multiset (order-free) for batch recovery; per image after the image matching
+            rec_labels.append(rl[perm] if out.stats["label_strategy"] in ("joint",) else _align_labels(rl, y.cpu()))
+            originals.append(x.cpu())
+            recs.append(rec)
+            labels.append(y.cpu())
+            batch_stats.append({k: v for k, v in out.stats.items() if k != "history"} | {"indices": idx.tolist()})
+            advance(len(idx), psnr=_psnr(x.cpu(), rec))
+    x_all, rec_all, y_all, yr_all = torch.cat(originals), torch.cat(recs), torch.cat(labels), torch.cat(rec_labels)
+    indices = order.tolist()
+    table = score(
+        x_all,
+        rec_all,
+        metrics,
+        labels=y_all,
+        classifier=reference,
+        lpips_net=spec.lpips_net,
+        device=ctx.device,
+        indices=indices,
+    )
+    label_correct = (yr_all == y_all).float()
+    rows = []
+    for i, row in enumerate(table.rows):
+        rows.append({**row, "recovered_label": int(yr_all[i]), "label_correct": bool(label_correct[i])})
+    notes.update(table.notes)
+
+    save_pairs(ctx.run_dir / "images", x_all, rec_all, y_all, indices)
+    grid = torch.cat([x_all, rec_all])
+    grid_path = save_grid(ctx.run_dir / "grid.png", grid, nrow=len(x_all), scale=max(1, 64 // max(x_all.shape[-2:])))
+    rows_meta = {"rows": ["original", "reconstruction"]}
+    ctx.store.add_artifact(ctx.run_id, "grid", grid_path, sha256_file(grid_path), rows_meta)
+    table_path = ctx.run_dir / "per_image.csv"
+    table.to_csv(table_path)
+    ctx.store.add_artifact(ctx.run_id, "table", table_path, sha256_file(table_path), {"format": "csv"})
+    ctx.save_json("per_image", "per_image.json", {"rows": rows, "means": table.means, "notes": notes})
+    ctx.save_json("attack", "attack.json", {"batches": batch_stats, "attack_config": attack.config.model_dump()})
+
+    steps = 1
+    if spec.threat.kind == "fedavg":
+        steps = spec.threat.local_steps * math.ceil(spec.batch_size / (spec.threat.local_batch_size or spec.batch_size))
+    budget = defense.budget(steps=steps)
+    recs_out: list[MetricRecord] = []
+    for name, value in table.means.items():
+        unit, privacy_hib = _METRIC_META.get(name, (None, None))
+        recs_out.append(MetricRecord(name, float(value), None, unit, "privacy", privacy_hib))
+    recs_out += [
+        MetricRecord("label_accuracy", float(label_correct.mean()), None, "fraction", "privacy", False),
+        MetricRecord("psnr_noise_baseline", _noise_baseline(x_all, ctx.generator(4)), None, "dB", "info", None),
+        MetricRecord("gradient_cosine", float(torch.tensor(cosines).mean()), None, None, "utility", True),
+        MetricRecord("attack_seconds", t_attack, None, "s", "cost", False),
+        MetricRecord(
+            "attack_objective",
+            float(torch.tensor([b["objective"] for b in batch_stats]).mean()),
+            None,
+            None,
+            "info",
+            None,
+        ),
+    ]
+    if victim_acc is not None:
+        recs_out.append(MetricRecord("victim_test_accuracy", victim_acc, None, "fraction", "utility", True))
+    if budget.epsilon is not None:
+        recs_out.append(MetricRecord("epsilon", budget.epsilon, None, "nats", "privacy", False))
+    ctx.log_many(recs_out)
+
+
+# unit, higher_is_better from the defender's side (a higher PSNR of a reconstruction = more leakage = worse)
+_METRIC_META: dict[str, tuple[str | None, bool | None]] = {
+    "mse": (None, True),
+    "psnr": ("dB", False),
+    "ssim": (None, False),
+    "ms-ssim": (None, False),
+    "lpips": (None, True),
+    "lpips-random": (None, True),
+    "classifier_correct": ("fraction", False),
+    "classifier_confidence": ("fraction", False),
+}
+
+
+def _noise_baseline(x: torch.Tensor, generator: torch.Generator) -> float:
+    """Mean PSNR of uniform-noise images against the originals: what a reconstruction must clearly beat."""
+    noise = torch.rand(x.shape, generator=generator)
+    return float(torch.tensor([_psnr(x[i : i + 1], noise[i : i + 1]) for i in range(len(x))]).mean())
+
+
+def _psnr(x: torch.Tensor, rec: torch.Tensor) -> float:
+    mse = float(((x - rec) ** 2).mean())
+    return 10 * math.log10(1 / mse) if mse > 0 else float("inf")
+
+
+def _align_labels(recovered: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Recovered labels (a multiset, order unknown) assigned to the images so that as many as possible agree."""
+    out = torch.full_like(true, -1)
+    pool = recovered.tolist()
+    for i, t in enumerate(true.tolist()):
+        if t in pool:
+            pool.remove(t)
+            out[i] = t
+    rest = iter(pool)
+    for i in range(len(out)):
+        if out[i] < 0:
+            out[i] = next(rest, -1)
+    return out

@@ -1,0 +1,117 @@
+"""Report section of the ``inversion`` experiment: a comparison table, leakage by defence, and image grids."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import defaultdict
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from privlab.report.plots import figure_to_data_uri
+from privlab.report.sections import SECTIONS, esc, format_value, run_anchor, run_label
+from privlab.store import RunRecord, Store
+
+__all__ = ["inversion_section"]
+
+_COLUMNS = ("psnr", "ssim", "lpips", "mse", "classifier_correct", "label_accuracy", "gradient_cosine", "epsilon")
+
+
+def _defense_label(spec: dict[str, Any]) -> str:
+    d = spec.get("defense") or {}
+    name = d.get("name", "none")
+    return {
+        "none": "none",
+        "gaussian": f"gaussian σ={d.get('sigma')}",
+        "laplace": f"laplace b={d.get('sigma')}",
+        "prune": f"prune {d.get('percent')}%",
+        "dpsgd": f"dpsgd C={d.get('clip')} z={d.get('noise_multiplier')}",
+        "augment": f"augment {d.get('transform')}",
+    }.get(name, name)
+
+
+def _grid_img(run: RunRecord, store: Store) -> str:
+    for art in store.artifacts(run.id):
+        if art["kind"] == "grid":
+            try:
+                data = (store.out_dir / art["path"]).read_bytes()
+            except OSError:
+                return '<p class="muted">grid image missing</p>'
+            uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+            return (
+                f'<figure><img src="{uri}" alt="originals and reconstructions of {esc(run.id)}" '
+                'style="image-rendering: pixelated; max-width: 100%">'
+                f"<figcaption>{esc(run_label(run))}: originals (top), reconstructions (bottom)</figcaption></figure>"
+            )
+    return ""
+
+
+def _notes(run: RunRecord, store: Store) -> str:
+    for art in store.artifacts(run.id):
+        if art["kind"] == "per_image":
+            try:
+                notes = json.loads((store.out_dir / art["path"]).read_text("utf-8")).get("notes", {})
+            except (OSError, json.JSONDecodeError):
+                return ""
+            items = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in notes.items())
+            return f"<details><summary>metric definitions</summary><ul>{items}</ul></details>" if items else ""
+    return ""
+
+
+def _psnr_plot(runs: list[RunRecord]) -> str:
+    groups: dict[str, dict[str, float]] = defaultdict(dict)
+    for r in runs:
+        if "psnr" in r.metrics:
+            groups[r.spec.get("attack", "?")][_defense_label(r.spec)] = r.metrics["psnr"]
+    defenses = sorted({d for g in groups.values() for d in g})
+    if len(runs) < 2 or not defenses:
+        return ""
+    fig = Figure(figsize=(max(4.0, 1.2 * len(defenses) + 2), 3.2))
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(groups))
+    for i, (attack, vals) in enumerate(sorted(groups.items())):
+        xs = [j + i * width for j, d in enumerate(defenses) if d in vals]
+        ax.bar(xs, [vals[d] for d in defenses if d in vals], width, label=attack)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(defenses))], defenses, rotation=20, ha="right")
+    ax.set_ylabel("mean PSNR of reconstructions (dB)")
+    ax.set_title("leakage by defence (higher = more leakage)")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return f'<figure><img src="{figure_to_data_uri(fig)}" alt="PSNR by defence"></figure>'
+
+
+@SECTIONS.register("inversion", title="Gradient inversion")
+def inversion_section(runs: list[RunRecord], store: Store) -> str:
+    """One row per run (attack, defence, model, similarity means, label accuracy), a PSNR-by-defence chart, and each
+    run's grid of originals above reconstructions."""
+    info = store.metric_info()
+    cols = [c for c in _COLUMNS if any(c in r.metrics for r in runs)]
+    head = "<th>run</th><th>attack</th><th>defence</th><th>model</th><th>images</th>" + "".join(
+        f'<th class="num">{esc(c)}<br><small>{esc(info.get(c, {}).get("unit") or "")}</small></th>' for c in cols
+    )
+    rows = []
+    for r in runs:
+        s = r.spec
+        cells = "".join(
+            f'<td class="num">{esc(format_value(r.metrics.get(c), c, info.get(c, {}).get("unit")))}</td>' for c in cols
+        )
+        status = "" if r.status == "finished" else f' <span class="status-{esc(r.status)}">{esc(r.status)}</span>'
+        rows.append(
+            f'<tr><td><a href="#{run_anchor(r.id)}">{esc(r.id)}</a>{status}</td><td>{esc(s.get("attack"))}</td>'
+            f"<td>{esc(_defense_label(s))}</td><td>{esc((s.get('victim') or {}).get('model'))}</td>"
+            f'<td class="num">{esc(s.get("num_images"))}</td>{cells}</tr>'
+        )
+    parts = [
+        "<p>PSNR, SSIM and LPIPS compare each reconstruction with its original (images in [0, 1]); higher PSNR/SSIM "
+        "and lower LPIPS mean more leakage. <code>gradient_cosine</code> is the cosine between the defended and the "
+        "exact gradient (utility of the shared update).</p>",
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>',
+        _psnr_plot(runs),
+    ]
+    for r in runs:
+        grid = _grid_img(r, store)
+        if grid or r.error:
+            error = f'<pre class="error">{esc(r.error)}</pre>' if r.error else ""
+            parts.append(f'<div class="run-block"><h3>{esc(run_label(r))}</h3>{error}{grid}{_notes(r, store)}</div>')
+    return "\n".join(p for p in parts if p)
