@@ -51,7 +51,9 @@ class SSLAttackConfig(Spec):
     queue_size: int = Field(default=4096, ge=1, description="MoCo queue length")
     momentum: float = Field(default=0.99, ge=0, lt=1, description="MoCo key-encoder momentum")
     augment: AugmentConfig = Field(default_factory=AugmentConfig, description="view augmentation")
-    probe_data: Literal["poisoned", "clean"] = Field(default="poisoned", description="images the linear probe is fit on")
+    probe_data: Literal["poisoned", "clean"] = Field(
+        default="poisoned", description="images the linear probe is fit on"
+    )
     probe_c: float = Field(default=1.0, gt=0, description="inverse L2 strength of the logistic-regression probe")
     knn_k: int = Field(default=200, ge=1, description="kNN neighbours (capped at the bank size)")
     knn_temperature: float = Field(default=0.5, gt=0, description="kNN vote temperature τ")
@@ -72,8 +74,13 @@ def pretrain_ssl(
     seed_everything(seed)
     norm = {"mean": data.mean, "std": data.std} if cfg.normalize else {}
     model = build_ssl_model(
-        cfg.method, cfg.encoder, data.shape, temperature=cfg.temperature, queue_size=cfg.queue_size,
-        momentum=cfg.momentum, **norm,
+        cfg.method,
+        cfg.encoder,
+        data.shape,
+        temperature=cfg.temperature,
+        queue_size=cfg.queue_size,
+        momentum=cfg.momentum,
+        **norm,
     ).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
@@ -134,7 +141,12 @@ def evaluate_encoder(
     return {
         "linear_probe_accuracy": linear_probe_accuracy(f_probe, probe_train.labels, f_test, test.labels, c=cfg.probe_c),
         "knn_accuracy": knn_accuracy(
-            f_bank, clean_train.labels, f_test, test.labels, num_classes=test.num_classes, k=cfg.knn_k,
+            f_bank,
+            clean_train.labels,
+            f_test,
+            test.labels,
+            num_classes=test.num_classes,
+            k=cfg.knn_k,
             temperature=cfg.knn_temperature,
         ),
     }

@@ -104,7 +104,16 @@ def train_unauthorized(
         if on_epoch is not None:
             on_epoch(epoch, stats)
 
-    fit(model, train, cfg.train, seed=seed, device=device, progress=progress, on_epoch_end=epoch_end, transform=transform)
+    fit(
+        model,
+        train,
+        cfg.train,
+        seed=seed,
+        device=device,
+        progress=progress,
+        on_epoch_end=epoch_end,
+        transform=transform,
+    )
     model.eval()
     return UnauthorizedResult(
         test_accuracy=history[-1]["test_accuracy"],

@@ -141,7 +141,12 @@ class GradientDefense:
     """A :class:`GradientDefenseSpec` made executable: input hook, per-step gradient and shared-tensor transform."""
 
     def __init__(self, spec: GradientDefenseSpec | dict[str, Any] | None = None) -> None:
-        self.spec = spec if isinstance(spec, GradientDefenseSpec) else GradientDefenseSpec(**(spec or {}))
+        from privlab.config import validate
+
+        if isinstance(spec, GradientDefenseSpec):
+            self.spec = spec
+        else:
+            self.spec = validate(GradientDefenseSpec, dict(spec or {}), "defence")
 
     def inputs(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The images the client actually differentiates (``augment`` only; otherwise ``x``)."""

@@ -135,7 +135,12 @@ class GradientInversion:
     requires = ("gradients",)
 
     def __init__(self, config: InversionConfig | dict[str, Any] | None = None) -> None:
-        self.config = config if isinstance(config, InversionConfig) else InversionConfig(**(config or {}))
+        from privlab.config import validate
+
+        if isinstance(config, InversionConfig):
+            self.config = config
+        else:
+            self.config = validate(InversionConfig, dict(config or {}), "attack config")
 
     # -- setup -------------------------------------------------------------------------------------------------
     def _labels(
@@ -158,7 +163,11 @@ class GradientInversion:
             if batch != 1:
                 raise ConfigError(f"labels: idlg recovers the label of ONE image; the batch has {batch}: use batch")
             return torch.tensor([idlg_label(bg, wg)]), "idlg"
-        return batch_labels(bg, wg, batch, loss_scale=threat.loss_scale), "batch"
+        # the model's mean prediction on dummy images estimates the batch's mean softmax output
+        shape = (64, *(int(v) for v in obs.meta["image_shape"]))
+        with torch.no_grad():
+            probs = model(torch.rand(shape, generator=torch.Generator().manual_seed(0)).to(wg.device)).softmax(1)
+        return batch_labels(bg, wg, batch, loss_scale=threat.loss_scale, mean_probs=probs.mean(0)), "batch"
 
     def _init(self, shape: tuple[int, ...], mean: torch.Tensor, std: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         if self.config.init == "randn":
@@ -211,7 +220,9 @@ class GradientInversion:
                 "trainable parameters"
             )
         device = params[0].device
-        target_all = [t.detach().to(device) for t in observation.gradients]
+        # a FedAvg update is lr × (sum of gradients): divide by lr so objectives and tolerances see gradient scale
+        unit = threat.local_lr if threat.kind == "fedavg" else 1.0
+        target_all = [t.detach().to(device) / unit for t in observation.gradients]
         idx = select_layers(cfg.layers, target_all)
         target = [target_all[i] for i in idx]
         weights = layer_weights(cfg.layer_weights, len(idx), device=device)
@@ -228,7 +239,7 @@ class GradientInversion:
         def matching_loss(z: torch.Tensor, soft: torch.Tensor | None) -> torch.Tensor:
             y = labels.to(device) if soft is None else soft.softmax(1)
             g = client_update(model, z * std + mean, y, threat, create_graph=True)
-            return objective([g[i] for i in idx], target, weights)
+            return objective([g[i] / unit for i in idx], target, weights)
 
         best: dict[str, Any] | None = None
         scores: list[float] = []

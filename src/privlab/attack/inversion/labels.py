@@ -44,7 +44,12 @@ def idlg_label(bias_grad: torch.Tensor | None, weight_grad: torch.Tensor | None)
 
 
 def batch_labels(
-    bias_grad: torch.Tensor | None, weight_grad: torch.Tensor | None, batch_size: int, *, loss_scale: float = 1.0
+    bias_grad: torch.Tensor | None,
+    weight_grad: torch.Tensor | None,
+    batch_size: int,
+    *,
+    loss_scale: float = 1.0,
+    mean_probs: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Labels of a batch of ``batch_size`` images (order arbitrary, repeats allowed) from the last layer's gradient.
 
@@ -53,6 +58,9 @@ def batch_labels(
         weight_grad: gradient of the last layer's weight (``K×F``), used when there is no bias.
         batch_size: ``B``, known to the attacker.
         loss_scale: factor on the mean cross-entropy the client used (SemSim's victims use 0.5).
+        mean_probs: the attacker's estimate of the batch's mean softmax output (``K``), e.g. the model's mean
+            prediction on dummy images; with a bias gradient the counts are then ``B·(p̄_j − g_j/s)`` rounded
+            (largest remainder). Without it, ``p̄`` is taken from the labels whose gradient is positive.
 
     Returns:
         int64 tensor of ``B`` labels, sorted.
@@ -61,6 +69,19 @@ def batch_labels(
         raise ConfigError(f"batch_size must be ≥ 1, got {batch_size}")
     g = last_layer_signal(weight_grad, bias_grad) / float(loss_scale)
     k = g.numel()
+    if mean_probs is not None and bias_grad is not None:
+        est = (batch_size * (mean_probs.detach().flatten().float().cpu() - g.cpu())).clamp_min(0)
+        counts = est.floor().long()
+        remainder = est - counts
+        while counts.sum() < batch_size:
+            i = int(remainder.argmax())
+            counts[i] += 1
+            remainder[i] -= 1
+        while counts.sum() > batch_size:
+            i = int(torch.where(counts > 0, remainder, torch.full_like(remainder, float("inf"))).argmin())
+            counts[i] -= 1
+            remainder[i] += 1
+        return torch.repeat_interleave(torch.arange(k), counts).long()
     present = (g < 0).nonzero().flatten()
     if len(present) == 0:
         present = g.argmin().view(1)

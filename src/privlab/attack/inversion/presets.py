@@ -67,7 +67,7 @@ _DESCRIPTIONS = {
 def make_attack(name: str, **overrides: Any) -> GradientInversion:
     """The attack ``name`` (a preset) with ``overrides`` applied to its :class:`InversionConfig`."""
     base = ATTACKS.entry(name).meta["preset"]
-    return GradientInversion(InversionConfig(**{**base, **overrides}))
+    return GradientInversion({**base, **overrides})
 
 
 for _name, _preset in INVERSION_PRESETS.items():

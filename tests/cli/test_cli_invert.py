@@ -1,0 +1,49 @@
+"""``privlab invert`` from the command line."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from privlab.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_invert_json_per_image_and_means(tmp_path):
+    r = invoke(
+        "invert", "--attack", "idlg", "--num-images", "2", "--iterations", "30", "--resize", "0",
+        "--metrics", "mse,psnr", "--out", tmp_path, "--json",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert len(d["images"]) == 2
+    for row in d["images"]:
+        assert row["label_correct"] is True and row["psnr"] > 30
+    assert d["means"]["label_accuracy"] == 1.0
+    assert d["means"]["psnr"] > 30
+    names = sorted(p.name for p in (tmp_path / d["run_id"] / "images").iterdir())
+    assert len(names) == 4 and all(n.endswith(("_ori.png", "_rec.png")) for n in names)
+    # the folder is what `privlab similarity` reads
+    r2 = invoke("similarity", tmp_path / d["run_id"] / "images", "--metrics", "mse,psnr", "--json")
+    assert r2.exit_code == 0, r2.output
+    # 8-bit PNGs of near-exact reconstructions are often identical (PSNR = ∞, null in JSON)
+    assert json.loads(r2.stdout)["means"]["mse"] < 1e-3
+
+
+def test_invert_bad_inputs_exit_2_with_one_line(tmp_path):
+    for args, text in (
+        (["--defense", "blur:2"], "unknown defence"),
+        (["--attack", "dgl"], "did you mean"),
+        (["--num-images", "3", "--batch-size", "2"], "multiple of batch_size"),
+        (["--checkpoint", tmp_path / "missing.safetensors"], "missing.safetensors"),
+    ):
+        r = invoke("invert", *args, "--iterations", "1", "--resize", "0", "--out", tmp_path, "--quiet")
+        assert r.exit_code == 2, (args, r.output)
+        assert text in r.output.lower() or text in r.output
+        assert "Traceback" not in r.output

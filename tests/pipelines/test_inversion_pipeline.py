@@ -1,0 +1,103 @@
+"""The inversion experiment end to end: smoke preset, artifacts, defences, victims, label strategies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from privlab.data.reconstructions import load_pairs
+from privlab.errors import ConfigError
+from privlab.run import execute, load_spec, spec_from_mapping
+from privlab.store import Store
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("inv")
+    (o,) = execute(load_spec(experiment="inversion", preset="smoke"), out, quiet=True)
+    return out, o
+
+
+def test_smoke_dlg_recovers_the_image_and_label(smoke):
+    out, o = smoke
+    assert o.status == "finished"
+    assert o.metrics["psnr"] >= 30.0  # issue target for DLG on lenet_dlg, one digits image
+    assert o.metrics["label_accuracy"] == 1.0
+    assert o.metrics["psnr"] > o.metrics["psnr_noise_baseline"] + 20
+    assert o.metrics["gradient_cosine"] == pytest.approx(1.0)  # no defence: the exact gradient
+
+
+def test_artifacts_pngs_table_grid_and_report(smoke):
+    out, o = smoke
+    run_dir = out / o.id
+    pairs = load_pairs(run_dir / "images")
+    assert len(pairs.indices) == 1 and pairs.originals.shape == (1, 1, 8, 8)
+    table = json.loads((run_dir / "per_image.json").read_text())
+    (row,) = table["rows"]
+    assert row["label_correct"] is True and row["psnr"] >= 30
+    assert (run_dir / "grid.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run_dir / "per_image.csv").read_text().splitlines()[0].startswith("index")
+    with Store(out, create=False) as s:
+        kinds = {a["kind"] for a in s.artifacts(o.id)}
+        info = s.metric_info()
+    assert {"grid", "per_image", "attack", "table"} <= kinds
+    assert info["psnr"]["unit"] == "dB" and info["psnr"]["kind"] == "privacy"
+    html = (out / "report.html").read_text()
+    assert "Gradient inversion" in html and "originals (top)" in html
+
+
+def test_defences_lower_leakage(tmp_path):
+    base = {"experiment": "inversion", "preset": "smoke", "attack": "idlg", "attack_config": {"iterations": 30}}
+    runs = {}
+    for name, d in {"none": {"name": "none"}, "noise": {"name": "gaussian", "sigma": 0.1}}.items():
+        (o,) = execute(spec_from_mapping({**base, "defense": d}), tmp_path / name, quiet=True)
+        runs[name] = o.metrics
+    assert runs["none"]["psnr"] > 30
+    assert runs["noise"]["psnr"] < runs["none"]["psnr"] - 15
+    assert runs["noise"]["gradient_cosine"] < 0.9
+    (o,) = execute(
+        spec_from_mapping({**base, "defense": {"name": "dpsgd", "noise_multiplier": 1.0}}), tmp_path / "dp", quiet=True
+    )
+    assert o.metrics["epsilon"] > 0
+
+
+def test_batch_with_label_recovery_and_trained_victim(tmp_path):
+    spec = spec_from_mapping(
+        {
+            "experiment": "inversion",
+            "preset": "smoke",
+            "num_images": 2,
+            "batch_size": 2,
+            "attack_config": {"labels": "batch", "iterations": 20},
+            "victim": {"model": "lenet_dlg", "init": "dlg-uniform", "train": {"epochs": 1}},
+        }
+    )
+    (o,) = execute(spec, tmp_path, quiet=True)
+    assert o.status == "finished"
+    assert "victim_test_accuracy" in o.metrics
+    assert list((tmp_path / "_cache").glob("victim-*.safetensors"))  # cached for the next run
+
+
+def test_bad_specs_name_the_problem():
+    with pytest.raises(ConfigError, match="multiple of batch_size"):
+        spec_from_mapping({"experiment": "inversion", "num_images": 3, "batch_size": 2})
+    with pytest.raises(ConfigError, match="iteration"):
+        spec_from_mapping({"experiment": "inversion", "attack_config": {"iteration": 3}})
+    with pytest.raises(ConfigError, match="(?i)did you mean 'dlg'"):
+        spec_from_mapping({"experiment": "inversion", "attack": "dgl"})
+    with pytest.raises(ConfigError, match="sigma must be > 0"):
+        spec_from_mapping({"experiment": "inversion", "defense": {"name": "gaussian"}})
+
+
+@pytest.mark.parametrize("preset", ["cpu", "dlg", "idlg", "inverting-gradients", "paper"])
+def test_presets_validate(preset):
+    spec = load_spec(experiment="inversion", preset=preset)
+    assert spec.attack in ("dlg", "idlg", "inverting-gradients")
+
+
+def test_example_sweeps_expand():
+    from privlab.run import expand
+
+    assert len(expand(load_spec("examples/inversion-cpu.yaml"))) == 8
+    assert len(expand(load_spec("examples/inversion-ig.yaml"))) == 2
