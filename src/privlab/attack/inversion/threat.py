@@ -95,6 +95,9 @@ def client_update(
     grad_fn = gradient_fn or _plain_gradient
     params = trainable(model)
     if threat.kind == "fedsgd":
+        if gradient_fn is None:  # the model's own parameters: no functional_call needed (cheaper on small nets)
+            loss = loss_on(model(x), y, threat.loss_scale)
+            return list(torch.autograd.grad(loss, list(params.values()), create_graph=create_graph))
         return grad_fn(model, params, x, y, threat.loss_scale, create_graph)
     start = params if create_graph else {n: p.detach().clone().requires_grad_(True) for n, p in params.items()}
     current = dict(start)

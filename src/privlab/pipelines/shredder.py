@@ -1,0 +1,406 @@
+"""The ``shredder`` experiment: learn activation noise for split inference and measure what it buys.
+
+Steps (each seeded by the run's seed):
+
+1. load the data set; relabel it for the **public** task (v2: ``greater_than_5``, "digit > 5") and the **private**
+   task (``identity``: the digit);
+2. train (or load from the cache ``OUT/cache/shredder-victims/``) the two victim classifiers with
+   :func:`privlab.train.fit`; the cache key is a hash of everything that determines a victim;
+3. cut the public model after ``cut``, freeze it, compute the clean activations once, and train the noise bank
+   (:func:`privlab.protect.shredder.train_noise_bank`); the bank is saved as ``noise-bank.safetensors`` with its
+   shape, seed, acceptance rule and accuracies;
+4. deploy: fresh noise per image (or per batch) from the v1 Laplace fit or the v2 bank draw;
+5. measure: public accuracy clean/noisy, the original adversary (private model with the same noise inserted) and a
+   retrained adversary (MLP trained on noisy activations), SNR per batch, and MI(X; Z) clean and noisy with
+   ``ite-dkl`` (k = 3) through :func:`privlab.pipelines.mi.log_mi`, with the reduction in percent.
+
+Metrics: ``public_accuracy_clean``, ``public_accuracy_noisy``, ``adversary_accuracy_clean``,
+``adversary_accuracy_noisy``, ``adversary_retrained_accuracy_clean``, ``adversary_retrained_accuracy_noisy``
+(fractions), ``mi_clean_nats``, ``mi_noisy_nats`` (nats), ``mi_reduction`` (%), ``snr`` (ratio), ``snr_db`` (dB),
+``bank_size``, ``bank_acceptance_rate`` and costs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from privlab.config import ExperimentSpec, Spec
+from privlab.context import RunContext
+from privlab.data import dataset_info
+from privlab.data.base import LabelledImages
+from privlab.data.relabel import relabel, task_num_classes
+from privlab.errors import ConfigError, DataMissingError, FileFormatError
+from privlab.models import build_model
+from privlab.models.split import freeze, split_model
+from privlab.pipelines import PIPELINES
+from privlab.pipelines.train import DatasetSpec, load_datasets
+from privlab.protect.shredder import (
+    BankConfig,
+    BankSampler,
+    DeployedNoise,
+    LaplaceFitSampler,
+    LossConfig,
+    NoiseConfig,
+    snr_db,
+    snr_per_batch,
+    train_noise_bank,
+)
+from privlab.store import MetricRecord, load_tensors, save_tensors
+from privlab.train import TrainConfig, fit
+
+__all__ = [
+    "AdversarySpec",
+    "DeploySpec",
+    "ShredderMISpec",
+    "ShredderSpec",
+    "VictimSpec",
+    "compute_activations",
+    "get_victim",
+    "run_shredder",
+]
+
+
+class VictimSpec(Spec):
+    """How the victim classifiers are trained (both tasks use the same settings)."""
+
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=20, batch_size=64, lr=2e-3))
+    normalize: bool = Field(default=False, description="normalize layer first (v2 feeds raw [0, 1] pixels: false)")
+    mean: list[float] | None = Field(default=None, description="normalize mean (default: the data set's)")
+    std: list[float] | None = Field(default=None, description="normalize std (default: the data set's)")
+    edge_weights: str | None = Field(
+        default=None, description="local safetensors with pretrained edge weights (AlexNet features); never fetched"
+    )
+    freeze_edge: bool = Field(default=False, description="train only the cloud part (with pretrained edge weights)")
+
+
+class DeploySpec(Spec):
+    """Inference-time sampling of the noise."""
+
+    sampler: Literal["v1-laplace", "v2-bank"] = Field(default="v2-bank", description="Laplace fit (v1) or bank draw")
+    per: Literal["image", "batch"] = Field(default="image", description="fresh noise per image or per batch")
+    resample_w: bool = Field(default=True, description="v2: rank-preserving Gaussian resampling of w")
+    eval_draws: int = Field(default=1, ge=1, description="noisy passes over the test set averaged for accuracies")
+
+
+class AdversarySpec(Spec):
+    """The retrained adversary (an MLP on noisy activations)."""
+
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=30, batch_size=128, lr=1e-3))
+    hidden: int = Field(default=84, ge=1, description="hidden width")
+
+
+class ShredderMISpec(Spec):
+    """MI(X; Z): X = flattened input image in [0, 1], Z = activation at the cut (clean vs noisy)."""
+
+    estimator: str = Field(default="ite-dkl", description="MI estimator (the papers: ite-dkl, k = 3)")
+    k: int = Field(default=3, ge=1)
+    repeats: int = Field(default=3, ge=1, description="permutation draws (≥ 2 gives the reduction an interval)")
+    rows: Literal["test", "all"] = Field(default="test", description="test split, or train + test images")
+    limit: int | None = Field(default=None, ge=10, description="use at most this many rows")
+    x_dims: int | None = Field(default=None, ge=1, description="keep the first x_dims input values (v1: 51984)")
+    preprocess: Literal["none", "standardize", "copula"] = "none"
+
+
+class ShredderSpec(ExperimentSpec):
+    """Spec of the ``shredder`` experiment."""
+
+    experiment: Literal["shredder"] = "shredder"
+    dataset: DatasetSpec = Field(default_factory=lambda: DatasetSpec(name="digits", resize=32))
+    model: str = Field(default="lenet5", description="victim architecture (lenet5, alexnet)")
+    cut: str = Field(default="relu5", description="layer after which the noise sits (lenet5: relu5 → 120×1×1)")
+    public_task: str = Field(default="greater_than_5", description="task the cloud serves (identity, greater_than_K)")
+    private_task: str | None = Field(default="identity", description="task the adversary wants (None: no adversary)")
+    victim: VictimSpec = Field(default_factory=VictimSpec)
+    noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    bank: BankConfig = Field(default_factory=BankConfig)
+    deploy: DeploySpec = Field(default_factory=DeploySpec)
+    adversary: AdversarySpec = Field(default_factory=AdversarySpec)
+    mi: ShredderMISpec = Field(default_factory=ShredderMISpec)
+
+
+# -- victims ------------------------------------------------------------------------------------------------------
+def _resolve_weights(path: str, ctx: RunContext) -> Path:
+    p = Path(path).expanduser()
+    candidates = [p] if p.is_absolute() else [Path.cwd() / p] + ([ctx.data_root / p] if ctx.data_root else [])
+    for c in candidates:
+        if c.is_file():
+            return c
+    from privlab.models.alexnet import HOW_TO_GET_WEIGHTS
+
+    where = " or ".join(f"'{c}'" for c in candidates)
+    raise DataMissingError(
+        f"victim.edge_weights: file not found at {where} (relative paths are tried in the working directory, then "
+        f"under --data-root). {HOW_TO_GET_WEIGHTS}; then --set victim.edge_weights=PATH"
+    )
+
+
+def _build_victim(spec: ShredderSpec, num_classes: int, data: LabelledImages, weights: Path | None) -> nn.Sequential:
+    v = spec.victim
+    norm = {"mean": v.mean or data.mean, "std": v.std or data.std} if v.normalize else {}
+    model = build_model(spec.model, num_classes, data.shape, **norm)
+    if weights is not None:
+        if spec.model != "alexnet":
+            raise ConfigError(f"victim.edge_weights is only supported for model 'alexnet', not {spec.model!r}")
+        from privlab.models.alexnet import load_alexnet_features
+
+        load_alexnet_features(model, weights)
+    return model
+
+
+def get_victim(
+    spec: ShredderSpec, ctx: RunContext, task: str, train: LabelledImages
+) -> tuple[nn.Sequential, dict[str, Any]]:
+    """The victim classifier for ``task`` (``train`` already relabelled): from the cache, or trained and cached.
+
+    The cache file is ``OUT/cache/shredder-victims/<task>-<key>.safetensors`` where ``key`` hashes the data set,
+    model, task, victim settings (and the edge weights' SHA-256) and seed. A cache file that cannot be read, or
+    whose key or weights do not match, is retrained and overwritten (with a warning).
+
+    Returns:
+        ``(model in eval mode, info)``: info has ``cached`` (bool), ``path``, ``key`` and ``train_seconds``.
+    """
+    weights = _resolve_weights(spec.victim.edge_weights, ctx) if spec.victim.edge_weights else None
+    key_src = {
+        "dataset": spec.dataset.model_dump(mode="json"),
+        "model": spec.model,
+        "task": task,
+        "num_classes": train.num_classes,
+        "victim": spec.victim.model_dump(mode="json", exclude={"edge_weights"}),
+        "cut": spec.cut if spec.victim.freeze_edge else None,
+        "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest() if weights else None,
+        "seed": spec.seed,
+    }
+    key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:20]
+    path = ctx.out / "cache" / "shredder-victims" / f"{task}-{key}.safetensors"
+    if path.is_file():
+        model = _build_victim(spec, train.num_classes, train, weights)
+        try:
+            tensors, meta = load_tensors(path)
+            if meta.get("key") != key:
+                raise FileFormatError(f"{path}: cache key {meta.get('key')!r} is not {key!r}")
+            model.load_state_dict(tensors)
+            return model.to(ctx.device).eval(), {"cached": True, "path": str(path), "key": key, "train_seconds": 0.0}
+        except (FileFormatError, RuntimeError, KeyError) as e:
+            warnings.warn(f"victim cache {path} is unusable ({str(e)[:120]}); retraining it", stacklevel=2)
+    torch.manual_seed(ctx.seed + 7 * len(task))
+    model = _build_victim(spec, train.num_classes, train, weights)  # rebuilt: seeded initial weights
+    if spec.victim.freeze_edge:
+        freeze(split_model(model, spec.cut)[0])
+    t0 = time.perf_counter()
+    fit(model, train, spec.victim.train, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    seconds = time.perf_counter() - t0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_tensors(path, model.state_dict(), {"key": key, "source": key_src, "train_seconds": seconds})
+    return model.to(ctx.device).eval(), {"cached": False, "path": str(path), "key": key, "train_seconds": seconds}
+
+
+@torch.no_grad()
+def compute_activations(
+    edge: nn.Module, images: torch.Tensor, *, device: torch.device | str = "cpu", batch_size: int = 512
+) -> torch.Tensor:
+    """``edge(images)`` in eval mode, batched, returned on the CPU: ``(N, *activation shape)``."""
+    edge.to(device).eval()
+    out = [edge(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def _accuracy(cloud: nn.Module, z: torch.Tensor, y: torch.Tensor, device: torch.device, batch: int) -> float:
+    correct = 0
+    for i in range(0, len(z), batch):
+        correct += int((cloud(z[i : i + batch].to(device)).argmax(1).cpu() == y[i : i + batch]).sum())
+    return correct / max(len(z), 1)
+
+
+@torch.no_grad()
+def _noisy(deployed: DeployedNoise, acts: torch.Tensor, device: torch.device, batch: int, seed: int) -> torch.Tensor:
+    deployed.reseed(seed)
+    return torch.cat([deployed(acts[i : i + batch].to(device)).cpu() for i in range(0, len(acts), batch)])
+
+
+# -- the experiment -----------------------------------------------------------------------------------------------
+@PIPELINES.register(
+    "shredder", spec=ShredderSpec, description="Shredder: learned activation noise for split inference (v1/v2)"
+)
+def run_shredder(spec: ShredderSpec, ctx: RunContext) -> None:
+    """Run the Shredder experiment described in the module docstring."""
+    from privlab.attack.activation_adversary import ActivationAdversary, original_adversary_accuracy
+    from privlab.measure.mi import estimate_mi
+    from privlab.pipelines.mi import log_mi, log_mi_reduction
+
+    dataset_info(spec.dataset.name)
+    t_start = time.perf_counter()
+    train, test = load_datasets(spec.dataset, ctx)
+    task_num_classes(spec.public_task, train.num_classes)
+    if spec.private_task is not None:
+        task_num_classes(spec.private_task, train.num_classes)
+    pub_train, pub_test = relabel(train, spec.public_task), relabel(test, spec.public_task)
+    dev, eb = ctx.device, spec.victim.train.eval_batch_size
+
+    public_model, pub_info = get_victim(spec, ctx, spec.public_task, pub_train)
+    edge, cloud = split_model(public_model, spec.cut)
+    freeze(edge)
+    freeze(cloud)
+    a_train = compute_activations(edge, train.images, device=dev, batch_size=eb)
+    a_test = compute_activations(edge, test.images, device=dev, batch_size=eb)
+
+    # -- noise bank
+    def on_restart(rec: dict[str, Any]) -> None:
+        ctx.log_many(
+            [
+                MetricRecord("bank_val_accuracy", rec["val_accuracy"], rec["restart"], "fraction", "utility", True),
+                MetricRecord("bank_train_snr", rec["train_snr"], rec["restart"], "ratio", "privacy", False),
+            ]
+        )
+
+    t0 = time.perf_counter()
+    bank = train_noise_bank(
+        cloud, a_train, pub_train.labels, spec.noise, spec.loss, spec.bank,
+        seed=ctx.seed, device=dev, progress=ctx.progress, on_restart=on_restart,
+    )  # fmt: skip
+    bank_seconds = time.perf_counter() - t0
+    tried = len(bank.records)
+    ctx.log_many(
+        [
+            MetricRecord("bank_size", len(bank), None, "samples", "info", None),
+            MetricRecord("bank_acceptance_rate", len(bank) / max(tried, 1), None, "fraction", "info", True),
+            MetricRecord("bank_seconds", bank_seconds, None, "s", "cost", False),
+        ]
+    )
+    if len(bank) == 0:
+        best = max((r["val_accuracy"] for r in bank.records), default=math.nan)
+        raise ConfigError(
+            f"no noise sample passed the acceptance rule ({bank.meta['acceptance']}); the best validation accuracy "
+            f"was {best:.4f}: lower bank.accuracy_threshold, raise bank.max_epochs/max_restarts, or lower "
+            f"noise.laplace_scale / loss.magnitude_weight"
+        )
+    ctx.save_tensors("noise_bank", "noise-bank.safetensors", bank.tensors(), bank.full_meta())
+
+    # -- deployment and utility
+    sampler = (
+        LaplaceFitSampler(bank)
+        if spec.deploy.sampler == "v1-laplace"
+        else BankSampler(bank, resample_w=spec.deploy.resample_w)
+    )
+    deployed = DeployedNoise(sampler.to(dev), spec.deploy.per, seed=ctx.seed)
+    eval_seed = ctx.seed * 1_000_003 + 11
+    acc_clean = _accuracy(cloud, a_test, pub_test.labels, dev, eb)
+    noisy_draws = [_noisy(deployed, a_test, dev, eb, eval_seed + d) for d in range(spec.deploy.eval_draws)]
+    acc_noisy = sum(_accuracy(cloud, z, pub_test.labels, dev, eb) for z in noisy_draws) / len(noisy_draws)
+    z_test = noisy_draws[0]
+    snrs = snr_per_batch(a_test, z_test, eb)
+    snr_mean = sum(snrs) / len(snrs)
+    records = [
+        MetricRecord("public_accuracy_clean", acc_clean, None, "fraction", "utility", True),
+        MetricRecord("public_accuracy_noisy", acc_noisy, None, "fraction", "utility", True),
+        MetricRecord("public_accuracy_loss_points", 100 * (acc_clean - acc_noisy), None, "points", "utility", False),
+        MetricRecord("snr", snr_mean, None, "ratio", "privacy", False),
+        MetricRecord("snr_db", snr_db(snr_mean), None, "dB", "privacy", False),
+        MetricRecord("victim_public_cached", float(pub_info["cached"]), None, None, "info", None),
+        MetricRecord("victim_train_seconds", pub_info["train_seconds"], None, "s", "cost", False),
+    ]
+
+    # -- adversaries
+    adv: dict[str, float] = {}
+    if spec.private_task is not None:
+        priv_train, priv_test = relabel(train, spec.private_task), relabel(test, spec.private_task)
+        private_model, priv_info = get_victim(spec, ctx, spec.private_task, priv_train)
+        freeze(private_model)
+        adv["adversary_accuracy_clean"] = original_adversary_accuracy(
+            private_model, spec.cut, None, test.images, priv_test.labels, device=dev, batch_size=eb
+        )
+        deployed.reseed(eval_seed + 101)
+        adv["adversary_accuracy_noisy"] = original_adversary_accuracy(
+            private_model, spec.cut, deployed, test.images, priv_test.labels, device=dev, batch_size=eb
+        )
+        t0 = time.perf_counter()
+        n_priv = priv_train.num_classes
+        clean_adv = ActivationAdversary(n_priv, spec.adversary.hidden).fit(
+            a_train, priv_train.labels, train=spec.adversary.train, seed=ctx.seed, device=dev
+        )
+        adv["adversary_retrained_accuracy_clean"] = clean_adv.accuracy(a_test, priv_test.labels)
+        deployed.reseed(eval_seed + 202)
+        noisy_adv = ActivationAdversary(n_priv, spec.adversary.hidden).fit(
+            a_train, priv_train.labels, noise=lambda x, g: deployed(x, g), train=spec.adversary.train,
+            seed=ctx.seed, device=dev,
+        )  # fmt: skip
+        adv["adversary_retrained_accuracy_noisy"] = noisy_adv.accuracy(z_test, priv_test.labels)
+        records += [MetricRecord(k, v, None, "fraction", "privacy", False) for k, v in adv.items()]
+        records += [
+            MetricRecord("adversary_seconds", time.perf_counter() - t0, None, "s", "cost", False),
+            MetricRecord("victim_private_cached", float(priv_info["cached"]), None, None, "info", None),
+        ]
+    ctx.log_many(records)
+
+    # -- mutual information
+    if spec.mi.rows == "all":
+        x_mi, a_mi = torch.cat([train.images, test.images]), torch.cat([a_train, a_test])
+    else:
+        x_mi, a_mi = test.images, a_test
+    if spec.mi.limit is not None and spec.mi.limit < len(x_mi):
+        keep = torch.randperm(len(x_mi), generator=ctx.generator(31))[: spec.mi.limit].sort().values
+        x_mi, a_mi = x_mi[keep], a_mi[keep]
+    x_flat = x_mi.flatten(1)
+    if spec.mi.x_dims is not None:
+        x_flat = x_flat[:, : spec.mi.x_dims]
+    z_noisy = _noisy(deployed, a_mi, dev, eb, eval_seed + 303)
+    mi_kw: dict[str, Any] = {
+        "k": spec.mi.k, "repeats": spec.mi.repeats, "seed": ctx.seed, "preprocess": spec.mi.preprocess,
+        "device": str(dev),
+    }  # fmt: skip
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the diagnostics carry the warnings into the record
+        clean = estimate_mi(x_flat, a_mi.flatten(1), spec.mi.estimator, **mi_kw)
+        noisy = estimate_mi(x_flat, z_noisy.flatten(1), spec.mi.estimator, **mi_kw)
+    log_mi(ctx, "mi_clean_nats", clean)
+    log_mi(ctx, "mi_noisy_nats", noisy)
+    red = log_mi_reduction(ctx, "mi_reduction", clean, noisy)
+    ctx.log_many(
+        [
+            MetricRecord("mi_seconds", time.perf_counter() - t0, None, "s", "cost", False),
+            MetricRecord("total_seconds", time.perf_counter() - t_start, None, "s", "cost", False),
+        ]
+    )
+
+    # -- summary for the report
+    flat_n = bank.n.flatten() if bank.n is not None else None
+    flat_w = bank.w.flatten() if bank.w is not None else None
+    ctx.save_json(
+        "shredder",
+        "shredder-summary.json",
+        {
+            "public_task": spec.public_task,
+            "private_task": spec.private_task,
+            "model": spec.model,
+            "cut": spec.cut,
+            "activation_shape": list(a_test.shape[1:]),
+            "sampler": spec.deploy.sampler,
+            "per": spec.deploy.per,
+            "loss": spec.loss.model_dump(),
+            "noise": spec.noise.model_dump(),
+            "accuracy": {"public_clean": acc_clean, "public_noisy": acc_noisy, **adv},
+            "snr_per_batch": snrs,
+            "snr": snr_mean,
+            "mi": {"clean": clean.nats, "noisy": noisy.nats, "reduction": red},
+            "bank": {"size": len(bank), "records": bank.records, "acceptance": bank.meta["acceptance"]},
+            "noise_stats": {
+                "n_mean_abs": float(flat_n.abs().mean()) if flat_n is not None else None,
+                "n_std": float(flat_n.std()) if flat_n is not None else None,
+                "w_mean": float(flat_w.mean()) if flat_w is not None else None,
+                "w_std": float(flat_w.std()) if flat_w is not None else None,
+                "activation_rms": float(a_test.pow(2).mean().sqrt()),
+            },
+        },
+    )
