@@ -1,6 +1,8 @@
 """Stage 5 — measurements: each returns a value with its unit (and a confidence interval where statistical).
 
 - :mod:`privlab.measure.mi` — mutual information (``ite-dkl``, ``ksg``, ``gaussian``), nats.
+- :mod:`privlab.measure.similarity` — per-image MSE / PSNR / SSIM / MS-SSIM / LPIPS / classifier agreement
+  (``score``, ``SIMILARITY_METRICS``); :mod:`privlab.measure.lpips` loads backbone weights from local files only.
 - :mod:`privlab.measure.functional` — the maths as pure functions (kNN backends, estimators).
 """
 

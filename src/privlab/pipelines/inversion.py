@@ -300,7 +300,7 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
     if victim_acc is not None:
         recs_out.append(MetricRecord("victim_test_accuracy", victim_acc, None, "fraction", "utility", True))
     if budget.epsilon is not None:
-        recs_out.append(MetricRecord("epsilon", budget.epsilon, None, "nats", "privacy", False))
+        recs_out.append(MetricRecord("epsilon", budget.epsilon, None, None, "privacy", False))
     ctx.log_many(recs_out)
 
 
