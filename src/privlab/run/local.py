@@ -30,6 +30,7 @@ class RunOutcome:
     error: str | None = None
     spec_hash: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+    spec: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (the ``--json`` output of ``privlab run``)."""
@@ -42,6 +43,7 @@ class RunOutcome:
             "error": self.error,
             "spec_hash": self.spec_hash,
             "params": self.params,
+            "spec": self.spec,
         }
 
 
@@ -102,10 +104,11 @@ def execute(
         for point in points:
             h = spec_hash(point)
             params = sweep_params(spec, point)
+            dumped = point.model_dump(mode="json", exclude={"sweep"})
             done = None if force else store.finished_run(h)
             if done is not None:
                 outcomes.append(
-                    RunOutcome(done.id, done.experiment, "skipped", done.metrics, done.dir, None, h, params)
+                    RunOutcome(done.id, done.experiment, "skipped", done.metrics, done.dir, None, h, params, dumped)
                 )
                 continue
             run_id = store.unfinished_run_id(h) or store.new_run_id(point.experiment, h)
@@ -138,13 +141,15 @@ def execute(
             except (Exception, KeyboardInterrupt) as e:  # PrivlabError included
                 msg = str(e) if isinstance(e, PrivlabError) else "".join(traceback.format_exception_only(e)).strip()
                 store.finish_run(run_id, status="failed", error=msg or type(e).__name__)
-                outcomes.append(RunOutcome(run_id, point.experiment, "failed", {}, run_id, msg, h, params))
+                outcomes.append(RunOutcome(run_id, point.experiment, "failed", {}, run_id, msg, h, params, dumped))
                 if not keep_going or isinstance(e, KeyboardInterrupt):
                     raise
                 continue
             store.finish_run(run_id)
             outcomes.append(
-                RunOutcome(run_id, point.experiment, "finished", store.final_metrics(run_id), run_id, None, h, params)
+                RunOutcome(
+                    run_id, point.experiment, "finished", store.final_metrics(run_id), run_id, None, h, params, dumped
+                )
             )
     except BaseException:
         store.close()

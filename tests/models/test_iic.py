@@ -1,0 +1,53 @@
+"""IIC: the loss's known values, augmentations, a tiny training run."""
+
+import math
+
+import pytest
+import torch
+
+from privlab.errors import ConfigError
+from privlab.models.iic import IICConfig, IICNet, augment, iic_loss, predict_clusters, train_iic
+
+
+def test_loss_minimum_is_minus_log_k_and_degenerate_solution_is_minus_log_2():
+    k = 5
+    p = torch.eye(k).repeat(20, 1)
+    assert iic_loss(p, p).item() == pytest.approx(-math.log(k), abs=1e-3)  # up to the 1e-6 clamp of P
+    two = torch.zeros(100, k)
+    two[:50, 0], two[50:, 1] = 1, 1
+    assert iic_loss(two, two).item() == pytest.approx(-math.log(2), abs=1e-3)  # the original's "0.693 hole"
+    u = torch.full((40, k), 1 / k)
+    assert iic_loss(u, u).item() == pytest.approx(0.0, abs=1e-6)  # independent assignments: no information
+
+
+def test_loss_is_bounded_for_random_assignments():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        a = torch.rand(64, 10, generator=g).softmax(1)
+        b = torch.rand(64, 10, generator=g).softmax(1)
+        v = iic_loss(a, b).item()
+        assert -math.log(10) - 1e-6 <= v <= 1e-6
+    with pytest.raises(ConfigError):
+        iic_loss(torch.rand(3, 2), torch.rand(3, 4))
+
+
+def test_augment_is_seeded_in_range_and_changes_images():
+    x = torch.rand(16, 1, 8, 8)
+    a = augment(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, augment(x, torch.Generator().manual_seed(0)))
+    assert (a - x).abs().mean() > 0.01
+    same = augment(x, torch.Generator().manual_seed(0), rotation=0, min_scale=1.0, brightness=0, contrast=(1, 1))
+    assert torch.allclose(same, x, atol=1e-5)  # identity parameters give the identity
+
+
+def test_tiny_training_run_and_prediction_shapes():
+    x = torch.rand(40, 1, 8, 8)
+    cfg = IICConfig(epochs=2, batch_size=20, repeats=1, width=4, overcluster=6, subheads=2)
+    net, res = train_iic(x, 3, cfg, seed=0)
+    assert isinstance(net, IICNet) and len(res.history) == 2 and len(res.subhead_losses) == 2
+    assert res.best_subhead in (0, 1)
+    pred = predict_clusters(net, x[:7])
+    assert pred.shape == (2, 7) and pred.max() < 3
+    with pytest.raises(ConfigError):
+        train_iic(x[:1], 3, cfg)
