@@ -19,24 +19,24 @@ from privlab.train import TrainConfig
 
 @pytest.fixture(scope="module")
 def split():
-    train = load_dataset("digits", "train", resize=16, limit=300, seed=0)
-    test = load_dataset("digits", "test", resize=16, limit=120, seed=0)
+    train = load_dataset("digits", "train", resize=16, limit=200, seed=0)
+    test = load_dataset("digits", "test", resize=16, limit=100, seed=0)
     return train, test
 
 
 CFG = SupervisedAttackConfig(
-    model="lenet5", augment="none", train=TrainConfig(epochs=6, batch_size=32, lr=3e-3, scheduler="cosine")
+    model="lenet5", augment="none", train=TrainConfig(epochs=5, batch_size=32, lr=3e-3, scheduler="cosine")
 )
 
 
 def test_supervised_clean_vs_contentless_training(split) -> None:
     train, test = split
     res = train_unauthorized(train, test, CFG, seed=0)
-    assert len(res.history) == 6 and res.history[-1]["test_accuracy"] == res.test_accuracy
-    assert res.test_accuracy > 0.7  # measured 0.83 (chance 0.1)
+    assert len(res.history) == 5 and res.history[-1]["test_accuracy"] == res.test_accuracy
+    assert res.test_accuracy > 0.7  # measured 0.82 (chance 0.1)
     # an attacker whose released images carry no content learns nothing that transfers to clean test images
     blank = train.with_images(torch.zeros_like(train.images))
-    assert train_unauthorized(blank, test, CFG, seed=0).test_accuracy < 0.25  # measured 0.10
+    assert train_unauthorized(blank, test, CFG, seed=0).test_accuracy < 0.25  # measured 0.11
 
 
 def test_supervised_attack_form_needs_the_test_split(split) -> None:
@@ -57,7 +57,7 @@ def test_ssl_pretraining_and_probes(split) -> None:
     model, hist = pretrain_ssl(train, cfg, seed=0)
     assert len(hist) == 3 and hist[-1]["ssl_loss"] < hist[0]["ssl_loss"]
     ev = evaluate_encoder(model, train, train, test, cfg)
-    assert ev["linear_probe_accuracy"] > 0.7 and ev["knn_accuracy"] > 0.5  # measured 0.91 and 0.85
+    assert ev["linear_probe_accuracy"] > 0.7 and ev["knn_accuracy"] > 0.5  # measured 0.93 and 0.76
     out = UnauthorizedSSL(cfg.model_copy(update={"method": "simsiam", "epochs": 1})).run(
         Observation(data=train.images, labels=train.labels, meta={"test": test, "clean_train": train})
     )

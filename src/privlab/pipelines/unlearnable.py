@@ -1,0 +1,347 @@
+"""The ``unlearnable`` experiment: make a training set unlearnable, then let an attacker train on it anyway.
+
+One run = one protection (``protection.name``: ``em``, ``error-max``, ``random``, ``tue``), evaluated against every
+attacker setting listed in the spec:
+
+1. generate the perturbation bank on the training split (or load one with ``noise_file``: transfer from another run);
+   save it as ``perturbation.safetensors`` (noise + budget, kind, backbone, data set, seed);
+2. build the poisoned training set (:class:`~privlab.data.wrappers.PoisonedImages`: poison rate, uint8
+   re-quantisation inside ε, noise before/after augmentation);
+3. **supervised** attackers (``supervised.models``; architectures independent of the noise backbone): train on clean
+   and on poisoned data, measure clean test accuracy;
+4. **self-supervised** attackers (``ssl.methods``): pre-train on clean and on poisoned data, then linear probe and
+   kNN on the clean test split;
+5. log the headline metrics (first supervised model, first SSL method) and one ``clean_/poisoned_accuracy/<setting>``
+   pair per setting — a row of the transfer matrix (``transfer.json``; the report puts the rows of all runs together).
+
+Clean baselines do not depend on the protection; with ``reuse_clean`` they are computed once per output folder and
+spec (``<out>/cache/unlearnable-clean-<hash>.json``) and re-used by the other protections of a sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import torch
+from pydantic import Field, model_validator
+
+from privlab.attack.unauthorized_ssl import SSLAttackConfig, evaluate_encoder, pretrain_ssl
+from privlab.attack.unauthorized_supervised import SupervisedAttackConfig, train_unauthorized
+from privlab.config import ExperimentSpec, Spec, deep_merge
+from privlab.context import RunContext
+from privlab.data import dataset_info
+from privlab.data.base import LabelledImages
+from privlab.data.transforms import build_transform
+from privlab.data.wrappers import PoisonedImages
+from privlab.models import MODELS
+from privlab.pipelines import PIPELINES
+from privlab.pipelines.train import DatasetSpec, load_datasets
+from privlab.protect import PROTECTIONS
+from privlab.protect.unlearnable_csd import TUEConfig
+from privlab.protect.unlearnable_em import EMConfig, ErrorMaxConfig, PerturbationBank, RandomNoiseConfig
+from privlab.store import MetricRecord
+from privlab.store.artifacts import atomic_write_text
+from privlab.train import TrainConfig
+
+__all__ = ["PoisonSpec", "SSLEvalSpec", "SupervisedEvalSpec", "UnlearnableSpec", "run_unlearnable", "setting_names"]
+
+_CONFIGS: dict[str, type[Spec]] = {
+    "em": EMConfig,
+    "error-max": ErrorMaxConfig,
+    "random": RandomNoiseConfig,
+    "tue": TUEConfig,
+}
+ProtectionSpec = Annotated[EMConfig | ErrorMaxConfig | RandomNoiseConfig | TUEConfig, Field(discriminator="name")]
+
+
+class PoisonSpec(Spec):
+    """How the bank is applied to the training set."""
+
+    rate: float = Field(default=1.0, ge=0, le=1, description="fraction of training images poisoned (seeded)")
+    quantize: bool = Field(default=True, description="re-quantise poisoned images to uint8 levels inside ε")
+    noise_position: Literal["before", "after"] = Field(
+        default="before", description="add the noise before (UE main.py) or after (UE QuickStart) augmentation"
+    )
+
+
+class SupervisedEvalSpec(Spec):
+    """The supervised attackers: one training recipe, one or more architectures."""
+
+    models: list[str] = Field(default_factory=lambda: ["resnet18"], min_length=1, description="attacker architectures")
+    augment: Literal["none", "crop", "crop_flip"] = Field(default="crop_flip", description="training augmentation")
+    padding: int = Field(default=4, ge=0, description="pad-and-crop padding in pixels")
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(
+            epochs=200, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4, scheduler="cosine"
+        )
+    )
+
+
+class SSLEvalSpec(SSLAttackConfig):
+    """The self-supervised attackers: the recipe of :class:`SSLAttackConfig` for each method in ``methods``."""
+
+    methods: list[Literal["simclr", "moco", "simsiam"]] = Field(
+        default_factory=lambda: ["simclr"], description="SSL methods to run (empty: no SSL evaluation)"
+    )
+
+
+class UnlearnableSpec(ExperimentSpec):
+    """Spec of the ``unlearnable`` experiment."""
+
+    experiment: Literal["unlearnable"] = "unlearnable"
+    dataset: DatasetSpec = Field(default_factory=lambda: DatasetSpec(name="digits", resize=32))
+    protection: ProtectionSpec = Field(default_factory=EMConfig, description="em, error-max, random or tue")
+    noise_file: str | None = Field(
+        default=None, description="use this saved bank instead of generating one (noise transfer between runs)"
+    )
+    poison: PoisonSpec = Field(default_factory=PoisonSpec)
+    supervised: SupervisedEvalSpec = Field(default_factory=SupervisedEvalSpec)
+    ssl: SSLEvalSpec = Field(default_factory=SSLEvalSpec)
+    protection_defaults: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per protection name, settings merged under `protection` (presets set all four; a spec then "
+        "switches protection with just `protection: {name: tue}`)",
+    )
+    reuse_clean: bool = Field(default=True, description="compute clean baselines once per output folder and re-use")
+    grid_images: int = Field(default=10, ge=0, le=64, description="images in the report's perturbation grid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_protection_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        prot, defaults = data.get("protection"), data.get("protection_defaults")
+        if isinstance(prot, dict) and isinstance(defaults, dict):
+            base = defaults.get(prot.get("name", "em"))
+            if isinstance(base, dict):
+                data = {**data, "protection": deep_merge(base, prot)}
+        return data
+
+    @model_validator(mode="after")
+    def _check_defaults(self) -> UnlearnableSpec:
+        for name, block in self.protection_defaults.items():
+            if name not in _CONFIGS:
+                raise ValueError(f"protection_defaults: unknown protection {name!r}; use one of {', '.join(_CONFIGS)}")
+            _CONFIGS[name].model_validate({**block, "name": name})
+        return self
+
+
+def setting_names(spec: UnlearnableSpec) -> list[str]:
+    """Column names of the transfer matrix: ``supervised:<model>``, ``<method>-probe:<encoder>``, ``<method>-knn:…``."""
+    cols = [f"supervised:{m}" for m in spec.supervised.models]
+    for m in spec.ssl.methods:
+        cols += [f"{m}-probe:{spec.ssl.encoder}", f"{m}-knn:{spec.ssl.encoder}"]
+    return cols
+
+
+def protection_label(spec: UnlearnableSpec) -> str:
+    """A short row label: ``em sample-wise (lenet5)``, ``tue-simclr sample-wise (lenet5)``, ``random class-wise``."""
+    p = spec.protection
+    name = f"tue-{p.ssl_method}" if isinstance(p, TUEConfig) else p.name
+    backbone = getattr(p, "backbone", None)
+    label = f"{name} {p.kind}-wise" + (f" ({backbone})" if backbone else "")
+    return label + (f" from {Path(spec.noise_file).name}" if spec.noise_file else "")
+
+
+def _acc(name: str, value: float, step: int | None = None) -> MetricRecord:
+    return MetricRecord(name, float(value), step, "fraction", "utility", True)
+
+
+def _attack_settings(
+    spec: UnlearnableSpec,
+    train: LabelledImages,
+    clean_train: LabelledImages,
+    test: LabelledImages,
+    ctx: RunContext,
+    tag: str,
+) -> dict[str, Any]:
+    """Run every attacker setting on ``train``; returns ``{"accuracy": {setting: acc}, "curves": {...}}``."""
+    acc: dict[str, float] = {}
+    curves: dict[str, list[float]] = {}
+    for i, m in enumerate(spec.supervised.models):
+        cfg = SupervisedAttackConfig(
+            model=m, augment=spec.supervised.augment, padding=spec.supervised.padding, train=spec.supervised.train
+        )
+        res = train_unauthorized(train, test, cfg, seed=ctx.seed + i, device=ctx.device, progress=ctx.progress)
+        acc[f"supervised:{m}"] = res.test_accuracy
+        curves[f"supervised:{m}"] = [h["test_accuracy"] for h in res.history]
+    for j, method in enumerate(spec.ssl.methods):
+        cfg_ssl = SSLAttackConfig(**spec.ssl.model_dump(exclude={"methods"}) | {"method": method})
+        model, hist = pretrain_ssl(train, cfg_ssl, seed=ctx.seed + 100 + j, device=ctx.device, progress=ctx.progress)
+        probe = train if cfg_ssl.probe_data == "poisoned" else clean_train
+        ev = evaluate_encoder(model, probe, clean_train, test, cfg_ssl, device=ctx.device)
+        acc[f"{method}-probe:{cfg_ssl.encoder}"] = ev["linear_probe_accuracy"]
+        acc[f"{method}-knn:{cfg_ssl.encoder}"] = ev["knn_accuracy"]
+        curves[f"{method}-ssl_loss"] = [h["ssl_loss"] for h in hist]
+    return {"accuracy": acc, "curves": curves, "tag": tag}
+
+
+def _clean_key(spec: UnlearnableSpec, seed: int, device: str) -> str:
+    data = {
+        "dataset": spec.dataset.model_dump(mode="json"),
+        "supervised": spec.supervised.model_dump(mode="json"),
+        "ssl": spec.ssl.model_dump(mode="json"),
+        "seed": seed,
+        "device": device,
+        "format": 1,
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _clean_baselines(
+    spec: UnlearnableSpec, train: LabelledImages, test: LabelledImages, ctx: RunContext
+) -> dict[str, Any]:
+    path = ctx.out / "cache" / f"unlearnable-clean-{_clean_key(spec, ctx.seed, torch.device(ctx.device).type)}.json"
+    if spec.reuse_clean and path.is_file():
+        try:
+            cached = json.loads(path.read_text("utf-8"))
+            if set(cached.get("accuracy", {})) == set(setting_names(spec)):
+                return cached
+        except (OSError, json.JSONDecodeError):
+            pass
+    result = _attack_settings(spec, train, train, test, ctx, "clean")
+    if spec.reuse_clean:
+        atomic_write_text(path, json.dumps(result, sort_keys=True))
+    return result
+
+
+def _make_bank(spec: UnlearnableSpec, train: LabelledImages, test: LabelledImages, ctx: RunContext) -> PerturbationBank:
+    p = spec.protection
+    expected = (len(train) if p.kind == "sample" else train.num_classes, *train.shape)
+    if spec.noise_file:
+        bank = PerturbationBank.load(spec.noise_file, expected_shape=expected, kind=p.kind)
+        if bank.epsilon > p.epsilon + 1e-9:
+            bank.noise = bank.noise.clamp(-p.epsilon, p.epsilon)
+        bank.epsilon = min(bank.epsilon, p.epsilon)
+        return bank
+    generator = PROTECTIONS.get(p.name)(p)
+
+    def on_round(rnd: int, stats: dict[str, float]) -> None:
+        recs = []
+        for k, v in stats.items():
+            unit = {"train_loss": "nats", "ssl_loss": "nats", "seconds": "s", "perturbed_error": "fraction"}.get(k)
+            recs.append(MetricRecord(f"noise_{k}", float(v), rnd, unit, "info", None))
+        ctx.log_many(recs)
+
+    kw: dict[str, Any] = {"seed": ctx.seed, "device": ctx.device, "progress": ctx.progress, "on_round": on_round}
+    if isinstance(p, TUEConfig):
+        kw["monitor"] = test
+    return generator.generate(train, **kw)
+
+
+@PIPELINES.register(
+    "unlearnable",
+    spec=UnlearnableSpec,
+    description="unlearnable examples (EM, TUE/CSD, baselines) vs supervised and self-supervised unauthorized training",
+)
+def run_unlearnable(spec: UnlearnableSpec, ctx: RunContext) -> None:
+    """Generate (or load) the protection, poison the training set, train the attackers; log metrics and artifacts."""
+    dataset_info(spec.dataset.name)
+    for m in [*spec.supervised.models, spec.ssl.encoder]:
+        MODELS.get(m)  # unknown names fail before any work
+    train, test = load_datasets(spec.dataset, ctx)
+    t0 = time.perf_counter()
+    bank = _make_bank(spec, train, test, ctx)
+    gen_seconds = time.perf_counter() - t0
+    bank.meta.setdefault("dataset", spec.dataset.name)
+    ctx.save_tensors("perturbation", "perturbation.safetensors", {"noise": bank.noise}, bank.metadata())
+
+    transform = build_transform(spec.supervised.augment, channels=train.shape[0], padding=spec.supervised.padding)
+    poisoned = PoisonedImages(
+        train,
+        bank.noise,
+        kind=bank.kind,
+        epsilon=bank.epsilon,
+        poison_rate=spec.poison.rate,
+        quantize=spec.poison.quantize,
+        noise_position=spec.poison.noise_position,
+        transform=transform if spec.poison.noise_position == "after" else None,
+        seed=ctx.seed,
+    )
+    linf = float((poisoned.images - train.images).abs().max()) if len(train) else 0.0
+    ctx.log_many(
+        [
+            MetricRecord("noise_linf", float(bank.noise.abs().max()) * 255, None, "1/255", "info", None),
+            MetricRecord("poisoned_linf", linf * 255, None, "1/255", "info", None),
+            MetricRecord("budget_epsilon", bank.epsilon * 255, None, "1/255", "privacy", None),
+            MetricRecord("poison_rate", spec.poison.rate, None, "fraction", "info", None),
+            MetricRecord("generation_seconds", gen_seconds, None, "s", "cost", False),
+            *(
+                [
+                    MetricRecord(
+                        "generation_images_per_second", bank.meta["images_per_second"], None, "images/s", "cost", True
+                    )
+                ]
+                if bank.meta.get("images_per_second")
+                else []
+            ),
+        ]
+    )
+    if spec.grid_images:
+        k = min(spec.grid_images, len(train))
+        idx = torch.arange(k)
+        ctx.save_tensors(
+            "unlearnable-examples",
+            "examples.safetensors",
+            {"clean": train.batch(idx)[0], "noise": poisoned.noise_for(idx), "poisoned": poisoned.batch(idx)[0]},
+            {"epsilon": bank.epsilon, "kind": bank.kind, "label": protection_label(spec)},
+        )
+
+    clean = _clean_baselines(spec, train, test, ctx)
+    pois = _attack_settings(spec, poisoned, train, test, ctx, "poisoned")
+    records: list[MetricRecord] = []
+    for setting in setting_names(spec):
+        c, p = clean["accuracy"][setting], pois["accuracy"][setting]
+        records += [_acc(f"clean_accuracy/{setting}", c), _acc(f"poisoned_accuracy/{setting}", p)]
+    sup0 = f"supervised:{spec.supervised.models[0]}"
+    records += [
+        _acc("clean_train_test_accuracy", clean["accuracy"][sup0]),
+        _acc("poisoned_train_test_accuracy", pois["accuracy"][sup0]),
+        MetricRecord(
+            "supervised_accuracy_drop",
+            clean["accuracy"][sup0] - pois["accuracy"][sup0],
+            None,
+            "fraction",
+            "privacy",
+            True,
+        ),
+    ]
+    for e, (cv, pv) in enumerate(zip(clean["curves"][sup0], pois["curves"][sup0], strict=False), start=1):
+        records += [_acc("clean_train_test_accuracy", cv, e), _acc("poisoned_train_test_accuracy", pv, e)]
+    if spec.ssl.methods:
+        m0 = f"{spec.ssl.methods[0]}-probe:{spec.ssl.encoder}"
+        k0 = f"{spec.ssl.methods[0]}-knn:{spec.ssl.encoder}"
+        records += [
+            _acc("clean_linear_probe_accuracy", clean["accuracy"][m0]),
+            _acc("poisoned_linear_probe_accuracy", pois["accuracy"][m0]),
+            MetricRecord(
+                "linear_probe_accuracy_drop",
+                clean["accuracy"][m0] - pois["accuracy"][m0],
+                None,
+                "fraction",
+                "privacy",
+                True,
+            ),
+            _acc("clean_knn_accuracy", clean["accuracy"][k0]),
+            _acc("poisoned_knn_accuracy", pois["accuracy"][k0]),
+        ]
+    ctx.log_many(records)
+    ctx.save_json(
+        "unlearnable-transfer",
+        "transfer.json",
+        {
+            "protection": protection_label(spec),
+            "kind": bank.kind,
+            "backbone": bank.meta.get("backbone"),
+            "epsilon": bank.epsilon,
+            "settings": setting_names(spec),
+            "clean": clean["accuracy"],
+            "poisoned": pois["accuracy"],
+            "curves": {"clean": clean["curves"], "poisoned": pois["curves"]},
+            "generation_history": bank.history,
+        },
+    )

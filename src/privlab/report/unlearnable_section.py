@@ -1,0 +1,120 @@
+"""Report section of the ``unlearnable`` experiment.
+
+Per run (one protection): clean-vs-poisoned accuracy table over every attacker setting, the test-accuracy curves of
+clean and poisoned supervised training, and a grid of clean images, perturbations (amplified to the full range) and
+poisoned images. Across runs: the transfer matrix — one row per protection (with the backbone its noise was made on),
+one column per attacker setting (supervised architectures, SSL linear probe / kNN), cells = clean test accuracy after
+training on the poisoned set, the clean-data reference in the first row.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from privlab.report.sections import SECTIONS, esc, format_value, run_curves, run_label, runs_metrics_table
+from privlab.store import RunRecord, Store
+
+__all__ = ["transfer_matrix_html", "unlearnable_section"]
+
+
+def _artifact(store: Store, run: RunRecord, kind: str) -> Any:
+    for art in store.artifacts(run.id):
+        if art["kind"] == kind:
+            return store.out_dir / art["path"]
+    return None
+
+
+def _transfer_row(store: Store, run: RunRecord) -> dict[str, Any] | None:
+    path = _artifact(store, run, "unlearnable-transfer")
+    if path is None:
+        return None
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def transfer_matrix_html(rows: list[tuple[RunRecord, dict[str, Any]]]) -> str:
+    """The transfer matrix as an HTML table (empty string without rows)."""
+    if not rows:
+        return ""
+    cols: list[str] = []
+    for _, rec in rows:
+        cols += [c for c in rec.get("settings", []) if c not in cols]
+    head = "<th>protection (noise backbone)</th><th>run</th>" + "".join(f'<th class="num">{esc(c)}</th>' for c in cols)
+
+    def cells(values: dict[str, float]) -> str:
+        return "".join(
+            f'<td class="num">{esc(format_value(values.get(c), "accuracy"))}</td>' if c in values else "<td></td>"
+            for c in cols
+        )
+
+    clean = rows[0][1].get("clean", {})
+    body = [f"<tr><td><em>clean data (reference)</em></td><td></td>{cells(clean)}</tr>"]
+    for run, rec in rows:
+        body.append(
+            f"<tr><td>{esc(rec.get('protection'))}</td><td>{esc(run.id)}</td>{cells(rec.get('poisoned', {}))}</tr>"
+        )
+    return (
+        "<h3>Transfer matrix</h3><p>Clean test accuracy (fraction) of each attacker setting trained on each "
+        "protection's poisoned training set; lower = the protection transfers to that setting.</p>"
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    )
+
+
+def _grid(store: Store, run: RunRecord) -> str:
+    path = _artifact(store, run, "unlearnable-examples")
+    if path is None:
+        return ""
+    try:
+        from privlab.report.grids import grid_data_uri
+        from privlab.store import load_tensors
+
+        t, meta = load_tensors(path)
+        eps = float(meta.get("epsilon") or 1.0)
+        amplified = (t["noise"] / (2 * eps) + 0.5).clamp(0, 1)
+        uri = grid_data_uri([t["clean"], amplified, t["poisoned"]], scale=3)
+    except Exception as e:  # a broken artifact must not break the whole report
+        return f'<p class="muted">examples unreadable: {esc(e)}</p>'
+    return (
+        f'<figure><img src="{uri}" alt="perturbation grid of {esc(run.id)}"><figcaption>rows: clean, perturbation '
+        f"(amplified: ±ε → black/white), poisoned — {esc(meta.get('label'))}, ε = {eps * 255:.3g}/255</figcaption>"
+        "</figure>"
+    )
+
+
+def _accuracy_table(rec: dict[str, Any]) -> str:
+    rows = []
+    for s in rec.get("settings", []):
+        c, p = rec.get("clean", {}).get(s), rec.get("poisoned", {}).get(s)
+        drop = None if c is None or p is None else 100 * (c - p)
+        rows.append(
+            f'<tr><td>{esc(s)}</td><td class="num">{esc(format_value(c, "accuracy"))}</td>'
+            f'<td class="num">{esc(format_value(p, "accuracy"))}</td>'
+            f'<td class="num">{"—" if drop is None else f"{drop:.1f}"}</td></tr>'
+        )
+    return (
+        '<table class="metrics"><thead><tr><th>attacker setting</th><th class="num">clean training</th>'
+        '<th class="num">poisoned training</th><th class="num">drop (points)</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+@SECTIONS.register("unlearnable", title="Unlearnable examples")
+def unlearnable_section(runs: list[RunRecord], store: Store) -> str:
+    """All runs' headline metrics, the transfer matrix, and per run its table, curves and perturbation grid."""
+    info = store.metric_info()
+    parts = [runs_metrics_table(runs, info)]
+    rows = [(r, rec) for r in runs if (rec := _transfer_row(store, r)) is not None]
+    parts.append(transfer_matrix_html(rows))
+    for r in runs:
+        rec = _transfer_row(store, r)
+        error = f'<pre class="error">{esc(r.error)}</pre>' if r.error else ""
+        table = _accuracy_table(rec) if rec else '<p class="muted">No results recorded.</p>'
+        label = esc(rec.get("protection")) if rec else ""
+        parts.append(
+            f'<div class="run-block"><h3>{esc(run_label(r))} — {label}</h3>{error}{table}'
+            f'<div class="figures">{run_curves(r, store)}{_grid(store, r)}</div></div>'
+        )
+    return "\n".join(parts)
