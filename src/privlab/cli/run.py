@@ -18,6 +18,14 @@ DOWNLOAD_HELP = "allow downloading a missing data set into --data-root (needs in
 FORCE_HELP = "run again even if the same spec already finished in this folder"
 
 
+_HEADLINE = ("test_loss", "psnr", "ssim", "lpips", "mi_reduction", "snr", "epsilon")
+
+
+def _headline(name: str) -> bool:
+    """Metrics worth a place in the one-line summary of a run."""
+    return name in _HEADLINE or (name.endswith("accuracy") and "/" not in name)
+
+
 def _print_outcomes(outcomes: list[Any], out: Path, json_out: bool) -> None:
     report = out / "report.html"
     if json_out:
@@ -31,10 +39,9 @@ def _print_outcomes(outcomes: list[Any], out: Path, json_out: bool) -> None:
         )
         return
     for o in outcomes:
+        keys = list(o.metrics) if len(o.metrics) <= 4 else [k for k in o.metrics if _headline(k)][:6]
         shown = ", ".join(
-            f"{k} {v:.2%}" if k.endswith("accuracy") else f"{k} {v:.4g}"
-            for k, v in o.metrics.items()
-            if k in ("test_accuracy", "test_loss") or len(o.metrics) <= 4
+            f"{k} {o.metrics[k]:.2%}" if k.endswith("accuracy") else f"{k} {o.metrics[k]:.4g}" for k in keys
         )
         note = " (already finished: skipped; --force re-runs)" if o.status == "skipped" else ""
         typer.echo(
