@@ -101,3 +101,29 @@ def test_example_sweeps_expand():
 
     assert len(expand(load_spec("examples/inversion-cpu.yaml"))) == 8
     assert len(expand(load_spec("examples/inversion-ig.yaml"))) == 2
+
+
+def test_victim_from_a_train_checkpoint(tmp_path):
+    train = spec_from_mapping(
+        {"experiment": "train", "model": "lenet_dlg", "dataset": {"name": "digits"}, "train": {"epochs": 1}}
+    )
+    (t,) = execute(train, tmp_path / "t", quiet=True)
+    ckpt = tmp_path / "t" / t.id / "model.safetensors"
+    spec = spec_from_mapping(
+        {"experiment": "inversion", "preset": "smoke", "attack": "idlg", "victim": {"checkpoint": str(ckpt)}}
+    )
+    (o,) = execute(spec, tmp_path / "inv", quiet=True)
+    assert o.status == "finished"
+    assert o.metrics["victim_test_accuracy"] == pytest.approx(t.metrics["test_accuracy"])
+    assert o.metrics["label_accuracy"] == 1.0
+    # a checkpoint trained on other image sizes is refused with the fix
+    bad = spec_from_mapping(
+        {
+            "experiment": "inversion",
+            "preset": "smoke",
+            "dataset": {"name": "digits", "resize": 16},
+            "victim": {"checkpoint": str(ckpt)},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"dataset\.resize"):
+        execute(bad, tmp_path / "bad", quiet=True)
