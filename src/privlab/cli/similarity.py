@@ -30,7 +30,8 @@ def similarity(
         _AUTO,
         "--metrics",
         "-m",
-        help="comma-separated: mse, psnr, ssim, ms-ssim, lpips; 'auto' = mse,psnr,ssim + ms-ssim if the images are "
+        help="comma-separated: mse, psnr, ssim, ms-ssim, lpips, semsim (checkpoint from $PRIVLAB_SEMSIM_MODEL); "
+        "'auto' = mse,psnr,ssim + ms-ssim if the images are "
         "large enough + lpips if its weights are found",
     ),
     lpips_net: str = typer.Option("alex", "--lpips-net", help="LPIPS backbone: alex, vgg or squeeze"),

@@ -260,6 +260,8 @@ def parse_metrics(metrics: str | Sequence[str]) -> list[str]:
         key = str(item).strip().lower()
         if not key:
             continue
+        if key == "semsim" and key not in SIMILARITY_METRICS:  # registered by its module, imported on demand
+            import privlab.measure.semsim.score  # noqa: F401
         name = SIMILARITY_METRICS.entry(key).name
         if name not in names:
             names.append(name)
