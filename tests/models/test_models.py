@@ -40,14 +40,16 @@ def shapes_of(name: str) -> list[tuple[int, int, int]]:
     return [NATURAL.get(name, (3, 32, 32)), SMALL.get(name, (1, 8, 8))]
 
 
-CASES = [(name, shape) for name in MODELS.names() for shape in shapes_of(name)]
+CASES = [
+    (name, shape, nc)
+    for name in MODELS.names()
+    for shape in shapes_of(name)
+    for nc in ((10,) if name in HEAVY else (10, 2))
+]
 
 
-@pytest.mark.parametrize("num_classes", [10, 2])
-@pytest.mark.parametrize(("name", "in_shape"), CASES)
+@pytest.mark.parametrize(("name", "in_shape", "num_classes"), CASES)
 def test_forward_backward(name: str, in_shape: tuple[int, int, int], num_classes: int) -> None:
-    if name in HEAVY and num_classes != 10:
-        pytest.skip("heavy model: checked with one head only")
     torch.manual_seed(0)
     model = build_model(name, num_classes, in_shape)
     assert isinstance(model, nn.Sequential)
