@@ -6,7 +6,8 @@ Gaussian data and a lower bound of the MI of any distribution with the same cova
 The plug-in value is biased upwards by about ``d_x·d_z / (2n)`` nats. Without shrinkage each log-determinant is
 corrected by its exact expectation under a Wishart law, ``E[log det S] = log det Σ + Σ_{i=1..p} ψ((n−i)/2)
 + p·log(2/(n−1))``, which removes that bias for Gaussian data. With few samples for the dimension (n ≤ 2·d) the
-covariance is singular; Ledoit–Wolf shrinkage makes it invertible (and no Wishart correction applies).
+covariance is singular; Ledoit–Wolf shrinkage of the joint covariance makes it invertible, the marginal covariances
+are its diagonal blocks (so the estimate cannot be negative), and no Wishart correction applies.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def gaussian_mi(
 
     Args:
         shrinkage: ``auto`` shrinks (Ledoit–Wolf) when n ≤ 2·(d_x + d_z), ``none`` never, ``ledoit-wolf`` always.
-            The joint and the marginal covariances are each shrunk on their own.
+            With shrinkage the marginal covariances are the blocks of the one shrunk joint covariance.
 
     Constant columns are dropped first (they carry no information); if a side has none left, the result is 0.
     """
@@ -61,12 +62,16 @@ def gaussian_mi(
     n, d = xn.shape[0], xn.shape[1] + zn.shape[1]
     shrink = shrinkage == "ledoit-wolf" or (shrinkage == "auto" and n <= 2 * d)
     joint = np.concatenate([xn, zn], axis=1)
-    plug_in = 0.5 * (
-        _logdet(_covariance(xn, shrink)) + _logdet(_covariance(zn, shrink)) - _logdet(_covariance(joint, shrink))
-    )
-    if shrink:
-        return plug_in
     dx, dz = xn.shape[1], zn.shape[1]
+    if shrink:
+        # One shrunk joint covariance, marginals as its diagonal blocks: the estimate is then ≥ 0 (Fischer's
+        # inequality). Shrinking the three covariances separately gives them different intensities and can make the
+        # "MI" negative by tens of nats in high dimension.
+        c = _covariance(joint, True)
+        return max(0.0, 0.5 * (_logdet(c[:dx, :dx]) + _logdet(c[dx:, dx:]) - _logdet(c)))
+    plug_in = 0.5 * (
+        _logdet(_covariance(xn, False)) + _logdet(_covariance(zn, False)) - _logdet(_covariance(joint, False))
+    )
     return plug_in - 0.5 * (
         _wishart_logdet_bias(dx, n) + _wishart_logdet_bias(dz, n) - _wishart_logdet_bias(dx + dz, n)
     )
