@@ -47,3 +47,14 @@ def test_invert_bad_inputs_exit_2_with_one_line(tmp_path):
         assert r.exit_code == 2, (args, r.output)
         assert text in r.output.lower() or text in r.output
         assert "Traceback" not in r.output
+
+
+def test_attacks_and_protections_are_listed():
+    r = invoke("attacks", "--json")
+    assert r.exit_code == 0
+    attacks = {a["name"]: a for a in json.loads(r.stdout)["attacks"]}
+    assert {"dlg", "idlg", "inverting-gradients"} <= set(attacks)
+    assert attacks["dlg"]["requires"] == ["gradients"]
+    r = invoke("protections", "--json")
+    kinds = {p["name"]: p["kind"] for p in json.loads(r.stdout)["protections"]}
+    assert kinds["gradient-prune"] == "gradient" and kinds["shredder"] == "activation" and kinds["laplace"] == "data"

@@ -108,3 +108,42 @@ def experiments(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) 
         ["name", "presets", "description"],
         [[r["name"], ", ".join(r["presets"]), r["description"]] for r in rows],
     )
+
+
+def _component_table(kind: str, registry_path: str, extra: str, json_out: bool) -> None:
+    import importlib
+
+    module, _, attr = registry_path.rpartition(".")
+    registry = getattr(importlib.import_module(module), attr)
+    rows = []
+    for e in registry.entries():
+        value = e.meta.get(extra)
+        rows.append(
+            {
+                "name": e.name,
+                extra: list(value) if isinstance(value, tuple) else value,
+                "description": e.meta.get("description", ""),
+            }
+        )
+    if json_out:
+        emit_json({kind: rows})
+        return
+    print_table(
+        kind,
+        ["name", extra, "description"],
+        [[r["name"], ", ".join(r[extra]) if isinstance(r[extra], list) else r[extra], r["description"]] for r in rows],
+    )
+
+
+@app.command(epilog=examples("privlab attacks", "privlab invert --attack idlg"))
+@handle_errors
+def attacks(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """List registered attacks and what their threat model requires (gradients, activations, released data)."""
+    _component_table("attacks", "privlab.attack.ATTACKS", "requires", json_out)
+
+
+@app.command(epilog=examples("privlab protections", "privlab ldp budget --mechanism laplace --epsilon 1"))
+@handle_errors
+def protections(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """List registered protections and where they act (data, activation, gradient, training)."""
+    _component_table("protections", "privlab.protect.PROTECTIONS", "kind", json_out)
