@@ -51,3 +51,26 @@ def test_tiny_training_run_and_prediction_shapes():
     assert pred.shape == (2, 7) and pred.max() < 3
     with pytest.raises(ConfigError):
         train_iic(x[:1], 3, cfg)
+
+
+def test_augment_is_scale_equivariant_so_dim_unit_norm_images_get_the_same_views():
+    # brightness is relative to each image's peak, so a Gaussian-LDP image (L2-normalised, values ≈ 0.1–0.3) gets the
+    # same view as the raw image up to the scale, instead of a shift that is large against its contrast
+    x = torch.rand(16, 1, 8, 8) * 0.5  # peaks ≤ 0.5: no clamping at 1 even with contrast 1.4 and brightness 0.4
+    c = 0.2
+    a = augment(x, torch.Generator().manual_seed(3))
+    b = augment(x * c, torch.Generator().manual_seed(3))
+    assert torch.allclose(b, a * c, atol=1e-6)
+
+
+def test_both_views_only_adds_the_augmentation_of_the_first_view():
+    x = torch.rand(24, 1, 8, 8)
+    ident = {"rotation": 0.0, "min_scale": 1.0, "brightness": 0.0, "contrast": (1.0, 1.0)}
+    base = IICConfig(epochs=1, batch_size=12, repeats=1, width=4, overcluster=6, subheads=2, **ident)
+    _, r1 = train_iic(x, 3, base, seed=0)
+    _, r2 = train_iic(x, 3, base.model_copy(update={"both_views": True}), seed=0)
+    assert r1.subhead_losses == pytest.approx(r2.subhead_losses, abs=1e-4)  # identity g: the same training
+    _, r3 = train_iic(
+        x, 3, IICConfig(epochs=1, batch_size=12, repeats=1, width=4, overcluster=6, subheads=2, both_views=True), seed=0
+    )
+    assert r3.subhead_losses != pytest.approx(r1.subhead_losses, abs=1e-4)

@@ -114,3 +114,29 @@ def test_fresh_noise_cnn_splits_the_budget_over_epochs(tmp_path):
     assert o.status == "finished", o.error
     assert o.metrics["releases"] == 2 and o.metrics["epsilon_image"] == pytest.approx(450)
     torch.manual_seed(0)
+
+
+def test_noise_false_is_the_preprocessed_baseline_and_folds_where_it_cannot_differ(tmp_path):
+    rr = LDPSpec.model_validate({"mechanism": "rr", "epsilon": 30, "noise": False})
+    assert rr.epsilon is None and rr.label_mechanism == "none" and rr.mechanism == "rr"
+    lap = LDPSpec.model_validate({"mechanism": "laplace", "epsilon": 30, "noise": False})
+    assert lap.mechanism == "none" and lap.noise and spec_hash(lap) == spec_hash(LDPSpec(mechanism="none"))
+    assert LDPSpec.model_validate({"learner": "dpsgd", "noise": False}).noise
+    # binarisation without noise = RR in its ε → ∞ limit (flip probability 0, labels exact): same k-means result
+    base = {"learner": "kmeans", "mechanism": "rr", "dataset": {"train_limit": 150, "test_limit": 60}}
+    (a,) = execute(
+        load_spec(experiment="ldp", preset="smoke", overrides={**base, "noise": False}),
+        tmp_path,
+        quiet=True,
+        report=False,
+    )
+    (b,) = execute(
+        load_spec(experiment="ldp", preset="smoke", overrides={**base, "epsilon": 1e6, "label_mechanism": "none"}),
+        tmp_path,
+        quiet=True,
+        report=False,
+    )
+    assert a.status == b.status == "finished", (a.error, b.error)
+    assert b.metrics["rr_flip_probability"] < 1e-100
+    assert a.metrics["test_accuracy"] == pytest.approx(b.metrics["test_accuracy"])
+    assert "epsilon_composed" not in a.metrics and "label_agreement" not in a.metrics  # nothing released

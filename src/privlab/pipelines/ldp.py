@@ -8,7 +8,8 @@ One run = one (mechanism, ε, learner):
    (basic composition). δ (Gaussian) is split the same way.
 2. **Privatise** the training images once with the mechanism (``laplace`` per pixel, ``gaussian`` on L2-normalised
    images, ``rr`` on binarised pixels) and the labels with ``sue``/``oue`` (decoded to one label, see
-   :mod:`privlab.protect.ldp_label`). ``mechanism: none`` is the raw-data baseline (ε = ∞).
+   :mod:`privlab.protect.ldp_label`). ``mechanism: none`` is the raw-data baseline (ε = ∞); ``noise: false`` is the
+   per-mechanism baseline: raw images under the mechanism's public preprocessing only, labels public (ε = ∞).
 3. **Learn**: ``cnn_shallow`` / ``cnn_deep`` (``privlab.train.fit`` on privatised images and labels), ``kmeans``
    (clusters labelled by the majority of privatised labels), ``iic`` (unsupervised; Hungarian-matched), or
    ``dpsgd`` (central DP: the shallow CNN trained with DP-SGD on raw data at ε = ``epsilon``; logged as mechanism
@@ -92,6 +93,10 @@ class LDPSpec(ExperimentSpec):
     label_fraction: float = Field(default=0.1, ge=0, lt=1, description="share of ε spent on the label")
     label_decode: Literal["map", "sample"] = Field(default="map", description="private bits → training label")
     fresh_noise: bool = Field(default=False, description="new noise every epoch (and view); ε split over releases")
+    noise: bool = Field(
+        default=True,
+        description="false: no noise, only the mechanism's public preprocessing (ε = ∞; the per-mechanism baseline)",
+    )
     learner: Learner = Field(default="cnn_shallow", description="what learns from the privatised data")
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=5, batch_size=64))
     kmeans: KMeansSpec = Field(default_factory=KMeansSpec)
@@ -109,7 +114,11 @@ class LDPSpec(ExperimentSpec):
         if data.get("learner") == "dpsgd" or data.get("mechanism") == "dpsgd":
             data["learner"], data["mechanism"], data["label_mechanism"] = "dpsgd", "dpsgd", "none"
             data["fresh_noise"] = False
-        if data.get("mechanism") == "none":
+        if data.get("noise") is False and data.get("mechanism", "laplace") in ("laplace", "none", "dpsgd"):
+            data["noise"] = True  # laplace's preprocessing is the identity: its ε = ∞ limit is the raw baseline
+            if data.get("mechanism", "laplace") == "laplace":
+                data["mechanism"] = "none"
+        if data.get("mechanism") == "none" or data.get("noise") is False:
             data["epsilon"], data["label_mechanism"], data["fresh_noise"] = None, "none", False
         if data.get("label_mechanism") == "none":
             data["label_fraction"] = 0.0
@@ -117,7 +126,7 @@ class LDPSpec(ExperimentSpec):
 
     @model_validator(mode="after")
     def _check(self) -> LDPSpec:
-        if self.mechanism != "none" and self.epsilon is None:
+        if self.mechanism != "none" and self.noise and self.epsilon is None:
             raise ValueError(f"mechanism {self.mechanism!r} needs epsilon (> 0)")
         if self.label_mechanism != "none" and self.label_fraction == 0:
             raise ValueError("label_mechanism needs label_fraction > 0 (the share of epsilon spent on labels)")
@@ -136,7 +145,7 @@ def build_mechanisms(
     spec: LDPSpec, num_classes: int
 ) -> tuple[PixelMechanism | None, UnaryEncoding | None, Allocation | None]:
     """The image and label mechanisms of ``spec`` with its budget allocation (Nones for ``none``/``dpsgd``)."""
-    if spec.mechanism in ("none", "dpsgd"):
+    if spec.mechanism in ("none", "dpsgd") or not spec.noise:
         return None, None, None
     assert spec.epsilon is not None
     releases = _releases(spec)
@@ -228,7 +237,11 @@ def run_ldp(spec: LDPSpec, ctx: RunContext) -> None:
 
     # -- privatise ---------------------------------------------------------------------------------------------
     raw_x = train.images
-    if mech is None:
+    if not spec.noise and spec.mechanism in ("gaussian", "rr"):  # baseline: public preprocessing only, ε = ∞
+        extra_params = {"threshold": spec.threshold} if spec.mechanism == "rr" else {"delta": spec.delta}
+        public = build_pixel_mechanism(spec.mechanism, epsilon=1.0, **extra_params)  # ε unused: preprocess only
+        train_x, test_x = public.preprocess(raw_x), public.preprocess(test.images)
+    elif mech is None:
         train_x, test_x = raw_x, test.images
     else:
         test_x = mech.preprocess(test.images)

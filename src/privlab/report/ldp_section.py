@@ -1,7 +1,9 @@
 """Report section of the ``ldp`` experiment: accuracy vs ε, privatised examples per ε, the budget table.
 
 * One panel per learner (CNN, k-means, IIC): test accuracy against the total ε per example (log axis), one line
-  per image mechanism; the raw-data baseline of the learner (``mechanism: none``) is a dashed horizontal line, and
+  per image mechanism; the raw-data baseline of the learner (``mechanism: none``) is a dotted black horizontal line,
+  raw data under a mechanism's public preprocessing only (``noise: false``: L2 normalisation for ``gaussian``,
+  binarisation for ``rr``) a dotted line in that mechanism's colour, and
   DP-SGD (central DP, same ε) is drawn on every CNN panel so local and central DP read off one plot.
 * Grids of clean and privatised training images: one per mechanism, a row per ε (first row: clean).
 * The budget table: per pixel, per image, per label and composed ε (and δ) with the noise parameter.
@@ -70,6 +72,14 @@ def accuracy_vs_epsilon_figure(points: list[dict[str, Any]]) -> str | None:
             if p["mechanism"] == "none":
                 ax.axhline(p["accuracy"], color="black", linestyle=":", label=f"raw data ({p['accuracy']:.3f})")
                 break
+        for p in mine:  # raw data under a mechanism's public preprocessing (noise: false), in the mechanism's colour
+            if p["mechanism"] not in ("none", "dpsgd") and p["epsilon"] is None:
+                ax.axhline(
+                    p["accuracy"],
+                    color=_COLORS.get(p["mechanism"]),
+                    linestyle=":",
+                    label=f"raw, {p['mechanism']}-preprocessed ({p['accuracy']:.3f})",
+                )
         ax.set_xscale("log")
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("total ε per example (nats)")
@@ -118,7 +128,7 @@ def _budget_table(points: list[dict[str, Any]]) -> str:
     rows = []
     for p in sorted(points, key=lambda q: (q["mechanism"], q["epsilon"] or math.inf)):
         key = (p["mechanism"], p["epsilon"], p["spec"].get("label_mechanism"), p["spec"].get("fresh_noise"))
-        if p["mechanism"] == "none" or key in seen:
+        if p["mechanism"] == "none" or p["epsilon"] is None or key in seen:
             continue
         seen.add(key)
         m = p["metrics"]
@@ -168,12 +178,16 @@ def _budget_table(points: list[dict[str, Any]]) -> str:
     )
 
 
+def _infinite(mechanism: str) -> str:
+    return "∞ (raw)" if mechanism == "none" else "∞ (raw, preprocessed, no noise)"
+
+
 def _results_table(points: list[dict[str, Any]]) -> str:
     rows = []
     for p in sorted(points, key=lambda q: (q["learner"], q["mechanism"], q["epsilon"] or math.inf)):
         rows.append(
             f"<tr><td>{esc(p['learner'])}</td><td>{esc(p['mechanism'])}</td>"
-            f"<td class='num'>{format_value(p['epsilon']) if p['epsilon'] else '∞ (raw)'}</td>"
+            f"<td class='num'>{format_value(p['epsilon']) if p['epsilon'] else _infinite(p['mechanism'])}</td>"
             f"<td class='num'>{format_value(p['accuracy'], 'test_accuracy')}</td><td>{esc(p['id'])}</td></tr>"
         )
     if not rows:
