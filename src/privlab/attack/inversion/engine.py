@@ -228,7 +228,12 @@ class GradientInversion:
         weights = layer_weights(cfg.layer_weights, len(idx), device=device)
         objective = OBJECTIVES.get(cfg.objective)
         labels, label_strategy = self._labels(model, observation, batch, threat)
-        num_classes = params[last_linear_indices(model)[0] or -1].shape[0] if label_strategy == "joint" else None
+        num_classes = None
+        if label_strategy == "joint":
+            w_i, _ = last_linear_indices(model)
+            if w_i is None:
+                raise ConfigError("labels: joint needs a model that ends with a linear layer (its size = classes)")
+            num_classes = params[w_i].shape[0]
         norm = model_normalization(model) if cfg.space == "normalized" else None
         mean, std = norm if norm is not None else (torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1))
         mean, std = mean.to(device), std.to(device)
