@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import torch
+
 from privlab.registry import Registry
 
-__all__ = ["PROTECTIONS", "Budget"]
+__all__ = ["PROTECTIONS", "Budget", "laplace_sample"]
 
 PROTECTIONS: Registry[Any] = Registry("protection")
 
@@ -35,3 +38,18 @@ class Budget:
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
+
+
+def laplace_sample(
+    loc: torch.Tensor | float, scale: torch.Tensor | float, shape: Sequence[int], generator: torch.Generator
+) -> torch.Tensor:
+    """Draw Laplace(loc, scale) of ``shape`` by inverse CDF with ``generator`` (scale 0 gives ``loc`` exactly).
+
+    ``loc``/``scale`` broadcast against ``shape``; the result is on the generator's device, float32.
+    """
+    dev = generator.device
+    u = torch.rand(tuple(shape), generator=generator, device=dev) - 0.5
+    loc_t = torch.as_tensor(loc, dtype=torch.float32, device=dev)
+    scale_t = torch.as_tensor(scale, dtype=torch.float32, device=dev)
+    # clamp keeps log finite at u = ±0.5 (probability ~2^-24)
+    return loc_t - scale_t * torch.sign(u) * torch.log1p(-2 * u.abs()).clamp_min(-80.0)

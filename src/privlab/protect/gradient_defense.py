@@ -35,7 +35,7 @@ from torch.func import functional_call, grad, vmap
 from privlab.attack.inversion.threat import GradientFn, loss_on
 from privlab.config import Spec
 from privlab.errors import ConfigError
-from privlab.protect.base import PROTECTIONS, Budget
+from privlab.protect.base import PROTECTIONS, Budget, laplace_sample
 from privlab.registry import Registry
 
 __all__ = ["INPUT_TRANSFORMS", "GradientDefense", "GradientDefenseSpec", "parse_defense", "per_example_gradients"]
@@ -181,12 +181,7 @@ class GradientDefense:
         if s.name == "gaussian":
             return [g + s.sigma * torch.randn(g.shape, generator=generator).to(g.device) for g in grads]
         if s.name == "laplace":
-            out = []
-            for g in grads:
-                u = torch.rand(g.shape, generator=generator).clamp(1e-12, 1 - 1e-12) - 0.5
-                noise = -torch.sign(u) * torch.log1p(-2 * u.abs())  # inverse CDF of Laplace(0, 1), seeded
-                out.append(g + s.sigma * noise.to(g.device))
-            return out
+            return [g + laplace_sample(0.0, s.sigma, g.shape, generator).to(g.device) for g in grads]
         if s.name == "prune":
             out = []
             for g in grads:

@@ -41,7 +41,7 @@ from torch import nn
 from privlab.config import Spec
 from privlab.context import Progress
 from privlab.errors import ConfigError, FileFormatError
-from privlab.protect.base import PROTECTIONS, Budget
+from privlab.protect.base import PROTECTIONS, Budget, laplace_sample
 
 __all__ = [
     "BankConfig",
@@ -110,21 +110,6 @@ class BankConfig(Spec):
 
 
 # -- initialisation -------------------------------------------------------------------------------------------------
-def laplace_sample(
-    loc: torch.Tensor | float, scale: torch.Tensor | float, shape: Sequence[int], generator: torch.Generator
-) -> torch.Tensor:
-    """Draw Laplace(loc, scale) of ``shape`` by inverse CDF with ``generator`` (scale 0 gives ``loc`` exactly).
-
-    ``loc``/``scale`` broadcast against ``shape``; the result is on the generator's device, float32.
-    """
-    dev = generator.device
-    u = torch.rand(tuple(shape), generator=generator, device=dev) - 0.5
-    loc_t = torch.as_tensor(loc, dtype=torch.float32, device=dev)
-    scale_t = torch.as_tensor(scale, dtype=torch.float32, device=dev)
-    # clamp keeps log finite at u = ±0.5 (probability ~2^-24)
-    return loc_t - scale_t * torch.sign(u) * torch.log1p(-2 * u.abs()).clamp_min(-80.0)
-
-
 class ShredderNoise(nn.Module):
     """The trainable noise layer ``a' = a ⊙ w + n`` for activations of shape ``(N, *shape)``.
 

@@ -71,17 +71,7 @@ def batch_labels(
     k = g.numel()
     if mean_probs is not None and bias_grad is not None:
         est = (batch_size * (mean_probs.detach().flatten().float().cpu() - g.cpu())).clamp_min(0)
-        counts = est.floor().long()
-        remainder = est - counts
-        while counts.sum() < batch_size:
-            i = int(remainder.argmax())
-            counts[i] += 1
-            remainder[i] -= 1
-        while counts.sum() > batch_size:
-            i = int(torch.where(counts > 0, remainder, torch.full_like(remainder, float("inf"))).argmin())
-            counts[i] -= 1
-            remainder[i] += 1
-        return torch.repeat_interleave(torch.arange(k), counts).long()
+        return torch.repeat_interleave(torch.arange(k), _apportion(est, batch_size, minimum=0)).long()
     present = (g < 0).nonzero().flatten()
     if len(present) == 0:
         present = g.argmin().view(1)
@@ -94,13 +84,16 @@ def batch_labels(
     p_bar = g[absent].clamp_min(0).mean() if absent.any() else g.new_tensor(0.0)
     est = (batch_size * (p_bar - g[present])).clamp_min(1.0)
     est = est * (batch_size / est.sum())  # the counts must add up to B
-    counts = est.floor().long().clamp_min(1)
-    while counts.sum() > batch_size:  # a present label keeps at least one image
-        i = int(torch.where(counts > 1, est - counts, torch.full_like(est, float("inf"))).argmin())
-        counts[i] -= 1
-    remainder = est - counts
-    while counts.sum() < batch_size:
-        i = int(remainder.argmax())
-        counts[i] += 1
-        remainder[i] -= 1
+    counts = _apportion(est, batch_size, minimum=1)  # a present label keeps at least one image
     return torch.repeat_interleave(present, counts).sort().values.long()
+
+
+def _apportion(est: torch.Tensor, total: int, *, minimum: int) -> torch.Tensor:
+    """Integer counts, each ≥ ``minimum``, adding up to ``total``, rounded from ``est`` by largest remainders."""
+    counts = est.floor().long().clamp_min(minimum)
+    while counts.sum() > total:  # take from the count furthest above its estimate
+        i = int(torch.where(counts > minimum, est - counts, torch.full_like(est, float("inf"))).argmin())
+        counts[i] -= 1
+    while counts.sum() < total:  # give to the count furthest below its estimate
+        counts[int((est - counts).argmax())] += 1
+    return counts

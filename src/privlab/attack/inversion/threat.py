@@ -22,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -33,7 +33,7 @@ from torch.func import functional_call
 
 from privlab.config import Spec
 
-__all__ = ["GradientFn", "ThreatModel", "client_update", "flat_norm", "loss_on", "trainable"]
+__all__ = ["GradientFn", "ThreatModel", "client_update", "loss_on", "trainable"]
 
 
 class ThreatModel(Spec):
@@ -110,7 +110,3 @@ def client_update(
                 current = {n: p.detach().requires_grad_(True) for n, p in current.items()}
     return [(start[n] - current[n]) if create_graph else (start[n] - current[n]).detach() for n in params]
 
-
-def flat_norm(tensors: Sequence[torch.Tensor]) -> float:
-    """Euclidean norm of a list of tensors taken as one vector."""
-    return float(torch.sqrt(sum(t.detach().float().pow(2).sum() for t in tensors)))
