@@ -174,6 +174,7 @@ def _cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
     """Attack ``num_images`` client images through their shared gradients; score and store the reconstructions."""
     from privlab.data.reconstructions import save_pairs
+    from privlab.measure.image_similarity import psnr as image_psnr
     from privlab.measure.lpips import lpips_available
     from privlab.measure.similarity import score
     from privlab.report.grids import save_grid
@@ -223,8 +224,9 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
             x, y = x.to(ctx.device), y.to(ctx.device)
             x_in = defense.inputs(x, gen_client)
             exact = client_update(model, x_in, y, spec.threat)
-            shared = client_update(model, x_in, y, spec.threat, gradient_fn=defense.gradient_fn(gen_client))
-            shared = defense.shared(shared, gen_client)
+            step_fn = defense.gradient_fn(gen_client)  # DP-SGD changes each local step; other defences do not
+            shared = exact if step_fn is None else client_update(model, x_in, y, spec.threat, gradient_fn=step_fn)
+            shared = defense.shared(shared, gen_client)  # returns new tensors: `exact` stays the exact gradient
             cosines.append(_cosine(exact, shared))
             known = attack.config.labels == "known"
             obs = Observation(
@@ -245,7 +247,7 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
             recs.append(rec)
             labels.append(y.cpu())
             batch_stats.append({k: v for k, v in out.stats.items() if k != "history"} | {"indices": idx.tolist()})
-            advance(len(idx), psnr=_psnr(x.cpu(), rec))
+            advance(len(idx), psnr=float(image_psnr(x.cpu(), rec).mean()))
     x_all, rec_all, y_all, yr_all = torch.cat(originals), torch.cat(recs), torch.cat(labels), torch.cat(rec_labels)
     indices = order.tolist()
     table = score(
@@ -281,8 +283,10 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
     budget = defense.budget(steps=steps)
     recs_out: list[MetricRecord] = []
     for name, value in table.means.items():
-        unit, privacy_hib = _METRIC_META.get(name, (None, None))
-        recs_out.append(MetricRecord(name, float(value), None, unit, "privacy", privacy_hib))
+        # the table's direction is a similarity's; for the defender a more similar reconstruction is worse
+        similar_up = table.higher_is_better.get(name)
+        privacy_hib = None if similar_up is None else not similar_up
+        recs_out.append(MetricRecord(name, float(value), None, table.units.get(name), "privacy", privacy_hib))
     recs_out += [
         MetricRecord("label_accuracy", float(label_correct.mean()), None, "fraction", "privacy", False),
         MetricRecord("psnr_noise_baseline", _noise_baseline(x_all, ctx.generator(4)), None, "dB", "info", None),
@@ -304,28 +308,12 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
     ctx.log_many(recs_out)
 
 
-# unit, higher_is_better from the defender's side (a higher PSNR of a reconstruction = more leakage = worse)
-_METRIC_META: dict[str, tuple[str | None, bool | None]] = {
-    "mse": (None, True),
-    "psnr": ("dB", False),
-    "ssim": (None, False),
-    "ms-ssim": (None, False),
-    "lpips": (None, True),
-    "lpips-random": (None, True),
-    "classifier_correct": ("fraction", False),
-    "classifier_confidence": ("fraction", False),
-}
-
-
 def _noise_baseline(x: torch.Tensor, generator: torch.Generator) -> float:
     """Mean PSNR of uniform-noise images against the originals: what a reconstruction must clearly beat."""
     noise = torch.rand(x.shape, generator=generator)
-    return float(torch.tensor([_psnr(x[i : i + 1], noise[i : i + 1]) for i in range(len(x))]).mean())
+    from privlab.measure.image_similarity import psnr
 
-
-def _psnr(x: torch.Tensor, rec: torch.Tensor) -> float:
-    mse = float(((x - rec) ** 2).mean())
-    return 10 * math.log10(1 / mse) if mse > 0 else float("inf")
+    return float(psnr(x, noise).mean())
 
 
 def _align_labels(recovered: torch.Tensor, true: torch.Tensor) -> torch.Tensor:

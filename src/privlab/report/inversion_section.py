@@ -19,16 +19,16 @@ _COLUMNS = ("psnr", "ssim", "lpips", "mse", "classifier_correct", "label_accurac
 
 
 def _defense_label(spec: dict[str, Any]) -> str:
+    """The defence's own short label (``prune 70%`` …); the bare name if the stored settings no longer validate."""
+    from pydantic import ValidationError
+
+    from privlab.protect.gradient_defense import GradientDefenseSpec
+
     d = spec.get("defense") or {}
-    name = d.get("name", "none")
-    return {
-        "none": "none",
-        "gaussian": f"gaussian σ={d.get('sigma')}",
-        "laplace": f"laplace b={d.get('sigma')}",
-        "prune": f"prune {d.get('percent')}%",
-        "dpsgd": f"dpsgd C={d.get('clip')} z={d.get('noise_multiplier')}",
-        "augment": f"augment {d.get('transform')}",
-    }.get(name, name)
+    try:
+        return GradientDefenseSpec.model_validate(d).label()
+    except ValidationError:
+        return str(d.get("name", "none"))
 
 
 def _grid_img(run: RunRecord, store: Store) -> str:

@@ -53,10 +53,10 @@ def _dotted(data: Any, key: str) -> Any:
     return data
 
 
-def sweep_params(spec: ExperimentSpec, point: ExperimentSpec) -> dict[str, Any]:
-    """The values that the sweep of ``spec`` set in ``point`` (dotted key → value); empty without a sweep."""
-    dumped = point.model_dump(mode="json")
-    return {key: _dotted(dumped, key) for key in (spec.sweep or {})}
+def sweep_params(spec: ExperimentSpec, point: dict[str, Any]) -> dict[str, Any]:
+    """The values that the sweep of ``spec`` set in ``point`` (a sweep point's JSON dump; dotted key → value);
+    empty without a sweep."""
+    return {key: _dotted(point, key) for key in (spec.sweep or {})}
 
 
 def _build_report(out: Path) -> None:
@@ -103,8 +103,9 @@ def execute(
     try:
         for point in points:
             h = spec_hash(point)
-            params = sweep_params(spec, point)
-            dumped = point.model_dump(mode="json", exclude={"sweep"})
+            full = point.model_dump(mode="json")  # dumped once: stored, reported and read for the sweep values
+            params = sweep_params(spec, full)
+            dumped = {k: v for k, v in full.items() if k != "sweep"}
             done = None if force else store.finished_run(h)
             if done is not None:
                 outcomes.append(
@@ -127,7 +128,7 @@ def execute(
             store.start_run(
                 run_id,
                 experiment=point.experiment,
-                spec=point.model_dump(mode="json"),
+                spec=full,
                 spec_hash=h,
                 seed=point.seed,
                 versions=versions,
