@@ -42,9 +42,9 @@ S = TypeVar("S", bound=BaseModel)
 
 
 class Spec(BaseModel):
-    """Base of every config: unknown keys are refused; only names and numbers, so every spec is JSON."""
+    """Base of every config: unknown keys are refused; only names and finite numbers, so every spec is JSON."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ExperimentSpec(Spec):
@@ -54,8 +54,10 @@ class ExperimentSpec(Spec):
     name: str | None = Field(default=None, description="free label shown in reports; not part of the spec hash")
     seed: int = Field(default=0, ge=0, description="seed of every random draw of the run")
     preset: str | None = Field(default=None, description="preset the spec starts from (smoke, cpu, paper)")
-    sweep: dict[str, list[Any]] | None = Field(
-        default=None, description="dotted key → list of values; the spec expands to the grid of all combinations"
+    sweep: dict[str, Any] | None = Field(
+        default=None,
+        description="dotted key → list of values; the spec expands to the grid of all combinations. "
+        "A 'zip' entry (a mapping of keys → equally long lists, or a list of such mappings) varies its keys together",
     )
 
 
@@ -63,17 +65,65 @@ class _LineLoader(yaml.SafeLoader):
     """SafeLoader that remembers the line of every mapping key (for error messages)."""
 
 
+#: Limits on a spec file's YAML: values once aliases are expanded (an "exponential entity" file is refused instead
+#: of expanding) and nesting depth. Real specs hold a few hundred values, nested a few levels.
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64
+
+
+def _check_yaml_size(text: str, source: str) -> None:
+    """Refuse YAML whose expanded size or depth no spec has, from the parser's events (iterative, no expansion).
+
+    Raises:
+        FileFormatError: more than :data:`MAX_YAML_NODES` values with aliases expanded, or nesting deeper than
+            :data:`MAX_YAML_DEPTH`. yaml.YAMLError: not valid YAML (the caller words it).
+    """
+    sizes: dict[str, int] = {}
+    stack: list[list[Any]] = [[None, 0]]  # [anchor, values inside] per open collection
+    for event in yaml.parse(text, Loader=_LineLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            stack.append([event.anchor, 1])
+            if len(stack) > MAX_YAML_DEPTH + 1:
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise FileFormatError(f"{source}:{line}: values nested more than {MAX_YAML_DEPTH} levels; flatten it")
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, n = stack.pop()
+            if anchor is not None:
+                sizes[anchor] = n
+        elif isinstance(event, yaml.ScalarEvent):
+            n = 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            n = sizes.get(event.anchor, 1)
+        else:
+            continue
+        stack[-1][1] += n
+        if stack[-1][1] > MAX_YAML_NODES or sum(c[1] for c in stack) > MAX_YAML_NODES:
+            raise FileFormatError(
+                f"{source}: more than {MAX_YAML_NODES} YAML values once aliases are expanded; a spec holds names "
+                "and numbers only (remove the repeated &anchor/*alias references)"
+            )
+
+
 def _key_lines(node: yaml.Node, prefix: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            path = (*prefix, key)
-            out[path] = key_node.start_mark.line + 1
-            _key_lines(value_node, path, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            out[(*prefix, i)] = item.start_mark.line + 1
-            _key_lines(item, (*prefix, i), out)
+    """Record the 1-based line of every mapping key and sequence item below ``node`` (iterative)."""
+    stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(node, prefix)]
+    while stack:
+        cur, path = stack.pop()
+        if isinstance(cur, yaml.MappingNode):
+            for key_node, value_node in cur.value:
+                if not isinstance(key_node.value, str):  # a complex key; safe_load reports it
+                    continue
+                sub = (*path, key_node.value)
+                out[sub] = key_node.start_mark.line + 1
+                stack.append((value_node, sub))
+        elif isinstance(cur, yaml.SequenceNode):
+            for i, item in enumerate(cur.value):
+                sub = (*path, i)
+                out[sub] = item.start_mark.line + 1
+                stack.append((item, sub))
 
 
 def load_yaml(path: str | Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
@@ -92,18 +142,21 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], i
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise FileFormatError(f"cannot read spec file {p}: {e}") from None
+    lines: dict[tuple[Any, ...], int] = {}
     try:
+        _check_yaml_size(text, str(p))  # before anything expands aliases or recurses
         node = yaml.compose(text, Loader=_LineLoader)
+        if node is not None:
+            _key_lines(node, (), lines)
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise FileFormatError(f"{p}: not valid YAML: {' '.join(str(e).split())}") from None
+        raise FileFormatError(f"{p}: not valid YAML: {' '.join(str(e).split())[:300]}") from None
+    except RecursionError:
+        raise FileFormatError(f"{p}: values nested too deeply to be a spec; flatten it") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise FileFormatError(f"{p}: a spec must be a YAML mapping (key: value), got {type(data).__name__}")
-    lines: dict[tuple[Any, ...], int] = {}
-    if node is not None:
-        _key_lines(node, (), lines)
     return data, lines
 
 
@@ -127,7 +180,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, raw = item.split("=", 1)
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             value = raw
         cur = out
         parts = key.strip().split(".")

@@ -62,7 +62,11 @@ def test_report_is_self_contained_escaped_and_complete(tmp_path: Path) -> None:
     assert "data:image/png;base64," in page
     assert "&lt;script&gt;" in page
     assert "<script>alert" not in page
-    assert "<script" not in page.lower()  # no scripts at all
+    assert page.lower().count("<script") == 1  # only the filters' inline script: no src, no other script
+    assert "<script src" not in page.lower()
+    assert 'id="f-exp"' in page
+    assert '<option value="other">other</option>' in page  # filter by experiment
+    assert 'data-exp="train" data-status="finished"' in page
     assert "&lt;b&gt;bad&lt;/b&gt;" in page
     assert "<b>bad</b>" not in page
     assert "My &lt;report&gt;" in page

@@ -41,7 +41,17 @@ def _main(
       privlab run examples/train.yaml --out runs/demo
 
       privlab runs list --out runs/demo
+
+    Your own components: list their modules or .py files in $PRIVLAB_PLUGINS (comma-separated).
     """
+    from privlab.errors import PrivlabError
+    from privlab.plugins import load_plugins
+
+    try:
+        load_plugins()
+    except PrivlabError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 from privlab.registry import import_submodules  # noqa: E402

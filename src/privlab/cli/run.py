@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -79,31 +81,50 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Run an experiment spec (every point of its sweep) and store the results.
+    """Run an experiment spec (every point of its sweep) in this process, one run after the other.
+
+    A sweep file (a `specs:` list) runs every spec in it. `privlab sweep` runs the same in parallel worker
+    processes or on Ray.
 
     A run whose spec already finished in the output folder is skipped unless --force. Exit code 0 when every run
     finished, 1 when a run failed, 2 for a bad spec or input.
     """
     from privlab.config import parse_overrides
-    from privlab.pipelines import PIPELINES
-    from privlab.run import execute, load_spec
+    from privlab.run import execute
 
     overrides = parse_overrides(set_)
     if seed is not None:
         overrides["seed"] = seed
+    specs = resolve_specs(spec, preset, overrides)
+    outcomes = []
+    # with --json, stdout carries only the JSON: whatever a pipeline prints goes to stderr
+    with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
+        for i, loaded in enumerate(specs):
+            outcomes += execute(
+                loaded,
+                out,
+                force=force,
+                device=device,
+                data_root=data_root,
+                download=download,
+                quiet=quiet or json_out,
+                keep_going=True if len(specs) > 1 else None,
+                report=i == len(specs) - 1,
+            )
+    _finish(outcomes, out, json_out)
+
+
+def resolve_specs(spec: str, preset: str | None, overrides: dict[str, Any]) -> list[Any]:
+    """The specs named on the command line: a spec file, a sweep file (``specs:``) or an experiment name."""
+    from privlab.pipelines import PIPELINES
+    from privlab.run import load_spec, load_specs
+
     path = Path(spec)
     if path.suffix in (".yaml", ".yml") or path.exists():
-        loaded = load_spec(path, preset=preset, overrides=overrides)
-    elif spec in PIPELINES:
-        loaded = load_spec(experiment=spec, preset=preset, overrides=overrides)
-    else:
-        raise ConfigError(
-            f"{spec!r} is neither a spec file nor an experiment; experiments: {', '.join(PIPELINES.names())}"
-        )
-    outcomes = execute(
-        loaded, out, force=force, device=device, data_root=data_root, download=download, quiet=quiet or json_out
-    )
-    _finish(outcomes, out, json_out)
+        return load_specs(path, preset=preset, overrides=overrides)
+    if spec in PIPELINES:
+        return [load_spec(experiment=spec, preset=preset, overrides=overrides)]
+    raise ConfigError(f"{spec!r} is neither a spec file nor an experiment; experiments: {', '.join(PIPELINES.names())}")
 
 
 @app.command(

@@ -1,12 +1,14 @@
 """Build ``report.html``: one self-contained page from an output folder's results store.
 
-The page has inline CSS and inline PNG plots only — no scripts, no fonts, no external addresses — so it opens from
-disk offline and can be mailed as one file. Everything that comes from a run (names, errors, specs) is escaped.
+The page has inline CSS, inline PNG plots and one small inline script (the overview's filters; the page works
+without it) — no external scripts, fonts or addresses — so it opens from disk offline and can be mailed as one
+file. Everything that comes from a run (names, errors, specs) is escaped.
 
-Layout: header (title, generation time, privlab version) → overview of all runs (status, seed, start, duration,
-final metrics; failed runs show their error) → the metrics' units and directions → one section per experiment
-(its registered renderer from :data:`~privlab.report.sections.SECTIONS`, else a generic one) → per-run details
-(spec, environment, artifacts).
+Layout: header (title, generation time, privlab version) → overview of all runs (parameters that vary, status,
+seed, privacy and utility, headline metrics, duration; failed runs show their error; filters by experiment, status
+and text) → the privacy–utility plane (:mod:`privlab.report.plane`) → the metrics' units and directions → one
+section per experiment (its registered renderer from :data:`~privlab.report.sections.SECTIONS`, else a generic
+one) → per-run details (spec, environment, artifacts).
 
 Example:
     >>> import tempfile
@@ -36,7 +38,6 @@ from privlab.report.sections import (
     esc,
     format_value,
     generic_section,
-    metric_header,
     run_anchor,
 )
 from privlab.store import RunRecord, Store, atomic_write_text
@@ -78,6 +79,7 @@ figcaption { color: var(--muted); font-size: 12px; }
 dl.meta { display: grid; grid-template-columns: max-content auto; gap: .1rem 1rem; margin: .3rem 0; }
 dl.meta dt { color: var(--muted); } dl.meta dd { margin: 0; }
 code { font-size: 12px; }
+.filters { margin: .4rem 0; } .filters select, .filters input { font: inherit; padding: .1rem .3rem; }
 """
 
 
@@ -132,35 +134,149 @@ def _artifact_href(path: str) -> str:
     return p.as_uri() if p.is_absolute() else quote(p.as_posix())
 
 
-def _overview(runs: list[RunRecord], info: Mapping[str, Mapping[str, Any]]) -> str:
-    names: dict[str, None] = {}
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def varying_params(runs: list[RunRecord]) -> dict[str, dict[str, Any]]:
+    """Per run id: the spec values (dotted keys) that differ between runs of the same experiment — what a sweep
+    varied. Keys that never vary, and ``name``/``sweep``/``preset``, are left out."""
+    by_exp: dict[str, list[RunRecord]] = {}
     for r in runs:
-        names.update(dict.fromkeys(r.metrics))
+        by_exp.setdefault(r.experiment, []).append(r)
+    out: dict[str, dict[str, Any]] = {}
+    for exp_runs in by_exp.values():
+        flat = {
+            r.id: _flatten({k: v for k, v in r.spec.items() if k not in ("name", "sweep", "preset")}) for r in exp_runs
+        }
+        keys = dict.fromkeys(k for f in flat.values() for k in f)
+        varying = [
+            k for k in keys if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flat.values()}) > 1
+        ]
+        for r in exp_runs:
+            out[r.id] = {k: flat[r.id].get(k) for k in varying}
+    return out
+
+
+def _param_text(params: Mapping[str, Any]) -> str:
+    return " · ".join(f"{k}={v if isinstance(v, str) else json.dumps(v, default=str)}" for k, v in params.items())
+
+
+def _headline_metrics(run: RunRecord, info: Mapping[str, Mapping[str, Any]], limit: int = 6) -> list[str]:
+    """A run's most telling final metrics: privacy and utility kinds first, then the rest, at most ``limit``."""
+    names = list(run.metrics)
+    rank = {"privacy": 0, "utility": 1}
+    names.sort(key=lambda n: rank.get((info.get(n) or {}).get("kind") or "", 2))
+    return [n for n in names if "/" not in n][:limit]
+
+
+_FILTER_SCRIPT = """
+(function () {
+  var exp = document.getElementById("f-exp"), status = document.getElementById("f-status"),
+      text = document.getElementById("f-text"), count = document.getElementById("f-count");
+  function apply() {
+    var rows = document.querySelectorAll("#overview tbody tr[data-exp]"), shown = 0;
+    var needle = text.value.trim().toLowerCase();
+    rows.forEach(function (row) {
+      var ok = (!exp.value || row.getAttribute("data-exp") === exp.value) &&
+               (!status.value || row.getAttribute("data-status") === status.value) &&
+               (!needle || row.getAttribute("data-search").indexOf(needle) >= 0);
+      row.hidden = !ok;
+      var next = row.nextElementSibling;
+      if (next && next.classList.contains("error-row")) { next.hidden = !ok; }
+      if (ok) { shown += 1; }
+    });
+    count.textContent = shown + " of " + rows.length + " runs shown";
+  }
+  [exp, status, text].forEach(function (el) { el.addEventListener("input", apply); });
+  apply();
+})();
+"""
+
+
+def _overview(runs: list[RunRecord], info: Mapping[str, Mapping[str, Any]]) -> str:
+    from privlab.report.plane import plane_points
+
+    params = varying_params(runs)
+    points = {p.run_id: p for p in plane_points(runs, info)}
     head = (
-        '<th>id</th><th>experiment</th><th>name</th><th>status</th><th class="num">seed</th><th>started</th>'
-        '<th class="num">duration</th>' + "".join(metric_header(n, info) for n in names)
+        "<th>id</th><th>experiment</th><th>name</th><th>parameters</th><th>status</th>"
+        '<th class="num">seed</th><th class="num">privacy</th><th class="num">utility</th><th>headline metrics</th>'
+        '<th>started</th><th class="num">duration</th>'
     )
-    ncols = 7 + len(names)
+    ncols = 11
     rows = []
     for r in runs:
-        cells = "".join(
-            f'<td class="num">{esc(format_value(r.metrics[n], n, info.get(n, {}).get("unit")))}</td>'
-            if n in r.metrics
-            else "<td></td>"
-            for n in names
+        ptext = _param_text(params.get(r.id, {}))
+        point = points.get(r.id)
+        priv = util = "<td></td>"
+        if point is not None:
+            priv = f'<td class="num" title="{esc(point.x_label)}">{esc(format_value(point.x))}</td>'
+            util = f'<td class="num" title="{esc(point.y_label)}">{esc(format_value(point.y, point.y_label))}</td>'
+        metrics = " · ".join(
+            f"{n} {format_value(r.metrics[n], n, (info.get(n) or {}).get('unit'))}" for n in _headline_metrics(r, info)
         )
+        search = f"{r.id} {r.experiment} {r.name or ''} {ptext} {r.status}".lower()
         rows.append(
-            f'<tr><td><a href="#{run_anchor(r.id)}">{esc(r.id)}</a></td><td>{esc(r.experiment)}</td>'
-            f'<td>{esc(r.name)}</td><td class="status-{esc(r.status)}">{esc(r.status)}</td>'
-            f'<td class="num">{esc(r.seed)}</td><td>{esc(_fmt_time(r.started))}</td>'
-            f'<td class="num">{esc(_fmt_duration(r))}</td>{cells}</tr>'
+            f'<tr data-exp="{esc(r.experiment)}" data-status="{esc(r.status)}" data-search="{esc(search)}">'
+            f'<td><a href="#{run_anchor(r.id)}">{esc(r.id)}</a></td><td>{esc(r.experiment)}</td>'
+            f"<td>{esc(r.name)}</td><td><small>{esc(ptext)}</small></td>"
+            f'<td class="status-{esc(r.status)}">{esc(r.status)}</td><td class="num">{esc(r.seed)}</td>'
+            f"{priv}{util}<td><small>{esc(metrics)}</small></td>"
+            f'<td>{esc(_fmt_time(r.started))}</td><td class="num">{esc(_fmt_duration(r))}</td></tr>'
         )
         if r.error:
             rows.append(
                 f'<tr class="error-row"><td colspan="{ncols}"><pre class="error">{esc(_error_summary(r.error))}</pre>'
                 "</td></tr>"
             )
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    experiments = sorted({r.experiment for r in runs})
+    statuses = sorted({r.status for r in runs})
+    filters = (
+        '<div class="filters">experiment <select id="f-exp"><option value="">all</option>'
+        + "".join(f'<option value="{esc(e)}">{esc(e)}</option>' for e in experiments)
+        + '</select> status <select id="f-status"><option value="">all</option>'
+        + "".join(f'<option value="{esc(s_)}">{esc(s_)}</option>' for s_ in statuses)
+        + '</select> <input id="f-text" type="search" placeholder="filter: parameter, id or name (e.g. epsilon=10)"'
+        ' size="40"> <span id="f-count" class="muted"></span></div>'
+    )
+    return (
+        f'{filters}<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        '</div><p class="muted">privacy / utility: each run\'s point on the privacy–utility plane below (hover for'
+        " the measure); parameters: the spec values that differ between runs of the same experiment.</p>"
+    )
+
+
+def _plane_section(runs: list[RunRecord], info: Mapping[str, Mapping[str, Any]]) -> str:
+    from privlab.report.plane import plane_figure, plane_points
+
+    points = plane_points(runs, info)
+    if not points:
+        return (
+            '<p class="muted">No run has both a privacy measure and a utility yet (plain training and MI estimation '
+            "have only one of them).</p>"
+        )
+    uri = plane_figure(points)
+    rows = "".join(
+        f"<tr><td>{esc(p.experiment)}</td><td>{esc(p.method)}</td>"
+        f'<td><a href="#{run_anchor(p.run_id)}">{esc(p.run_id)}</a></td>'
+        f'<td>{esc(p.x_label)}</td><td class="num">{esc(format_value(p.x))}</td>'
+        f'<td>{esc(p.y_label)}</td><td class="num">{esc(format_value(p.y, p.y_label))}</td></tr>'
+        for p in sorted(points, key=lambda p: (p.experiment, p.method, p.x))
+    )
+    return (
+        f'<figure><img alt="privacy–utility plane" src="{uri}"><figcaption>Every finished run with a privacy measure '
+        "(x) and a utility (y), one panel per pair of measures, grouped by method. The arrow on each x axis points "
+        "to more privacy.</figcaption></figure>"
+        "<details><summary>points</summary><table><thead><tr><th>experiment</th><th>method</th><th>run</th>"
+        '<th>privacy measure</th><th class="num">x</th><th>utility</th><th class="num">y</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table></details>"
+    )
 
 
 def _metric_legend(info: Mapping[str, Mapping[str, Any]]) -> str:
@@ -233,7 +349,10 @@ def render_report(store: Store, *, title: str | None = None) -> str:
     experiments: dict[str, list[RunRecord]] = {}
     for r in runs:
         experiments.setdefault(r.experiment, []).append(r)
-    sections, nav = [], ['<a href="#overview">Runs</a>', '<a href="#metrics">Metrics</a>']
+    sections, nav = (
+        [],
+        ['<a href="#overview">Runs</a>', '<a href="#plane">Privacy–utility</a>', '<a href="#metrics">Metrics</a>'],
+    )
     for exp, exp_runs in experiments.items():
         if exp in SECTIONS:
             entry = SECTIONS.entry(exp)
@@ -245,6 +364,7 @@ def render_report(store: Store, *, title: str | None = None) -> str:
         sections.append(f'<section id="{anchor}"><h2>{esc(heading)} <small>{esc(exp)}</small></h2>{body}</section>')
     nav.append('<a href="#runs">Run details</a>')
 
+    plane = _plane_section(runs, info)
     if runs:
         overview = _overview(runs, info)
         details = "\n".join(_run_details(r, store) for r in runs)
@@ -267,9 +387,11 @@ def render_report(store: Store, *, title: str | None = None) -> str:
 <nav>{"".join(nav)}</nav>
 </header>
 <section id="overview"><h2>Runs</h2>{overview}</section>
+<section id="plane"><h2>Privacy–utility plane</h2>{plane}</section>
 <section id="metrics"><h2>Metrics</h2>{_metric_legend(info)}</section>
 {"".join(sections)}
 <section id="runs"><h2>Run details</h2>{details}</section>
+<script>{_FILTER_SCRIPT}</script>
 </body>
 </html>
 """

@@ -56,7 +56,9 @@ def _dotted(data: Any, key: str) -> Any:
 def sweep_params(spec: ExperimentSpec, point: dict[str, Any]) -> dict[str, Any]:
     """The values that the sweep of ``spec`` set in ``point`` (a sweep point's JSON dump; dotted key → value);
     empty without a sweep."""
-    return {key: _dotted(point, key) for key in (spec.sweep or {})}
+    from privlab.run.sweep import sweep_keys
+
+    return {key: _dotted(point, key) for key in sweep_keys(spec)}
 
 
 def _build_report(out: Path) -> None:

@@ -82,18 +82,21 @@ class Store:
     Args:
         out_dir: the output folder; the store is ``out_dir/runs.sqlite``.
         create: create the folder and file if absent (False: a missing store is a :class:`DataMissingError`).
+        filename: the store's file relative to ``out_dir`` (default ``runs.sqlite``). A sweep worker writes its run
+            into a staging store ``<run id>/.run.sqlite`` of the same folder (artifact paths stay relative to
+            ``out_dir``), and the sweep driver merges it with :meth:`import_run`.
     """
 
-    def __init__(self, out_dir: str | Path, *, create: bool = True) -> None:
+    def __init__(self, out_dir: str | Path, *, create: bool = True, filename: str = STORE_FILENAME) -> None:
         self.out_dir = Path(out_dir)
-        self.path = self.out_dir / STORE_FILENAME
+        self.path = self.out_dir / filename
         if not create and not self.path.is_file():
             raise DataMissingError(
                 f"no results store at {self.path}: run an experiment with --out {self.out_dir} first, "
                 "or pass the folder that holds runs.sqlite"
             )
         try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise PrivlabError(f"cannot create output folder {self.out_dir}: {e.strerror or e}") from None
         try:
@@ -355,6 +358,55 @@ class Store:
             "SELECT kind, path, sha256, meta_json FROM artifacts WHERE run_id = ? ORDER BY rowid", (run_id,)
         ).fetchall()
         return [{"kind": r[0], "path": r[1], "sha256": r[2], "meta": json.loads(r[3] or "{}")} for r in rows]
+
+    # -- moving runs between stores (sweep workers → the sweep's store) ------------------------------------------
+    def export_run(self, run_id: str) -> dict[str, Any]:
+        """One run with every metric row and artifact, as plain JSON-ready data (for :meth:`import_run`)."""
+        row = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise DataMissingError(f"no run {run_id!r} in {self.path}")
+        metrics = [
+            list(r)
+            for r in self._conn.execute(
+                "SELECT name, value, step, unit, kind, higher_is_better FROM metrics WHERE run_id = ? ORDER BY rowid",
+                (run_id,),
+            )
+        ]
+        artifacts = [
+            list(r)
+            for r in self._conn.execute(
+                "SELECT kind, path, sha256, meta_json FROM artifacts WHERE run_id = ? ORDER BY rowid", (run_id,)
+            )
+        ]
+        return {"run": {k: row[k] for k in row.keys()}, "metrics": metrics, "artifacts": artifacts}  # noqa: SIM118
+
+    def import_run(self, payload: dict[str, Any]) -> None:
+        """Write a run exported by :meth:`export_run` in ONE transaction, replacing an unfinished row with its id.
+
+        A finished run with the same id is never overwritten (:class:`PrivlabError`), so a run lands exactly once
+        even when a sweep is killed and resumed around this call.
+        """
+        run = dict(payload["run"])
+        cols = ["id", "experiment", "name", "spec_json", "spec_hash", "seed", "status", "started", "finished",
+                "error", "versions_json", "hardware_json", "dir"]
+        with self._tx() as c:
+            existing = c.execute("SELECT status FROM runs WHERE id = ?", (run["id"],)).fetchone()
+            if existing is not None and existing[0] == "finished":
+                raise PrivlabError(f"run {run['id']!r} is already finished in {self.path}; not importing it again")
+            c.execute("DELETE FROM runs WHERE id = ?", (run["id"],))
+            c.execute(
+                f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [run.get(k) for k in cols],
+            )
+            c.executemany(
+                "INSERT INTO metrics (run_id, name, value, step, unit, kind, higher_is_better)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run["id"], *m) for m in payload.get("metrics", [])],
+            )
+            c.executemany(
+                "INSERT INTO artifacts (run_id, kind, path, sha256, meta_json) VALUES (?, ?, ?, ?, ?)",
+                [(run["id"], *a) for a in payload.get("artifacts", [])],
+            )
 
     def integrity_ok(self) -> bool:
         """``PRAGMA integrity_check`` says ``ok``."""

@@ -1,0 +1,73 @@
+"""``privlab sweep SPEC``: every point of a spec's (or a sweep file's) sweep, in parallel, resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from privlab.cli import app
+from privlab.cli._common import JSON_HELP, QUIET_HELP, examples, handle_errors
+from privlab.cli.run import DEVICE_HELP, DOWNLOAD_HELP, FORCE_HELP, OUT_HELP, ROOT_HELP, _finish, resolve_specs
+
+
+@app.command(
+    epilog=examples(
+        "privlab sweep examples/demo.yaml --out runs/demo --workers 2",
+        "privlab sweep examples/ldp-cpu.yaml --out runs/ldp --workers 2 --json",
+        "privlab sweep spec.yaml --out runs/x --backend ray --workers 8",
+        "privlab sweep spec.yaml --out /shared/runs --backend ray --address ray://head:10001 --gpus-per-run 1",
+    )
+)
+@handle_errors
+def sweep(
+    spec: str = typer.Argument(..., help="spec file with a sweep: block, a sweep file (specs: list), or an experiment"),
+    out: Path = typer.Option(Path("runs"), "--out", "-o", help=OUT_HELP),
+    workers: int | None = typer.Option(
+        None, "--workers", "-w", help="runs at the same time (default: CPU cores // --threads)"
+    ),
+    backend: str = typer.Option("local", "--backend", "-b", help="local (process pool) or ray"),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster address (ray://host:10001, host:6379, auto); default: start Ray locally"
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", help="torch threads per run (local; default: CPU cores // workers)"
+    ),
+    cpus_per_run: float = typer.Option(1.0, "--cpus-per-run", help="CPUs each Ray task asks for (= its threads)"),
+    gpus_per_run: float = typer.Option(0.0, "--gpus-per-run", help="GPUs each Ray task asks for (e.g. 1 or 0.5)"),
+    preset: str | None = typer.Option(None, "--preset", "-p", help="preset for every spec: smoke, cpu, paper"),
+    set_: list[str] = typer.Option([], "--set", "-s", help="override a key in every spec (repeatable)"),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    data_root: Path | None = typer.Option(None, "--data-root", help=ROOT_HELP),
+    download: bool = typer.Option(False, "--download", help=DOWNLOAD_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Run every sweep point in parallel into one results store, then write the report.
+
+    Each run gets its own worker process (local) or Ray task, its own folder with a run.log, and lands in
+    OUT/runs.sqlite in one transaction. Finished specs are skipped, so after an interruption (Ctrl-C, kill -9, a
+    crash) the same command finishes the sweep. A failing run is recorded with its error and the others go on.
+    Exit code 0 when every run finished, 1 when one failed, 2 for a bad spec or option.
+    """
+    from privlab.config import parse_overrides
+    from privlab.run import run_sweep
+
+    specs = resolve_specs(spec, preset, parse_overrides(set_))
+    outcomes = run_sweep(
+        specs,
+        out,
+        backend=backend,
+        workers=workers,
+        threads=threads,
+        address=address,
+        cpus_per_run=cpus_per_run,
+        gpus_per_run=gpus_per_run,
+        force=force,
+        device=device,
+        data_root=data_root,
+        download=download,
+        quiet=quiet or json_out,
+    )
+    _finish(outcomes, out, json_out)
