@@ -14,11 +14,12 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check $(TORCH)
-	$(PIP) install --quiet --disable-pip-version-check -e '.[test,faiss]' $(TORCH)
+	$(PIP) install --quiet --disable-pip-version-check -e '.[test,faiss,ray]' $(TORCH)
 	touch $(STAMP)
 
+# One sweep over every pipeline on the embedded digits set (cpu size, 2 worker processes, 1 torch thread each).
 demo: install
-	$(VENV)/bin/privlab run examples/demo.yaml --out runs/demo
+	OMP_NUM_THREADS=1 $(VENV)/bin/privlab sweep examples/demo.yaml --out runs/demo --workers 2
 	@echo "Open the report in a browser: $(CURDIR)/runs/demo/report.html"
 
 # Two test workers, one torch thread each: oversubscribed torch is many times slower on small machines.
