@@ -1,5 +1,6 @@
 import math
 import sqlite3
+from pathlib import Path
 
 import pytest
 import torch
@@ -116,3 +117,30 @@ def test_atomic_write_keeps_old_file_on_error(tmp_path, monkeypatch):
         atomic_write_text(p, "new")
     assert p.read_text() == "old"
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_export_import_moves_a_run_in_one_piece(tmp_path: Path) -> None:
+    from privlab.errors import PrivlabError
+
+    staging = Store(tmp_path, filename="r1/.run.sqlite")
+    staging.start_run("r1", experiment="x", spec={"a": 1}, spec_hash="h1", seed=3, versions={"v": 1}, hardware={})
+    staging.log_metrics("r1", [MetricRecord("acc", 0.5, step=1), MetricRecord("acc", 0.75, unit="fraction")])
+    art = tmp_path / "r1" / "f.json"
+    art.write_text("{}")
+    staging.add_artifact("r1", "result", art, "cd" * 32)
+    staging.finish_run("r1")
+    payload = staging.export_run("r1")
+    staging.close()
+    assert payload["artifacts"][0][1] == "r1/f.json"  # relative to the sweep folder, not the staging file
+    with Store(tmp_path) as main:
+        main.start_run("r1", experiment="x", spec={}, spec_hash="h1", seed=3, versions={}, hardware={})
+        main.log_metrics("r1", [MetricRecord("stale", 1.0)])  # a killed attempt's leftovers are replaced
+        main.import_run(payload)
+        run = main.get_run("r1")
+        assert (run.status, run.seed, run.spec, run.metrics) == ("finished", 3, {"a": 1}, {"acc": 0.75})
+        assert [m.step for m in main.metrics("r1")] == [1, None]
+        assert main.artifacts("r1")[0]["sha256"] == "cd" * 32
+        with pytest.raises(PrivlabError, match="already finished"):
+            main.import_run(payload)  # never twice
+        assert len(main.metrics("r1")) == 2
+        assert main.integrity_ok()

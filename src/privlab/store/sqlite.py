@@ -112,6 +112,15 @@ class Store:
                 c.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
+        except sqlite3.OperationalError as e:
+            if "unable to open" in str(e) or "readonly" in str(e) or "disk" in str(e) or "locked" in str(e):
+                raise PrivlabError(
+                    f"cannot write the results store {self.path}: {e} (check that the folder is writable and has "
+                    "free space, or choose another --out folder)"
+                ) from None
+            raise FileFormatError(
+                f"{self.path} is not a valid privlab store ({e}); move it away or choose another --out folder"
+            ) from None
         except sqlite3.DatabaseError as e:
             raise FileFormatError(
                 f"{self.path} is not a valid privlab store ({e}); move it away or choose another --out folder"
