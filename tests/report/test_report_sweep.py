@@ -77,6 +77,7 @@ def test_plane_has_every_pipeline_with_a_privacy_and_a_utility(sweep_dir: Path) 
         *(r for r in points if r.startswith("test-sleepy")),
         "ldp-30",
         "ldp-3000",
+        "ldp-raw",
         "inv-1",
         "shr-1",
         "ue-1",
@@ -86,7 +87,8 @@ def test_plane_has_every_pipeline_with_a_privacy_and_a_utility(sweep_dir: Path) 
     assert points["ldp-30"].x_log
     assert (points["inv-1"].x_label, points["inv-1"].method) == ("reconstruction PSNR (dB)", "idlg vs prune")
     assert points["shr-1"].more_private == "right"  # a larger MI reduction is more private
-    assert "ldp-raw" not in points and "train-1" not in points  # ε = ∞ and utility-only runs have no point
+    assert points["ldp-raw"].x == float("inf")  # the raw-data baseline: drawn as a horizontal line
+    assert "train-1" not in points  # utility-only runs have no point
 
 
 def test_report_of_a_sweep(sweep_dir: Path) -> None:
@@ -99,7 +101,8 @@ def test_report_of_a_sweep(sweep_dir: Path) -> None:
     plane = page[page.index('<section id="plane">') : page.index('<section id="metrics">')]
     assert plane.count("data:image/png;base64,") == 1
     assert "MI reduction (%)" in plane and "ε (per image, nats)" in plane and "rr → cnn_shallow" in plane
-    assert len(re.findall(r'<a href="#run-[^"]+">', plane)) == 8  # 3 sleepy + 2 ldp + inversion + shredder + ue
+    assert len(re.findall(r'<a href="#run-[^"]+">', plane)) == 9  # 3 sleepy + 3 ldp + inversion + shredder + ue
+    assert '<td class="num">∞</td>' in plane
     details = page[page.index('<section id="runs">') :]
     assert details.count('class="run"') == 10
     assert "value.json" in details  # artifacts with checksums

@@ -158,8 +158,8 @@ def varying_params(runs: list[RunRecord]) -> dict[str, dict[str, Any]]:
         varying = [
             k for k in keys if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flat.values()}) > 1
         ]
-        for r in exp_runs:
-            out[r.id] = {k: flat[r.id].get(k) for k in varying}
+        for r in exp_runs:  # a key the run leaves unset (None) says nothing about it
+            out[r.id] = {k: flat[r.id][k] for k in varying if flat[r.id].get(k) is not None}
     return out
 
 

@@ -3,7 +3,8 @@
 Each experiment says which of its final metrics are its privacy measure and its utility through :data:`PLANE`
 (experiment name → function ``run → PlanePoint | None``); an experiment without an entry falls back to its first
 final metric of kind ``privacy`` and of kind ``utility`` (as logged). Runs without both are left out (e.g. plain
-training, MI estimation). Measures differ between pipelines (PSNR in dB, MI reduction in %, ε …), so the figure has
+training, MI estimation); a run without privacy at all (x = ∞, e.g. LDP's raw-data baseline) is drawn as a
+horizontal line in its panel. Measures differ between pipelines (PSNR in dB, MI reduction in %, ε …), so the figure has
 one panel per (x, y) pair of measures, and every point is grouped by *method* (attack/defence/mechanism) in its
 panel. A table beside the figure lists the same points.
 
@@ -73,8 +74,16 @@ def _inversion(run: RunRecord) -> PlanePoint | None:
         return None
     defense = _get(run.spec, "defense.name", "none")
     label = {"victim_test_accuracy": "victim test accuracy", "gradient_cosine": "cosine(defended, true gradient)"}
-    return PlanePoint(run.id, run.experiment, f"{_get(run.spec, 'attack', 'attack')} vs {defense}", x[1], y[1],
-                      "reconstruction PSNR (dB)", label[y[0]], more_private="left")  # fmt: skip
+    return PlanePoint(
+        run.id,
+        run.experiment,
+        f"{_get(run.spec, 'attack', 'attack')} vs {defense}",
+        x[1],
+        y[1],
+        "reconstruction PSNR (dB)",
+        label[y[0]],
+        more_private="left",
+    )
 
 
 @PLANE.register("shredder")
@@ -83,19 +92,29 @@ def _shredder(run: RunRecord) -> PlanePoint | None:
     y = _finite(run.metrics, "public_accuracy_noisy")
     if x is None or y is None:
         return None
-    return PlanePoint(run.id, run.experiment, f"shredder {_get(run.spec, 'preset') or ''}".strip(), x[1], y[1],
-                      "MI reduction (%)", "public accuracy (noisy)", more_private="right")  # fmt: skip
+    return PlanePoint(
+        run.id,
+        run.experiment,
+        f"shredder {_get(run.spec, 'preset') or ''}".strip(),
+        x[1],
+        y[1],
+        "MI reduction (%)",
+        "public accuracy (noisy)",
+        more_private="right",
+    )
 
 
 @PLANE.register("ldp")
 def _ldp(run: RunRecord) -> PlanePoint | None:
     x = _finite(run.metrics, "epsilon", "epsilon_spent")
     y = _finite(run.metrics, "test_accuracy")
-    if x is None or y is None:  # ε = ∞ baselines are drawn as no point
+    if y is None:
         return None
     method = f"{_get(run.spec, 'mechanism', '?')} → {_get(run.spec, 'learner', '?')}"
-    return PlanePoint(run.id, run.experiment, method, x[1], y[1], "ε (per image, nats)", "test accuracy",
-                      x_log=True, more_private="left")  # fmt: skip
+    if _get(run.spec, "noise") is False:
+        method += " (no noise)"
+    x_value = math.inf if x is None else x[1]  # ε = ∞ (raw-data baselines): drawn as a horizontal line
+    return PlanePoint(run.id, run.experiment, method, x_value, y[1], "ε (per image, nats)", "test accuracy", x_log=True)
 
 
 @PLANE.register("unlearnable")
@@ -107,8 +126,9 @@ def _unlearnable(run: RunRecord) -> PlanePoint | None:
     kind = _get(run.spec, "protection.kind")
     method = f"{_get(run.spec, 'protection.name', '?')}" + (f" {kind}-wise" if kind else "")
     y_label = "protected image PSNR (dB)" if y[0] == "protected_psnr" else "L∞ budget (1/255)"
-    return PlanePoint(run.id, run.experiment, method, x[1], y[1], "attacker accuracy on clean test data", y_label,
-                      more_private="left")  # fmt: skip
+    return PlanePoint(
+        run.id, run.experiment, method, x[1], y[1], "attacker accuracy on clean test data", y_label, more_private="left"
+    )
 
 
 def plane_point(run: RunRecord) -> PlanePoint | None:
@@ -133,8 +153,7 @@ def generic_point(run: RunRecord, info: Mapping[str, Mapping[str, Any]]) -> Plan
         return None
     (xn, xv), (yn, yv) = kinds["privacy"], kinds["utility"]
     hib = (info.get(xn) or {}).get("higher_is_better")
-    return PlanePoint(run.id, run.experiment, run.experiment, xv, yv, xn, yn,
-                      more_private="right" if hib else "left")  # fmt: skip
+    return PlanePoint(run.id, run.experiment, run.experiment, xv, yv, xn, yn, more_private="right" if hib else "left")
 
 
 def plane_points(runs: list[RunRecord], info: Mapping[str, Mapping[str, Any]]) -> list[PlanePoint]:
@@ -148,8 +167,8 @@ def plane_points(runs: list[RunRecord], info: Mapping[str, Mapping[str, Any]]) -
 
 
 def plane_figure(points: list[PlanePoint]) -> str | None:
-    """One panel per (x, y) pair of measures, points coloured and marked by method; a PNG data URI (None: no
-    points)."""
+    """One panel per (x, y) pair of measures, points coloured and marked by method, points at x = ∞ (no privacy,
+    e.g. raw-data baselines) as horizontal lines; a PNG data URI (None: no points)."""
     if not points:
         return None
     from matplotlib.figure import Figure
@@ -166,17 +185,28 @@ def plane_figure(points: list[PlanePoint]) -> str | None:
     markers = "osD^v<>Pp*Xh"
     for k, ((xl, yl), pts) in enumerate(panels.items()):
         ax = fig.add_subplot(rows, cols, k + 1)
+        baselines = [p for p in pts if math.isinf(p.x)]
+        pts = [p for p in pts if not math.isinf(p.x)]
+        for j, b in enumerate(baselines):  # no privacy at all (ε = ∞): a horizontal line
+            ax.axhline(b.y, color="0.4", linestyle=("--", ":", "-.")[j % 3], linewidth=1, label=f"{b.method} (ε = ∞)")
         methods = list(dict.fromkeys(p.method for p in pts))
         for j, m in enumerate(methods):
             mp = sorted((p for p in pts if p.method == m), key=lambda p: p.x)
-            ax.plot([p.x for p in mp], [p.y for p in mp], linestyle="-" if len(mp) > 1 else "none", alpha=0.8,
-                    marker=markers[j % len(markers)], label=m)  # fmt: skip
-        if any(p.x_log for p in pts) and all(p.x > 0 for p in pts):
+            ax.plot(
+                [p.x for p in mp],
+                [p.y for p in mp],
+                linestyle="-" if len(mp) > 1 else "none",
+                alpha=0.8,
+                marker=markers[j % len(markers)],
+                label=m,
+            )
+        if pts and any(p.x_log for p in pts) and all(p.x > 0 for p in pts):
             ax.set_xscale("log")
-        arrow = "← more private" if pts[0].more_private == "left" else "more private →"
+        first = (pts or baselines)[0]
+        arrow = "← more private" if first.more_private == "left" else "more private →"
         ax.set_xlabel(f"{xl}   ({arrow})", fontsize=9)
         ax.set_ylabel(yl, fontsize=9)
-        ax.set_title(f"{pts[0].experiment}", fontsize=10)
+        ax.set_title(first.experiment, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
