@@ -38,8 +38,11 @@ def _rows(out: Path) -> list[tuple]:
 def test_local_sweep_records_failures_and_dead_workers(tmp_path: Path, sleepy: None) -> None:
     spec = load_spec(
         experiment="test-sleepy",
-        overrides={"sweep": {"zip": {"seed": [0, 1, 2, 3], "fail": [False, True, False, False],
-                                     "die": [False, False, True, False]}}},  # fmt: skip
+        overrides={
+            "sweep": {
+                "zip": {"seed": [0, 1, 2, 3], "fail": [False, True, False, False], "die": [False, False, True, False]}
+            }
+        },
     )
     outcomes = run_sweep([spec], tmp_path, workers=2, quiet=True)
     assert [o.status for o in outcomes] == ["finished", "failed", "failed", "finished"]
@@ -110,8 +113,12 @@ def test_kill_9_mid_sweep_then_resume_completes_exactly_once(tmp_path: Path) -> 
     rows = _rows(out)
     assert any(r[2] == "running" for r in rows), "no run was in flight when the driver was killed"
     # the workers of the killed driver die with it
-    pids = [int(line.split()[-1]) for log in out.glob("*/run.log") for line in log.read_text().splitlines()
-            if line.startswith("sleepy pid")]  # fmt: skip
+    pids = [
+        int(line.split()[-1])
+        for log in out.glob("*/run.log")
+        for line in log.read_text().splitlines()
+        if line.startswith("sleepy pid")
+    ]
     time.sleep(2.5)
     alive = [p for p in pids if Path(f"/proc/{p}").exists() and "zombie" not in _state(p)]
     assert not alive, f"orphaned workers still running: {alive}"
@@ -141,6 +148,7 @@ def test_ray_and_local_backends_agree(tmp_path: Path) -> None:
     local = run_sweep([spec], tmp_path / "local", workers=2, quiet=True, report=False)
     ray_out = run_sweep([spec], tmp_path / "ray", backend="ray", workers=2, quiet=True, report=False)
     assert [o.status for o in ray_out] == ["finished", "finished"]
+
     def same(outcomes: list) -> list[dict]:  # timings (kind 'cost') differ between any two runs
         return [{k: v for k, v in o.metrics.items() if not k.endswith("_seconds")} for o in outcomes]
 

@@ -20,8 +20,13 @@ def test_grid_times_zip_in_order() -> None:
     points = expand(spec)
     assert len(points) == 6
     assert [(p.seed, p.n, p.k) for p in points] == [
-        (0, 200, 3), (0, 300, 5), (1, 200, 3), (1, 300, 5), (2, 200, 3), (2, 300, 5),
-    ]  # fmt: skip
+        (0, 200, 3),
+        (0, 300, 5),
+        (1, 200, 3),
+        (1, 300, 5),
+        (2, 200, 3),
+        (2, 300, 5),
+    ]
     assert all(p.sweep is None for p in points)
     assert sweep_params(spec, points[3].model_dump(mode="json")) == {"seed": 1, "n": 300, "k": 5}
 
