@@ -62,3 +62,23 @@ def test_ssl_pretraining_and_probes(split) -> None:
         Observation(data=train.images, labels=train.labels, meta={"test": test, "clean_train": train})
     )
     assert set(out.stats) == {"linear_probe_accuracy", "knn_accuracy"}
+
+
+def test_class_wise_noise_reaches_the_victim_through_the_wrapper(split) -> None:
+    """The victim trains on the poisoned copy: class-wise noise on content-free images survives the uint8
+    re-quantisation and is learned (train accuracy), but teaches nothing about clean test digits."""
+    from privlab.data.wrappers import PoisonedImages
+
+    train, test = split
+    eps = 32 / 255
+    g = torch.Generator().manual_seed(0)
+    blocks = torch.sign(torch.randn(train.num_classes, 1, 4, 4, generator=g)) * eps  # low-frequency ±ε pattern
+    noise = torch.nn.functional.interpolate(blocks, size=train.shape[1:], mode="nearest")
+    grey = train.with_images(torch.full_like(train.images, 0.5))
+    poisoned = PoisonedImages(grey, noise, kind="class", epsilon=eps, quantize=True)
+    assert (poisoned.images - grey.images).abs().max().item() == pytest.approx(eps, abs=0.5 / 255)
+    res = train_unauthorized(poisoned, test, CFG, seed=0)
+    assert res.train_accuracy > 0.95  # the noise alone identifies the class
+    assert res.test_accuracy < 0.25  # and nothing transfers to clean digits (chance 0.1)
+    # without the noise the same grey images carry no label information at all
+    assert train_unauthorized(grey, test, CFG, seed=0).train_accuracy < 0.35
