@@ -37,6 +37,7 @@ from privlab.data import dataset_info
 from privlab.data.base import LabelledImages
 from privlab.data.transforms import build_transform
 from privlab.data.wrappers import PoisonedImages
+from privlab.measure.image_similarity import psnr
 from privlab.models import MODELS
 from privlab.pipelines import PIPELINES
 from privlab.pipelines.train import DatasetSpec, load_datasets
@@ -263,8 +264,13 @@ def run_unlearnable(spec: UnlearnableSpec, ctx: RunContext) -> None:
         seed=ctx.seed,
     )
     linf = float((poisoned.images - train.images).abs().max()) if len(train) else 0.0
+    # how visible the protection is to the data owner: PSNR of released vs clean images (the plane's utility)
+    per_image = psnr(train.images, poisoned.images)
+    finite = per_image[torch.isfinite(per_image)]
+    protected_psnr = float(finite.mean()) if len(finite) else float("inf")
     ctx.log_many(
         [
+            MetricRecord("protected_psnr", protected_psnr, None, "dB", "utility", True),
             MetricRecord("noise_linf", float(bank.noise.abs().max()) * 255, None, "1/255", "info", None),
             MetricRecord("poisoned_linf", linf * 255, None, "1/255", "info", None),
             MetricRecord("budget_epsilon", bank.epsilon * 255, None, "1/255", "privacy", None),
