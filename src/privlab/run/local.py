@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from privlab.config import ExperimentSpec, spec_hash
-from privlab.context import Progress, RunContext, environment, resolve_device
+from privlab.context import Progress, RunContext, environment, resolve_device, seed_everything
 from privlab.errors import PrivlabError
 from privlab.pipelines import PIPELINES
 from privlab.run.sweep import expand
@@ -140,6 +140,7 @@ def execute(
             )
             try:
                 run_dir.mkdir(parents=True, exist_ok=True)
+                seed_everything(point.seed)  # as a sweep worker does: same results from `run` and `sweep`
                 PIPELINES.get(point.experiment)(point, ctx)
             except (Exception, KeyboardInterrupt) as e:  # PrivlabError included
                 msg = str(e) if isinstance(e, PrivlabError) else "".join(traceback.format_exception_only(e)).strip()

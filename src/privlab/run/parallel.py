@@ -23,8 +23,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+import sys
+import types
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -62,6 +65,23 @@ def _describe_exit(code: int | None) -> str:
         hint = " (killed: out of memory, or by a user)" if -code == 9 else ""
         return f"killed by {name}{hint}"
     return f"exited with code {code}"
+
+
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Start a worker without re-running the caller's ``__main__`` in it.
+
+    multiprocessing's spawn/forkserver children import the parent's main script (to unpickle functions defined
+    there); a user script calling :func:`run_sweep` without an ``if __name__ == "__main__":`` guard would then start
+    a sweep inside every worker. The worker's entry point lives in privlab, so the child does not need ``__main__``:
+    while a worker starts, ``__main__`` is shown as a bare module (as in an interactive session).
+    """
+    real = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = real
 
 
 class LocalBackend:
@@ -105,7 +125,8 @@ class LocalBackend:
                     task = {**task, "threads": task.get("threads") or self.threads}
                     recv, send = ctx.Pipe(duplex=False)
                     proc = ctx.Process(target=child_main, args=(task, send), name=f"privlab-{task['run_id']}")
-                    proc.start()
+                    with _main_hidden():
+                        proc.start()
                     send.close()  # the child holds the only write end: EOF on it means the child is gone
                     running[recv] = (i, proc)
                 for conn in mp_wait(list(running), timeout=1.0):
