@@ -140,3 +140,15 @@ def test_noise_false_is_the_preprocessed_baseline_and_folds_where_it_cannot_diff
     assert b.metrics["rr_flip_probability"] < 1e-100
     assert a.metrics["test_accuracy"] == pytest.approx(b.metrics["test_accuracy"])
     assert "epsilon_composed" not in a.metrics and "label_agreement" not in a.metrics  # nothing released
+
+
+def test_rr_binarisation_rule_reaches_the_mechanism_and_the_cpu_preset_dithers():
+    spec = LDPSpec.model_validate({"mechanism": "rr", "epsilon": 100.0, "binarize": "dither"})
+    mech, _, alloc = build_mechanisms(spec, 10)
+    assert mech.config.binarize == "dither" and alloc.image_epsilon == pytest.approx(90.0)
+    budget = mech.budget(pixels=64)
+    assert budget.details["per_bit_epsilon"] == pytest.approx(90.0 / 64)
+    assert budget.details["per_pixel_epsilon"] == pytest.approx(90.0)  # error diffusion: only the image ε per pixel
+    assert LDPSpec.model_validate({"mechanism": "rr", "epsilon": 100.0}).binarize == "threshold"  # the original
+    assert load_spec(experiment="ldp", preset="cpu").binarize == "dither"
+    assert load_spec(experiment="ldp", preset="smoke").binarize == "threshold"

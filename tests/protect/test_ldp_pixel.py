@@ -148,3 +148,60 @@ def test_build_pixel_mechanism_errors():
         build_pixel_mechanism("laplace", epsilon=0.0)
     with pytest.raises(ConfigError, match="threshold"):
         build_pixel_mechanism("rr", epsilon=1.0, threshold=2.0)
+
+
+def test_laplace_noise_matches_the_laplace_cdf_and_does_not_depend_on_chunking(monkeypatch):
+    from scipy import stats
+
+    import privlab.protect.ldp_pixel as lp
+
+    x = torch.zeros(1000, 1000)
+    mech = LaplaceMechanism(epsilon=2.0, scope="pixel", clip=False)  # b = 0.5
+    y = mech.privatize(x, g(7)).double().numpy().ravel()
+    assert stats.kstest(y, "laplace", args=(0.0, 0.5)).pvalue > 0.01
+    assert stats.kstest(y, "laplace", args=(0.0, 0.5 * 1.02)).pvalue < 1e-6  # a 2 % wrong scale is visible
+    assert np.abs(y).max() <= 0.5 * 24 * math.log(2) + 1e-6  # the tail cut: U ≥ 2⁻²⁴
+    monkeypatch.setattr(lp, "_CPU_CHUNK", 999)  # the stream is consumed in order: any chunk size, same output
+    assert np.array_equal(mech.privatize(x, g(7)).double().numpy().ravel(), y)
+    # the torch path (used on GPUs) makes the same draws and arithmetic: equal up to the last bit of log
+    t = lp._add_laplace_torch(x, 0.5, g(7), clip=False).double().numpy().ravel()
+    assert np.abs(t - y).max() < 1e-5
+
+
+def test_floyd_steinberg_keeps_grey_levels_as_densities_and_matches_a_scalar_reference():
+    from privlab.protect.ldp_pixel import floyd_steinberg
+
+    # a constant grey image: error diffusion reproduces its mean over the image (up to the border's lost error)
+    for level in (0.25, 0.5, 0.75):
+        d = floyd_steinberg(torch.full((1, 1, 16, 16), level))
+        assert set(d.unique().tolist()) <= {0.0, 1.0}
+        assert d.mean().item() == pytest.approx(level, abs=0.03)
+    # against a plain scalar implementation of the raster-order kernel (7, 3, 5, 1)/16
+    x = torch.rand(3, 1, 6, 5, generator=g(2))
+    ref = x.double().numpy().copy()
+    for img in ref[:, 0]:
+        for i in range(6):
+            for j in range(5):
+                old = img[i, j]
+                img[i, j] = 1.0 if old > 0.5 else 0.0
+                e = old - img[i, j]
+                for di, dj, w in ((0, 1, 7), (1, -1, 3), (1, 0, 5), (1, 1, 1)):
+                    if i + di < 6 and 0 <= j + dj < 5:
+                        img[i + di, j + dj] += e * w / 16
+    assert np.array_equal(floyd_steinberg(x).numpy(), ref.astype(np.float32))
+
+
+def test_randomized_response_with_dithering_flips_the_dithered_bits_and_reports_the_per_pixel_cost():
+    from privlab.protect.ldp_pixel import floyd_steinberg
+
+    x = torch.rand(500, 1, 8, 8, generator=g(3))
+    mech = RandomizedResponse(epsilon=64.0, binarize="dither")  # ε_bit = 1
+    bits = mech.preprocess(x)
+    assert torch.equal(bits, floyd_steinberg(x))
+    assert torch.equal(RandomizedResponse(epsilon=1e6, binarize="dither").privatize(x, g()), bits)
+    _, q = mech.probabilities(64)
+    assert (mech.privatize(x, g()) != bits).double().mean().item() == pytest.approx(q, abs=0.01)  # 32 000 bits
+    b = mech.budget(pixels=64)
+    assert b.epsilon == 64.0 and b.details["per_bit_epsilon"] == 1.0
+    assert b.details["per_pixel_epsilon"] == 64.0  # one pixel's error reaches later bits: only the image ε holds
+    assert RandomizedResponse(epsilon=64.0).budget(pixels=64).details["per_pixel_epsilon"] == 1.0

@@ -187,3 +187,32 @@ def test_sweep_files_run_in_process_too(tmp_path: Path, sleepy: None) -> None:
     assert res.exit_code == 0, res.output
     assert len(json.loads(res.stdout)["runs"]) == 2
     assert len(load_specs(sweep_file)) == 2
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_killed_at_random_moments_then_resumed(tmp_path: Path, command: str) -> None:
+    """SIGKILL at three seeded random moments (start-up, mid-run, mid-write); the store is valid after each, and
+    the same command then completes every run exactly once."""
+    import random
+
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text("experiment: test-sleepy\nseconds: 0.4\nsweep:\n  seed: [0, 1, 2, 3, 4]\n")
+    out = tmp_path / "out"
+    env = {**os.environ, PLUGINS_ENV: PLUGIN, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "privlab", command, str(spec), "--out", str(out), "--quiet"]
+    rng = random.Random(7)
+    for _ in range(3):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(2.0, 8.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        if (out / "runs.sqlite").exists():
+            with sqlite3.connect(out / "runs.sqlite") as c:
+                assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = _rows(out)
+    assert len(rows) == 5 and {r[2] for r in rows} == {"finished"}
+    with sqlite3.connect(out / "runs.sqlite") as c:
+        counts = c.execute("SELECT COUNT(*) FROM metrics WHERE name = 'value' GROUP BY run_id").fetchall()
+    assert sorted(n for (n,) in counts) == [1] * 5

@@ -89,6 +89,10 @@ class LDPSpec(ExperimentSpec):
     strict: bool = Field(default=True, description="classical calibration with ε ≥ 1: error (true) or warn (false)")
     sensitivity: float | None = Field(default=None, gt=0, description="Gaussian L2 sensitivity (default √2)")
     threshold: float = Field(default=0.5, ge=0, lt=1, description="rr: a pixel is 1 when > threshold")
+    binarize: Literal["threshold", "dither"] = Field(
+        default="threshold",
+        description="rr: how pixels become bits — threshold (the original) or Floyd–Steinberg dithering (public)",
+    )
     label_mechanism: Literal["sue", "oue", "none"] = Field(default="sue", description="label unary encoding")
     label_fraction: float = Field(default=0.1, ge=0, lt=1, description="share of ε spent on the label")
     label_decode: Literal["map", "sample"] = Field(default="map", description="private bits → training label")
@@ -164,7 +168,7 @@ def build_mechanisms(
             "sensitivity": spec.sensitivity,
         }
     elif spec.mechanism == "rr":
-        params["threshold"] = spec.threshold
+        params |= {"threshold": spec.threshold, "binarize": spec.binarize}
     mech = build_pixel_mechanism(spec.mechanism, **params)
     label = None
     if spec.label_mechanism != "none":
@@ -238,7 +242,9 @@ def run_ldp(spec: LDPSpec, ctx: RunContext) -> None:
     # -- privatise ---------------------------------------------------------------------------------------------
     raw_x = train.images
     if not spec.noise and spec.mechanism in ("gaussian", "rr"):  # baseline: public preprocessing only, ε = ∞
-        extra_params = {"threshold": spec.threshold} if spec.mechanism == "rr" else {"delta": spec.delta}
+        extra_params: dict[str, Any] = {"delta": spec.delta}
+        if spec.mechanism == "rr":
+            extra_params = {"threshold": spec.threshold, "binarize": spec.binarize}
         public = build_pixel_mechanism(spec.mechanism, epsilon=1.0, **extra_params)  # ε unused: preprocess only
         train_x, test_x = public.preprocess(raw_x), public.preprocess(test.images)
     elif mech is None:

@@ -62,6 +62,7 @@ __all__ = [
     "RandomizedResponseConfig",
     "as_unit_images",
     "build_pixel_mechanism",
+    "floyd_steinberg",
 ]
 
 
@@ -79,8 +80,8 @@ def as_unit_images(x: torch.Tensor | np.ndarray) -> torch.Tensor:
     t = t.float()
     if t.numel() == 0:
         return t
-    lo, hi = torch.aminmax(t)
-    if not (torch.isfinite(lo) and torch.isfinite(hi)):
+    lo, hi = _value_range(t)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ConfigError("images contain NaN or inf; local-DP mechanisms need values in [0, 1]")
     if lo < 0 or hi > 1:
         raise ConfigError(
@@ -88,6 +89,19 @@ def as_unit_images(x: torch.Tensor | np.ndarray) -> torch.Tensor:
             "divide 0–255 data by 255 (uint8 arrays are divided automatically)"
         )
     return t
+
+
+def _value_range(t: torch.Tensor) -> tuple[float, float]:
+    """``(min, max)`` of a non-empty tensor as floats (NaN when it holds NaN).
+
+    On the CPU through NumPy (one thread, SIMD): torch's reductions hand work to the thread pool, which stalls for
+    milliseconds per call when the other cores are busy.
+    """
+    if t.device.type == "cpu":
+        a = t.detach().numpy()
+        return float(a.min()), float(a.max())
+    lo, hi = torch.aminmax(t)
+    return float(lo), float(hi)
 
 
 class _MechConfig(Spec):
@@ -159,6 +173,63 @@ def _finish(y: torch.Tensor, clip: bool) -> torch.Tensor:
     return y.clamp_(0.0, 1.0) if clip else y
 
 
+_ONE_BITS = 0x3F800000  # float32 bit pattern of 1.0
+_U_SHIFT = np.float32(1.0 - 2.0**-24)  # (1 + j·2⁻²³) − (1 − 2⁻²⁴) = (2j + 1)·2⁻²⁴, exact (Sterbenz)
+_CPU_CHUNK = 1 << 16  # values per step on the CPU: the step's buffers (4 × 256 KiB) stay in cache
+
+
+def _add_laplace(x: torch.Tensor, b: float, generator: torch.Generator | None, clip: bool) -> torch.Tensor:
+    """``x + Laplace(0, b)`` per value (new float32 tensor, ``x`` untouched), optionally clipped to [0, 1].
+
+    Inverse-CDF sampling from one ``random_`` draw on int32 per value (31 uniform bits from ``generator``): bits 8–30
+    give ``j`` uniform on ``[0, 2²³)`` and ``U = (2j + 1)/2²⁴`` (the midpoints of 2²³ equal cells of ``(0, 1)``, built
+    exactly in float32 from the bits of ``1 + j·2⁻²³``); bit 0 gives an independent random sign ``σ``. The noise is
+    ``σ·b·(−ln U)`` — ``−ln U ~ Exp(1)``, so ``σ·b·(−ln U) ~ Laplace(0, b)`` — cut at ``24·ln 2 ≈ 16.6`` scales
+    (probability beyond: 2⁻²⁴). The sign is applied by flipping the float's sign bit.
+
+    CPU: the draws come from torch chunk by chunk (the stream is consumed in order, so the output does not depend on
+    the chunk size) and the arithmetic runs in NumPy on the same memory: one thread, SIMD, every chunk in cache, no
+    temporaries, and none of torch's thread-pool hand-offs (its vectorised ``log`` splits work over threads from 2 048
+    values on, which stalls for milliseconds when the other cores are busy). Other devices:
+    :func:`_add_laplace_torch`, the same steps in torch.
+    """
+    if x.device.type != "cpu":
+        return _add_laplace_torch(x, b, generator, clip)
+    flat = x.reshape(-1)
+    n = flat.numel()
+    out = torch.empty(n, dtype=torch.float32)
+    step = max(1, min(n, _CPU_CHUNK))
+    bits_t = torch.empty(step, dtype=torch.int32)
+    bits, sign, xs, ys = bits_t.numpy(), np.empty(step, np.int32), flat.detach().numpy(), out.numpy()
+    minus_b = np.float32(-b)
+    for i in range(0, n, step):
+        j = min(i + step, n)
+        r, s, o = bits[: j - i], sign[: j - i], ys[i:j]
+        bits_t[: j - i].random_(generator=generator)  # uniform on [0, 2³¹)
+        np.left_shift(r, 31, out=s)  # bit 0 → sign bit: 0 or 0x80000000
+        np.right_shift(r, 8, out=r)  # j uniform on [0, 2²³)
+        np.bitwise_or(r, _ONE_BITS, out=r)  # bits of the float 1 + j·2⁻²³
+        np.subtract(r.view(np.float32), _U_SHIFT, out=o)  # U = (2j + 1)·2⁻²⁴ ∈ (0, 1)
+        np.log(o, out=o)  # ln U ∈ [−16.6, 0)
+        o *= minus_b  # b·E > 0
+        oi = o.view(np.int32)
+        np.bitwise_xor(oi, s, out=oi)  # σ·b·E
+        o += xs[i:j]
+        if clip:
+            np.clip(o, np.float32(0.0), np.float32(1.0), out=o)
+    return out.view(x.shape)
+
+
+def _add_laplace_torch(x: torch.Tensor, b: float, generator: torch.Generator | None, clip: bool) -> torch.Tensor:
+    """:func:`_add_laplace` in torch ops on the whole tensor (any device; the same draws and arithmetic)."""
+    r = torch.empty(x.shape, dtype=torch.int32, device=x.device).random_(generator=generator)  # [0, 2³¹)
+    s = torch.bitwise_left_shift(r, 31)  # bit 0 → sign bit
+    r.bitwise_right_shift_(8).bitwise_or_(_ONE_BITS)  # bits of 1 + j·2⁻²³
+    o = r.view(torch.float32).sub_(float(_U_SHIFT)).log_().mul_(-b)  # U = (2j + 1)·2⁻²⁴ → b·(−ln U) > 0
+    o.view(torch.int32).bitwise_xor_(s)  # random sign
+    return _finish(o.add_(x), clip)
+
+
 # -- Laplace -------------------------------------------------------------------------------------------------------
 
 
@@ -183,16 +254,13 @@ class LaplaceMechanism(PixelMechanism):
         return laplace_scale(self.pixel_epsilon(pixels), 1.0)
 
     def privatize(self, x: torch.Tensor | np.ndarray, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``x + Laplace(0, b)`` per value by inverse CDF from one uniform draw (float32), then clip."""
+        """``x + Laplace(0, b)`` per value by inverse CDF from one 32-bit draw per value (float32), then clip.
+
+        The generator's stream is consumed in order (one ``random_`` int32 value per pixel value), so the same seed
+        gives the same output on the same device.
+        """
         y = self.preprocess(x)
-        b = self.scale(_pixels(y))
-        u = torch.rand(y.shape, generator=generator, device=y.device, dtype=torch.float32)
-        # inverse CDF: noise = -b·sgn(u−½)·ln(1 − 2|u−½|); u = 0 is clamped (tail cut at ≈ 16.6 b)
-        u.sub_(0.5)
-        sign = torch.sign(u)
-        u.abs_().mul_(-2.0).log1p_().clamp_(min=-16.635532)
-        y = torch.addcmul(y, u, sign, value=-b, out=u)  # the noise buffer becomes the output; input untouched
-        return _finish(y, self.config.clip)
+        return _add_laplace(y, self.scale(_pixels(y)), generator, self.config.clip)
 
     def budget(self, pixels: int | None = None) -> Budget:
         """Per image (with ``pixels``): ε_image = d·ε_pixel, δ = 0; details hold the scale and per-pixel ε."""
@@ -307,6 +375,47 @@ class RandomizedResponseConfig(_MechConfig):
     threshold: float = Field(
         default=0.5, ge=0, lt=1, description="a pixel is 1 when its value is > threshold (original: 0 or 115/255)"
     )
+    binarize: Literal["threshold", "dither"] = Field(
+        default="threshold",
+        description="threshold: bit = value > threshold (the original); dither: Floyd–Steinberg error diffusion "
+        "(public, per image; keeps grey levels as the local density of 1s)",
+    )
+
+
+def floyd_steinberg(x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Binary ``(N, …, H, W)`` float images (0.0/1.0) by Floyd–Steinberg error diffusion of ``x`` in [0, 1].
+
+    Raster order, left to right on every row: each value (plus the error diffused to it) becomes 1 when it is
+    > ``threshold``, and its error ``value − bit`` goes to the right (7/16), lower-left (3/16), lower (5/16) and
+    lower-right (1/16) neighbours; error that would leave the image is dropped. Deterministic and per image
+    (vectorised over all leading dimensions), so local areas keep their mean grey level as a density of 1s.
+
+    Example:
+        >>> img = torch.full((1, 1, 16, 16), 0.25)
+        >>> floyd_steinberg(img).mean().item()  # thresholding at 0.5 gives 0.0
+        0.234375
+    """
+    if x.ndim < 2:
+        raise ConfigError(f"dithering needs images of shape (N, ..., H, W), got {tuple(x.shape)}")
+    work = x.to(torch.float32, copy=True)
+    height, width = work.shape[-2:]
+    for i in range(height):
+        row = work[..., i, :]
+        below = work[..., i + 1, :] if i + 1 < height else None
+        for j in range(width):
+            old = row[..., j].clone()
+            bit = (old > threshold).to(torch.float32)
+            row[..., j] = bit
+            err = old - bit
+            if j + 1 < width:
+                row[..., j + 1] += err * (7 / 16)
+            if below is not None:
+                if j > 0:
+                    below[..., j - 1] += err * (3 / 16)
+                below[..., j] += err * (5 / 16)
+                if j + 1 < width:
+                    below[..., j + 1] += err * (1 / 16)
+    return work
 
 
 @PROTECTIONS.register(
@@ -317,7 +426,13 @@ class RandomizedResponseConfig(_MechConfig):
     description="local DP: randomized response on binarised pixels, keep p = e^ε/(1+e^ε) per bit",
 )
 class RandomizedResponse(PixelMechanism):
-    """Binarise (``x > threshold``), then flip each bit with probability ``q = 1/(1+e^{ε_pixel})``."""
+    """Binarise, then flip each bit with probability ``q = 1/(1+e^{ε_bit})``, ``ε_bit = ε_image / d``.
+
+    ``binarize="threshold"`` (default, the original): bit = ``x > threshold``; one pixel decides one bit, so the
+    per-pixel ε is ε_bit. ``binarize="dither"``: Floyd–Steinberg error diffusion (:func:`floyd_steinberg`), a public
+    deterministic function of the image alone — no privacy cost, the per-image ε is unchanged — but one pixel's error
+    reaches later bits, so the guarantee per *pixel* is only the per-image ε (reported so in :meth:`budget`).
+    """
 
     name = "rr"
     config_class = RandomizedResponseConfig
@@ -327,26 +442,39 @@ class RandomizedResponse(PixelMechanism):
         """``(p, q)``: keep and flip probability of each bit for images of ``pixels`` values."""
         return rr_probabilities(self.pixel_epsilon(pixels))
 
+    def _bits(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+        y = as_unit_images(x)
+        if self.config.binarize == "dither":
+            return floyd_steinberg(y, self.config.threshold) > 0.5
+        return y > self.config.threshold
+
     def preprocess(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """Binarised images: 1.0 where the value is > threshold, else 0.0."""
-        return (as_unit_images(x) > self.config.threshold).float()
+        """Binarised images (0.0 / 1.0): ``x > threshold``, or Floyd–Steinberg dithered with ``binarize="dither"``."""
+        return self._bits(x).float()
 
     def privatize(self, x: torch.Tensor | np.ndarray, generator: torch.Generator | None = None) -> torch.Tensor:
         """Bits XOR Bernoulli(q), vectorised; output values are 0.0 / 1.0."""
-        bits = as_unit_images(x) > self.config.threshold
+        bits = self._bits(x)
         _, q = self.probabilities(_pixels(bits))
         flip = torch.rand(bits.shape, generator=generator, device=bits.device) < q
         return bits.logical_xor_(flip).float()
 
     def budget(self, pixels: int | None = None) -> Budget:
-        """Per image: ε_image = d·ε_pixel; details hold p, q and the threshold."""
+        """Per image: ε_image = d·ε_bit; details hold p, q, the binarisation and ε per bit and per pixel.
+
+        With ``binarize="dither"`` one pixel can change many bits, so ``per_pixel_epsilon`` is the per-image ε.
+        """
+        c = self.config
+        det: dict[str, Any] = {"threshold": c.threshold, "binarize": c.binarize}
         if pixels is None:
-            if self.config.scope != "pixel":
-                return self._budget(None, None, None, threshold=self.config.threshold)
-            p, q = rr_probabilities(self.config.epsilon)
-            return self._budget(None, self.config.epsilon, None, p=p, q=q, threshold=self.config.threshold)
+            if c.scope != "pixel":
+                return self._budget(None, None, None, **det)
+            p, q = rr_probabilities(c.epsilon)
+            return self._budget(None, c.epsilon if c.binarize == "threshold" else None, None, p=p, q=q, **det)
         p, q = self.probabilities(pixels)
-        return self._budget(pixels, self.pixel_epsilon(pixels), None, p=p, q=q, threshold=self.config.threshold)
+        per_bit = self.pixel_epsilon(pixels)
+        per_pixel = per_bit if c.binarize == "threshold" else self.image_epsilon(pixels)
+        return self._budget(pixels, per_pixel, None, p=p, q=q, per_bit_epsilon=per_bit, **det)
 
 
 _MECHANISMS: dict[str, type[PixelMechanism]] = {
