@@ -116,8 +116,8 @@ class UnlearnableSpec(ExperimentSpec):
         if not isinstance(data, dict):
             return data
         prot, defaults = data.get("protection"), data.get("protection_defaults")
-        if isinstance(prot, dict) and isinstance(defaults, dict):
-            base = defaults.get(prot.get("name", "em"))
+        if isinstance(prot, dict) and isinstance(defaults, dict) and isinstance(prot.get("name", "em"), str):
+            base = defaults.get(prot.get("name", "em"))  # a non-string name is left to the field's own check
             if isinstance(base, dict):
                 data = {**data, "protection": deep_merge(base, prot)}
         return data
