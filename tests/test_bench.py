@@ -119,3 +119,15 @@ def test_repository_benchmarks_register() -> None:
         for n in names:
             if n in BENCHMARKS:
                 BENCHMARKS.remove(n)
+
+
+def test_latest_results_keep_other_benchmarks_rows(tmp_path) -> None:
+    import json
+
+    from privlab.bench import latest_results
+
+    (tmp_path / "a.json").write_text(json.dumps({"name": "a", "ratio": 1.0}))
+    (tmp_path / "b.json").write_text(json.dumps({"name": "b", "ratio": 2.0}))
+    (tmp_path / "broken.json").write_text("{not json")
+    rows = latest_results(tmp_path, [{"name": "b", "ratio": 0.5}, {"name": "c", "ratio": 3.0}])
+    assert [(r["name"], r["ratio"]) for r in rows] == [("a", 1.0), ("b", 0.5), ("c", 3.0)]

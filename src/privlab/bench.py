@@ -43,6 +43,7 @@ __all__ = [
     "BENCHMARKS",
     "Benchmark",
     "discover",
+    "latest_results",
     "measure_peak_mib",
     "render_markdown",
     "run_all",
@@ -305,6 +306,22 @@ def run_all(names: list[str] | None, path: str | Path, repeats: int | None = Non
 
 
 # -- output -------------------------------------------------------------------------------------------------------
+def latest_results(json_dir: str | Path, fresh: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every benchmark's latest result: ``fresh`` ones first-class, the others read from ``json_dir/<name>.json``
+    (unreadable files are skipped), sorted by name."""
+    by_name: dict[str, dict[str, Any]] = {}
+    for f in sorted(Path(json_dir).glob("*.json")):
+        try:
+            r = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(r, dict) and "name" in r and "ratio" in r:
+            by_name[r["name"]] = r
+    for r in fresh or []:
+        by_name[r["name"]] = r
+    return [by_name[n] for n in sorted(by_name)]
+
+
 def write_results(
     results: list[dict[str, Any]], json_dir: str | Path, *, markdown_path: str | Path | None = None
 ) -> list[Path]:

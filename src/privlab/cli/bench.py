@@ -22,17 +22,18 @@ def bench(
 ) -> None:
     """Run benchmarks: each times its candidate and a baseline in this process and reports the ratio.
 
-    Results go to DIR/results/<name>.json; --markdown writes the table for BENCHMARKS.md.
+    Results go to DIR/results/<name>.json; --markdown writes the table for BENCHMARKS.md from the latest result of
+    every benchmark (so running a few updates their rows and keeps the others).
     """
-    from privlab.bench import render_markdown, run_all, write_results
+    from privlab.bench import latest_results, render_markdown, run_all, write_results
     from privlab.store import replace_section
 
     if not path.is_dir():
         raise DataMissingError(f"no benchmarks folder {path}; run from the project root or pass --dir")
     results = run_all(names or None, path, repeats=repeats)
     write_results(results, path / "results")
-    if markdown is not None:
-        replace_section(markdown, "benchmarks", render_markdown(results))
+    if markdown is not None:  # every benchmark's latest result: running a few keeps the other rows
+        replace_section(markdown, "benchmarks", render_markdown(latest_results(path / "results", results)))
     if json_out:
         emit_json({"benchmarks": results})
         return
