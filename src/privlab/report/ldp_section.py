@@ -23,6 +23,16 @@ __all__ = ["accuracy_vs_epsilon_figure", "ldp_section"]
 _COLORS = {"laplace": "tab:blue", "gaussian": "tab:orange", "rr": "tab:green", "dpsgd": "tab:red"}
 
 
+def _mechanism_label(spec: dict) -> str:
+    """``rr`` runs that dither before the flips are a separate curve: ``rr (dither)``."""
+    mech = str(spec.get("mechanism", "?"))
+    return f"{mech} (dither)" if mech == "rr" and spec.get("binarize") == "dither" else mech
+
+
+def _color(label: str) -> str | None:
+    return _COLORS.get(label.split(" ")[0])
+
+
 def _points(runs: list[RunRecord]) -> list[dict[str, Any]]:
     pts = []
     for r in runs:
@@ -32,7 +42,7 @@ def _points(runs: list[RunRecord]) -> list[dict[str, Any]]:
         pts.append(
             {
                 "id": r.id,
-                "mechanism": r.spec.get("mechanism", "?"),
+                "mechanism": _mechanism_label(r.spec),
                 "learner": r.spec.get("learner", "?"),
                 "epsilon": None if eps is None else float(eps),
                 "accuracy": float(r.metrics["test_accuracy"]),
@@ -63,7 +73,7 @@ def accuracy_vs_epsilon_figure(points: list[dict[str, Any]]) -> str | None:
                 by_mech[p["mechanism"]].append((p["epsilon"], p["accuracy"]))
         for mech, xy in sorted(by_mech.items()):
             xy.sort()
-            ax.plot([a for a, _ in xy], [b for _, b in xy], "o-", label=mech, color=_COLORS.get(mech))
+            ax.plot([a for a, _ in xy], [b for _, b in xy], "o-", label=mech, color=_color(mech))
         if learner.startswith("cnn") and dpsgd:
             ax.plot(
                 [a for a, _ in dpsgd], [b for _, b in dpsgd], "s--", label="DP-SGD (central)", color=_COLORS["dpsgd"]
@@ -76,7 +86,7 @@ def accuracy_vs_epsilon_figure(points: list[dict[str, Any]]) -> str | None:
             if p["mechanism"] not in ("none", "dpsgd") and p["epsilon"] is None:
                 ax.axhline(
                     p["accuracy"],
-                    color=_COLORS.get(p["mechanism"]),
+                    color=_color(p["mechanism"]),
                     linestyle=":",
                     label=f"raw, {p['mechanism']}-preprocessed ({p['accuracy']:.3f})",
                 )
