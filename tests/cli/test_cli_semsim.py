@@ -104,3 +104,27 @@ def test_import_and_bad_inputs_exit_2(labelled, tmp_path):
         assert r.exit_code == 2, (args, r.output)
         assert text in r.stderr and "Traceback" not in r.output
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_train_with_pretraining_and_its_refusals(labelled, tmp_path):
+    root, first = labelled
+    common = ("semsim", "train", "--manifest", root / "m.csv", "--epochs", "1", "--batch-size", "6", "--width", "2",
+              "--input-size", "8", "--augment", "none")  # fmt: skip
+    r = invoke(*common, "--out", tmp_path / "pre", "--pretrain", "classifier", "--pretrain-dataset", "digits",
+               "--pretrain-epochs", "1", "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["config"]["pretrain"] == "classifier" and len(d["pretrain_history"]) == 1
+    # a trunk from a local file: the first fixture's checkpoint fits (same width and channels)
+    r = invoke(*common, "--out", tmp_path / "file", "--pretrain", first["checkpoint"], "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["pretrain_history"] == []
+    for extra, msg in [
+        (("--pretrain", "classifier"), "--pretrain-dataset"),
+        (("--pretrain", "imagenet"), "none, classifier or a path"),
+        (("--pretrain", tmp_path / "missing.safetensors"), "missing.safetensors"),
+        (("--pretrain-dataset", "digits"), "only used with --pretrain classifier"),
+    ]:
+        r = invoke(*common, "--out", tmp_path / "bad", *extra)
+        assert r.exit_code == 2, r.output
+        assert msg in r.output and "Traceback" not in r.output

@@ -30,6 +30,9 @@ def test_smoke_proxy_labels_training_and_agreement(smoke):
     assert {r.annotator for r in m.records} == {"proxy-classifier"}
     net, meta = load_semsim(run / "semsim.safetensors")
     assert net.dim == 32 and meta["proxy"] is True and len(meta["history"]) == 2
+    # the smoke preset pretrains the trunk as a classifier on the CLEAN train split (the proxy attacks test digits)
+    assert meta["train_config"]["pretrain"] == "classifier" and len(meta["pretrain_history"]) == 1
+    assert meta["pretrain_history"][0]["train_accuracy"] > 0.2  # one epoch on 1 437 digits: above chance (0.1)
     with (run / "heldout_scores.csv").open() as f:
         rows = list(csv.DictReader(f))
     held = {r["original"] for r in rows}
@@ -37,6 +40,7 @@ def test_smoke_proxy_labels_training_and_agreement(smoke):
     assert {"psnr", "ssim", "mse", "semsim", "recognised"} <= set(rows[0])
     agr = json.loads((run / "agreement.json").read_text())
     assert agr["info"]["proxy"] is True and agr["n_images"] == len(rows)
+    assert agr["info"]["pretrain_dataset"] == "digits/train (1437 images)"
     assert set(agr["metrics"]) == {"mse", "psnr", "ssim", "semsim"}
     assert "lpips" in agr["notes"] or "lpips" not in agr["metrics"]
     # the recorded ordering accuracy is what the public functions give on the written files
@@ -62,10 +66,14 @@ def test_report_section_and_artifacts(smoke):
 def test_human_manifest_mode_reuses_a_manifest(smoke, tmp_path):
     out, o = smoke
     manifest = out / o.id / "proxy" / "manifest.csv"
-    spec = spec_from_mapping({"experiment": "semsim", "preset": "smoke", "manifest": str(manifest)})
+    spec = spec_from_mapping(
+        {"experiment": "semsim", "preset": "smoke", "manifest": str(manifest), "semsim": {"pretrain": "none"}}
+    )
     (o2,) = execute(spec, tmp_path, quiet=True)
     assert o2.status == "finished"
     agr = json.loads((tmp_path / o2.id / "agreement.json").read_text())
     assert agr["info"]["proxy"] is False and not (tmp_path / o2.id / "proxy").exists()
+    assert agr["pretrain_history"] == [] and "pretrain_dataset" not in agr["info"]  # the old, from-scratch training
+    assert agr["train_history"][0]["lr"] == pytest.approx(0.002)  # the rest of the preset is kept
     # same seed, same split: the pixel metrics agree exactly with the proxy run
     assert o2.metrics["psnr_ordering_accuracy"] == pytest.approx(o.metrics["psnr_ordering_accuracy"])

@@ -22,6 +22,9 @@ app.add_typer(semsim_app, name="semsim")
     epilog=examples(
         "privlab semsim train --manifest labels/annotations.csv --out runs/semsim-model",
         "privlab semsim train --manifest m.csv --out model --epochs 100 --width 64 --input-size 32 --sampler psnr",
+        "privlab semsim train --manifest m.csv --out model --pretrain classifier --pretrain-dataset digits "
+        "--width 8 --input-size 16 --lr 0.002 --augment none --epochs 20",
+        "privlab semsim train --manifest m.csv --out model --pretrain my-trunk.safetensors",
     ),
 )
 @handle_errors
@@ -37,6 +40,14 @@ def train_cmd(
     augment: str = typer.Option("crop+flip", "--augment", help="train-time augmentation: crop+flip, crop, none"),
     triplets: int = typer.Option(4, "--triplets-per-original", help="triplets drawn per original and epoch"),
     l2: bool = typer.Option(True, "--l2/--no-l2", help="L2-normalise the embeddings (training and scoring)"),
+    pretrain: str = typer.Option(
+        "none", "--pretrain", help="trunk init: none, classifier (see --pretrain-dataset) or a local .safetensors file"
+    ),
+    pretrain_dataset: str | None = typer.Option(
+        None, "--pretrain-dataset", help="with --pretrain classifier: the data set whose CLEAN train split to use"
+    ),
+    pretrain_epochs: int = typer.Option(10, "--pretrain-epochs", help="classifier pretraining epochs"),
+    data_root: Path | None = typer.Option(None, "--data-root", help="where --pretrain-dataset's files are"),
     seed: int = typer.Option(0, "--seed", help="seed of initialisation, sampling and augmentation"),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
@@ -53,7 +64,8 @@ def train_cmd(
     try:
         cfg = SemSimTrainConfig(
             epochs=epochs, batch_size=batch_size, lr=lr, width=width, input_size=input_size, sampler=sampler,
-            augment=augment, triplets_per_original=triplets, l2_normalize=l2,
+            augment=augment, triplets_per_original=triplets, l2_normalize=l2, pretrain=pretrain,
+            pretrain_epochs=pretrain_epochs,
         )  # fmt: skip
     except ValidationError as e:
         err = e.errors()[0]
@@ -64,10 +76,27 @@ def train_cmd(
         raise ConfigError(f"manifest {manifest} has no row with an original image")
     channels = int(read_png(m.resolve(first)).shape[0])
     data = TripletData.from_manifest(m, in_channels=channels, input_size=cfg.input_size)
+    pre_data = None
+    if cfg.pretrain == "classifier":
+        if not pretrain_dataset:
+            raise ConfigError("--pretrain classifier needs --pretrain-dataset NAME (the data set of your originals)")
+        from privlab.data import load_dataset
+
+        pre_data = load_dataset(pretrain_dataset, "train", root=data_root, resize=cfg.input_size, seed=seed)
+    elif pretrain_dataset:
+        raise ConfigError("--pretrain-dataset is only used with --pretrain classifier")
     dev = resolve_device(device)
-    res = train_semsim(data, cfg, seed=seed, device=dev, progress=Progress(quiet=quiet or json_out))
+    prog = Progress(quiet=quiet or json_out)
+    res = train_semsim(data, cfg, seed=seed, device=dev, progress=prog, pretrain_data=pre_data)
     path = Path(out) / "semsim.safetensors"
-    meta = {"train_config": cfg.model_dump(), "seed": seed, "history": res.history, "manifest": str(m.path)}
+    meta = {
+        "train_config": cfg.model_dump(),
+        "seed": seed,
+        "history": res.history,
+        "pretrain_history": res.pretrain_history,
+        "pretrain_dataset": pretrain_dataset,
+        "manifest": str(m.path),
+    }
     digest = save_semsim(path, res.model, meta)
     d = {
         "checkpoint": str(path),
@@ -77,6 +106,7 @@ def train_cmd(
         "embedding_dim": res.model.dim,
         "final_loss": res.history[-1]["loss"],
         "history": res.history,
+        "pretrain_history": res.pretrain_history,
         "config": cfg.model_dump(),
     }
     if json_out:

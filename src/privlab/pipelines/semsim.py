@@ -11,8 +11,10 @@ Two sources of labels:
   true label. The PNGs and the manifest are written to ``proxy/`` in the run folder.
 
 The originals are split (seeded) into a training part and a held-out part; SemSim is trained on the triplets of the
-training part; on the held-out part every metric (MSE, PSNR, SSIM, LPIPS when its weights exist, SemSim) is scored
-and compared with the labels (:func:`privlab.measure.human_agreement.agreement`).
+training part (with ``semsim.pretrain: classifier`` its trunk is first trained as a classifier on the CLEAN train
+split of ``dataset``; the proxy's originals are test images and its labeller is a separate LeNet-5); on the held-out
+part every metric (MSE, PSNR, SSIM, LPIPS when its weights exist, SemSim) is scored and compared with the labels
+(:func:`privlab.measure.human_agreement.agreement`).
 
 Artifacts: ``semsim.safetensors`` (the checkpoint), ``heldout_scores.csv`` (one row per held-out reconstruction:
 paths as in the manifest, setting, recognised, every metric), ``agreement.json`` (per-setting means, correlations
@@ -329,14 +331,29 @@ def run_semsim(spec: SemSimSpec, ctx: RunContext) -> None:
     channels = int(read_png(first).shape[0])
     cfg = spec.semsim
     data = TripletData.from_manifest(train_m, in_channels=channels, input_size=cfg.input_size)
+    pretrain_data = None
+    if cfg.pretrain == "classifier":  # the CLEAN train split; the proxy's originals are test images
+        pretrain_data = load_dataset(
+            spec.dataset.name,
+            "train",
+            root=ctx.data_root,
+            download=ctx.download,
+            resize=spec.dataset.resize,
+            limit=spec.dataset.train_limit,
+            seed=ctx.seed,
+        )
+        info["pretrain_dataset"] = f"{spec.dataset.name}/train ({len(pretrain_data)} images)"
     t0 = time.perf_counter()
-    result = train_semsim(data, cfg, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    result = train_semsim(
+        data, cfg, seed=ctx.seed, device=ctx.device, progress=ctx.progress, pretrain_data=pretrain_data
+    )
     train_seconds = time.perf_counter() - t0
     ckpt = ctx.run_dir / "semsim.safetensors"
     meta = {
         "train_config": cfg.model_dump(),
         "seed": ctx.seed,
         "history": result.history,
+        "pretrain_history": result.pretrain_history,
         "manifest": str(manifest.path),
         "train_originals": len(train_keys),
         "proxy": spec.manifest is None,
@@ -372,11 +389,16 @@ def run_semsim(spec: SemSimSpec, ctx: RunContext) -> None:
             "semsim_beats_baselines": verdict,
             "info": info,
             "train_history": result.history,
+            "pretrain_history": result.pretrain_history,
             "train_pairs": len(train_m.records),
             "heldout_pairs": len(held_m.records),
         },
     )
     recs: list[MetricRecord] = []
+    for h in result.pretrain_history:
+        if "train_accuracy" in h:
+            step = int(h.get("epoch", 0))
+            recs.append(MetricRecord("semsim_pretrain_accuracy", h["train_accuracy"], step, "fraction", "info", True))
     for h in result.history:
         recs.append(MetricRecord("semsim_train_loss", h["loss"], int(h["epoch"]), None, "info", False))
     for m, d in agr.metrics.items():

@@ -20,6 +20,14 @@ Optimiser as the original ("bi-conservative"): SGD lr 0.05, momentum 0.9, Nester
 ⌊E/2.667⌋, ⌊E/1.6⌋ and ⌊E/1.142⌋ epochs; augmentation (train only): random crop with ``input_size/8`` padding and,
 unless ``augment: crop``, horizontal flips. The resize and normalisation are the same as at scoring time.
 
+Initialisation (``pretrain``): ``none`` trains the trunk from scratch (random init); ``classifier`` first trains the
+trunk with a temporary linear head as a classifier on a labelled set of *clean* images (the training split of the
+data set the originals come from — never the originals themselves), with Gaussian pixel noise of a random strength
+``σ ~ U(0, pretrain_noise)`` added to each training image so that the features stay meaningful on noisy
+reconstructions, then drops the head and fine-tunes with triplets; a path to a ``.safetensors`` file loads trunk
+weights from it (a SemSim checkpoint or a bare trunk state dict; local files only). The paper's network started from
+an ImageNet-pretrained ResNet-18; this is the analogue when no such weights fit the images.
+
 Example:
     >>> import torch
     >>> a = torch.zeros(1, 2); p = torch.tensor([[3.0, 4.0]]); n = torch.tensor([[1.0, 0.0]])
@@ -31,15 +39,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
+from torch import nn
 
 from privlab.config import Spec
 from privlab.context import Progress
-from privlab.errors import ConfigError
+from privlab.errors import ConfigError, FileFormatError
 from privlab.measure.semsim.annotations import Manifest
 from privlab.measure.semsim.model import SemSimNet, preprocess
 
@@ -47,6 +57,8 @@ __all__ = [
     "SemSimTrainConfig",
     "TrainResult",
     "TripletData",
+    "load_pretrained_trunk",
+    "pretrain_classifier",
     "psnr_weighted_triplet_loss",
     "sample_triplets",
     "train_semsim",
@@ -71,6 +83,23 @@ class SemSimTrainConfig(Spec):
     input_size: int = Field(default=32, ge=8, le=512, description="images are resized to input_size²")
     l2_normalize: bool = Field(default=True, description="L2-normalise embeddings (training and scoring)")
     augment: Literal["crop+flip", "crop", "none"] = Field(default="crop+flip", description="train-time augmentation")
+    pretrain: str = Field(
+        default="none",
+        description="trunk initialisation: none (random), classifier (train on clean labelled images first), "
+        "or a local .safetensors file with trunk weights",
+    )
+    pretrain_epochs: int = Field(default=10, ge=1, le=10_000, description="classifier pretraining: epochs")
+    pretrain_lr: float = Field(default=1e-3, gt=0, description="classifier pretraining: Adam learning rate")
+    pretrain_noise: float = Field(
+        default=0.5, ge=0, le=2, description="classifier pretraining: Gaussian noise σ ~ U(0, this) per image"
+    )
+
+    @field_validator("pretrain")
+    @classmethod
+    def _pretrain(cls, v: str) -> str:
+        if v in ("none", "classifier") or v.endswith(".safetensors"):
+            return v
+        raise ValueError(f"pretrain {v!r}: use none, classifier or a path to a .safetensors file with trunk weights")
 
 
 @dataclass
@@ -235,11 +264,96 @@ def _augment(x: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Te
 @dataclass
 class TrainResult:
     """A trained network and its per-epoch history (``epoch``, ``loss``, ``active``: fraction of triplets whose
-    hinge is still positive, ``lr``)."""
+    hinge is still positive, ``lr``); ``pretrain_history``: the classifier pretraining's per-epoch statistics
+    (``privlab.train.fit``'s: ``train_loss`` in nats, ``train_accuracy``), empty without it."""
 
     model: SemSimNet
     history: list[dict[str, float]]
     config: dict[str, Any]
+    pretrain_history: list[dict[str, float]] = field(default_factory=list)
+
+
+class _Classifier(nn.Module):
+    """SemSim trunk + a temporary linear head: ``[0, 1]`` images of any size → logits (pretraining only)."""
+
+    def __init__(self, net: SemSimNet, num_classes: int) -> None:
+        super().__init__()
+        self.net = net
+        self.head = nn.Linear(net.dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = preprocess(x, in_channels=self.net.in_channels, input_size=self.net.input_size)
+        return self.head(self.net.trunk((x - self.net.mean) / self.net.std))
+
+
+def pretrain_classifier(
+    model: SemSimNet,
+    data: Any,
+    cfg: SemSimTrainConfig,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: Progress | None = None,
+) -> list[dict[str, float]]:
+    """Train ``model``'s trunk in place as a classifier (trunk + temporary linear head, cross-entropy, Adam
+    ``cfg.pretrain_lr``, ``cfg.pretrain_epochs`` epochs) on ``data`` (a :class:`~privlab.data.base.LabelledImages`
+    of clean ``[0, 1]`` images, resized like SemSim's inputs), adding Gaussian noise ``σ ~ U(0, cfg.pretrain_noise)``
+    per image; the head is dropped. Returns ``privlab.train.fit``'s per-epoch statistics.
+
+    Raises:
+        ConfigError: ``data`` is not labelled images, or its channels do not fit the network (RGB for a grey one).
+    """
+    from privlab.train import TrainConfig, fit
+
+    if not hasattr(data, "num_classes") or not hasattr(data, "images"):
+        raise ConfigError(f"classifier pretraining needs labelled images (LabelledImages), got {type(data).__name__}")
+    preprocess(data.batch([0])[0], in_channels=model.in_channels, input_size=model.input_size)  # channels check
+    clf = _Classifier(model, int(data.num_classes))
+    sigma = float(cfg.pretrain_noise)
+
+    def noisy(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        if sigma <= 0:
+            return x
+        s = torch.rand((x.shape[0], 1, 1, 1), generator=g, device=g.device).to(x.device) * sigma
+        return (x + s * torch.randn(x.shape, generator=g, device=g.device).to(x.device)).clamp(0, 1)
+
+    tc = TrainConfig(epochs=cfg.pretrain_epochs, lr=cfg.pretrain_lr, batch_size=64, optimizer="adam")
+    stats = fit(clf, data, tc, seed=seed, device=device, progress=progress, transform=noisy)
+    model.eval()
+    return [{k: float(v) for k, v in s.items() if isinstance(v, int | float)} for s in stats]
+
+
+def load_pretrained_trunk(model: SemSimNet, path: str | Path) -> SemSimNet:
+    """Load trunk weights into ``model`` (in place) from a local safetensors file: a SemSim checkpoint (tensors
+    ``trunk.*``; its normalisation ``mean``/``std`` too) or a bare trunk state dict (``stem.*``, ``layer1.*`` …).
+
+    Raises:
+        DataMissingError: no such file. FileFormatError: not safetensors, or names/shapes that do not fit this
+        network (``width``, ``in_channels``).
+    """
+    from privlab.store import load_tensors
+
+    tensors, _ = load_tensors(Path(path).expanduser())
+    if any(k.startswith("trunk.") for k in tensors):
+        extra = {k: v for k, v in tensors.items() if k in ("mean", "std")}
+        tensors = {k[len("trunk.") :]: v for k, v in tensors.items() if k.startswith("trunk.")}
+    else:
+        extra = {}
+    want = {k: tuple(v.shape) for k, v in model.trunk.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    if want != got:
+        missing = sorted(set(want) - set(got))[:3]
+        bad = sorted(k for k in set(want) & set(got) if want[k] != got[k])[:3]
+        raise FileFormatError(
+            f"{path}: its tensors do not fit a SemSim trunk of width {model.width} with {model.in_channels} input "
+            f"channel(s) (missing {missing or 'none'}, shape mismatch {bad or 'none'}, "
+            f"{len(set(got) - set(want))} unexpected); set width/in_channels to the file's or use pretrain: none"
+        )
+    model.trunk.load_state_dict(tensors)
+    for k, v in extra.items():
+        if tuple(v.shape) == tuple(getattr(model, k).shape):
+            getattr(model, k).copy_(v)
+    return model
 
 
 def train_semsim(
@@ -251,16 +365,35 @@ def train_semsim(
     progress: Progress | None = None,
     mean: list[float] | None = None,
     std: list[float] | None = None,
+    pretrain_data: Any = None,
 ) -> TrainResult:
     """Train a :class:`SemSimNet` on ``data`` with the triplet loss (``cfg.sampler``); seeded by ``seed``.
 
     ``data`` must have been built with ``input_size = cfg.input_size`` (see :meth:`TripletData.from_manifest`).
+    The trunk is first initialised as ``cfg.pretrain`` says: ``classifier`` trains it on ``pretrain_data`` (a
+    :class:`~privlab.data.base.LabelledImages` of clean images, see :func:`pretrain_classifier`), a path loads it
+    (:func:`load_pretrained_trunk`).
+
+    Raises:
+        ConfigError: ``pretrain: classifier`` without ``pretrain_data``; sizes that do not match.
+        DataMissingError, FileFormatError: a pretrain file that is missing or does not fit.
     """
     if data.originals.shape[-1] != cfg.input_size:
         raise ConfigError(f"triplet data are {data.originals.shape[-1]} px but input_size is {cfg.input_size}")
     torch.manual_seed(seed)
     dev = torch.device(device)
-    model = SemSimNet(data.originals.shape[1], cfg.width, cfg.input_size, cfg.l2_normalize, mean, std).to(dev)
+    model = SemSimNet(data.originals.shape[1], cfg.width, cfg.input_size, cfg.l2_normalize, mean, std)
+    pre_hist: list[dict[str, float]] = []
+    if cfg.pretrain == "classifier":
+        if pretrain_data is None:
+            raise ConfigError(
+                "semsim.pretrain is 'classifier' but no labelled clean images were given to pretrain on "
+                "(the experiment uses its dataset's train split; `privlab semsim train` needs --pretrain-dataset)"
+            )
+        pre_hist = pretrain_classifier(model, pretrain_data, cfg, seed=seed, device=dev, progress=progress)
+    elif cfg.pretrain != "none":
+        load_pretrained_trunk(model, cfg.pretrain)
+    model = model.to(dev)
     opt = torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay
     )
@@ -303,4 +436,4 @@ def train_semsim(
             history.append(stats)
             advance(1, loss=round(stats["loss"], 4))
     model.eval()
-    return TrainResult(model, history, cfg.model_dump())
+    return TrainResult(model, history, cfg.model_dump(), pre_hist)
