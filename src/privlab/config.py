@@ -150,7 +150,7 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], i
             _key_lines(node, (), lines)
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise FileFormatError(f"{p}: not valid YAML: {' '.join(str(e).split())[:300]}") from None
+        raise FileFormatError(_yaml_problem(p, e)) from None
     except RecursionError:
         raise FileFormatError(f"{p}: values nested too deeply to be a spec; flatten it") from None
     if data is None:
@@ -158,6 +158,17 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], i
     if not isinstance(data, dict):
         raise FileFormatError(f"{p}: a spec must be a YAML mapping (key: value), got {type(data).__name__}")
     return data, lines
+
+
+def _yaml_problem(path: Path, err: yaml.YAMLError) -> str:
+    """One line for a YAML error: file, line, what the parser expected."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    context, problem = getattr(err, "context", None), getattr(err, "problem", None)
+    text = "; ".join(x for x in (context, problem) if x) or " ".join(str(err).split())
+    if "constructor for the tag" in text:
+        text += " (a spec holds names and numbers only; Python tags are refused, never run)"
+    return f"{where}: not valid YAML: {text[:300]}"
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

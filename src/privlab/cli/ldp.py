@@ -76,10 +76,19 @@ def budget(
     from privlab.protect.ldp_budget import account, allocate, check_epsilon
 
     check_epsilon(epsilon)
+    if epochs < 1:
+        raise ConfigError(f"--epochs must be ≥ 1, got {epochs}")
     if mechanism == "dpsgd":
+        from pydantic import ValidationError
+
         from privlab.protect.dpsgd import DPSGDConfig, noise_multiplier, sample_rate
 
-        cfg = DPSGDConfig(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size)
+        try:
+            cfg = DPSGDConfig(epsilon=epsilon, delta=delta, epochs=epochs, batch_size=batch_size)
+        except ValidationError as e:
+            err = e.errors()[0]
+            opt = "--" + "-".join(str(x) for x in err["loc"]).replace("_", "-")
+            raise ConfigError(f"{opt}: {err['msg']} (got {err.get('input')!r})") from None
         sigma = noise_multiplier(cfg, dataset_size)
         out: dict[str, Any] = {
             "mechanism": "dpsgd",
@@ -186,7 +195,7 @@ def privatize(
     import numpy as np
     import torch
 
-    from privlab.errors import ConfigError, FileFormatError
+    from privlab.errors import ConfigError, FileFormatError, PrivlabError
     from privlab.protect.ldp_budget import check_epsilon
     from privlab.store import atomic_write_bytes, atomic_write_text, load_array
 
@@ -196,6 +205,8 @@ def privatize(
     arr = load_array(input_path)
     gen = torch.Generator().manual_seed(seed)
     info: dict[str, Any] = {"input": str(input_path), "output": str(output_path), "seed": seed, "mechanism": mechanism}
+    if arr.ndim == 0 or arr.shape[0] == 0:
+        raise FileFormatError(f"{input_path}: holds no rows (shape {arr.shape}); nothing to privatise")
     if mechanism == "ue":
         from privlab.protect.ldp_label import UnaryEncoding
 
@@ -213,6 +224,8 @@ def privatize(
             raise FileFormatError(f"{input_path}: images need shape (N, H, W), (N, C, H, W) or (N, d), got {arr.shape}")
         params: dict[str, Any] = {"epsilon": epsilon}
         if mechanism == "gaussian":
+            if scope != "image":
+                raise ConfigError(f"--scope {scope!r}: the Gaussian mechanism is calibrated per image only")
             params |= {"delta": delta, "calibration": calibration}
         else:
             params["scope"] = scope
@@ -230,13 +243,17 @@ def privatize(
         info |= {"pixels": pixels, "budget": b.as_dict()}
     buf = io.BytesIO()
     np.save(buf, out, allow_pickle=False)
-    atomic_write_bytes(output_path, buf.getvalue())
     sidecar = output_path.with_name(output_path.name + ".json")
     info["shape"] = list(out.shape)
     info["dtype"] = str(out.dtype)
     from privlab.store.artifacts import json_safe
 
-    atomic_write_text(sidecar, json.dumps(json_safe(info), indent=1, sort_keys=True))
+    atomic_write_bytes(output_path, buf.getvalue())
+    try:
+        atomic_write_text(sidecar, json.dumps(json_safe(info), indent=1, sort_keys=True))
+    except PrivlabError:  # never leave privatised data without the record of its budget
+        output_path.unlink(missing_ok=True)
+        raise
     info["sidecar"] = str(sidecar)
     if json_out:
         emit_json(info)

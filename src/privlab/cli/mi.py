@@ -122,6 +122,8 @@ def calibrate(
         raise ConfigError("--estimators needs at least one name")
     if n < 10:
         raise ConfigError(f"--n must be ≥ 10, got {n}")
+    if k < 1:
+        raise ConfigError(f"--k must be ≥ 1, got {k}")
 
     def show(row: dict) -> None:
         if not (quiet or json_out):
@@ -231,6 +233,10 @@ def tasks(
     from privlab.measure.mi_tasks import suite
 
     ts = suite(max_dim=max_dim)
+    if not ts:
+        from privlab.errors import ConfigError
+
+        raise ConfigError(f"no ground-truth MI task has d_x + d_z ≤ {max_dim}; raise --max-dim (the smallest is 2)")
     rows = [
         {
             "name": t.name,

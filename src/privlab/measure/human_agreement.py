@@ -266,10 +266,15 @@ def join_scores(manifest: Any, scores_csv: str | Any) -> tuple[list[dict[str, An
         raise DataMissingError(
             f"scores file {path} not found (write one with `privlab semsim score --manifest M --csv`)"
         )
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        header = list(reader.fieldnames or [])
-        table = list(reader)
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = list(reader.fieldnames or [])
+            table = list(reader)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise FileFormatError(f"{path}: not a CSV text file ({type(e).__name__}: {str(e)[:100]})") from None
+    except OSError as e:
+        raise DataMissingError(f"cannot read scores file {path}: {e.strerror or e}") from None
     if "reconstruction" not in header:
         raise FileFormatError(f"{path}: needs a 'reconstruction' column (got {', '.join(header) or 'no header'})")
     metrics = [h for h in header if h not in _NON_METRIC]

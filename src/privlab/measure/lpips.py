@@ -147,7 +147,8 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, OSError, ValueError, EOFError, KeyError) as e:
+    except (pickle.UnpicklingError, RuntimeError, OSError, ValueError, EOFError, LookupError, TypeError,
+            AttributeError, MemoryError) as e:  # fmt: skip  # torch.load of random bytes raises any of these
         msg = " ".join(str(e).split())[:160]
         raise FileFormatError(
             f"{path}: cannot read LPIPS backbone weights ({type(e).__name__}: {msg}); expected a .safetensors file or "

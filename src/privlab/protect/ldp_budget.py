@@ -41,6 +41,7 @@ __all__ = [
     "allocate",
     "check_delta",
     "check_epsilon",
+    "check_sensitivity",
     "clopper_pearson",
     "empirical_epsilon",
     "gaussian_delta",
@@ -61,8 +62,10 @@ __all__ = [
 def check_epsilon(epsilon: float, what: str = "epsilon") -> float:
     """``epsilon`` as a float if it is finite and > 0, else :class:`BudgetError` naming ``what``."""
     try:
+        if isinstance(epsilon, str | bytes | bool):  # "1" or True are not budgets (float() would accept them)
+            raise TypeError
         e = float(epsilon)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise BudgetError(f"{what} must be a number > 0, got {epsilon!r}") from None
     if not math.isfinite(e) or e <= 0:
         raise BudgetError(f"{what} must be finite and > 0 (ε = 0 gives no utility, ε = ∞ no privacy), got {epsilon!r}")
@@ -73,10 +76,37 @@ def check_delta(delta: float | None, what: str = "delta") -> float:
     """``delta`` as a float if it lies in the open interval (0, 1), else :class:`BudgetError`."""
     if delta is None:
         raise BudgetError(f"{what} is required for the Gaussian mechanism: give a value in (0, 1), e.g. 1e-5")
-    d = float(delta)
+    d = _number(delta, what)
     if not (0.0 < d < 1.0):
         raise BudgetError(f"{what} must lie strictly between 0 and 1 (e.g. 1e-5), got {delta!r}")
     return d
+
+
+def _number(value: Any, what: str) -> float:
+    """``value`` as a float, or :class:`BudgetError` naming ``what`` (never a TypeError from a comparison)."""
+    try:
+        if isinstance(value, str | bytes | bool):
+            raise TypeError
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise BudgetError(f"{what} must be a number, got {value!r}") from None
+
+
+def check_sensitivity(sensitivity: float, what: str = "sensitivity") -> float:
+    """``sensitivity`` as a float if it is finite and > 0, else :class:`BudgetError`."""
+    v = _number(sensitivity, what)
+    if not (0.0 < v < math.inf):
+        raise BudgetError(f"{what} must be finite and > 0, got {sensitivity!r}")
+    return v
+
+
+def _check_releases(releases: Any) -> int:
+    """``releases`` as an int if it is a whole number ≥ 1 (NaN, 1.5, "2", True refused)."""
+    msg = f"releases must be an integer ≥ 1, got {releases!r}"
+    r = _number(releases, "releases")
+    if not math.isfinite(r) or r != int(r) or r < 1:
+        raise BudgetError(msg)
+    return int(r)
 
 
 # -- calibrations ------------------------------------------------------------------------------------------------
@@ -84,10 +114,8 @@ def check_delta(delta: float | None, what: str = "delta") -> float:
 
 def laplace_scale(epsilon: float, sensitivity: float = 1.0) -> float:
     """Laplace scale ``b = Δ₁/ε`` (data units) giving ε-DP for L1 sensitivity ``sensitivity``."""
-    eps = check_epsilon(epsilon)
-    if not sensitivity > 0:
-        raise BudgetError(f"sensitivity must be > 0, got {sensitivity!r}")
-    return float(sensitivity) / eps
+    eps, sens = check_epsilon(epsilon), check_sensitivity(sensitivity)
+    return sens / eps
 
 
 def gaussian_sigma_classical(epsilon: float, delta: float, sensitivity: float = 1.0, *, strict: bool = True) -> float:
@@ -97,7 +125,7 @@ def gaussian_sigma_classical(epsilon: float, delta: float, sensitivity: float = 
     :class:`BudgetError`; with ``strict=False`` it warns (``UserWarning``) and returns the formula's value, which is
     then *not* a proven (ε, δ) guarantee (the LDP-MNIST study used ε = 150 … 200 000 this way).
     """
-    eps, d = check_epsilon(epsilon), check_delta(delta)
+    eps, d, sens = check_epsilon(epsilon), check_delta(delta), check_sensitivity(sensitivity)
     if eps >= 1:
         msg = (
             f"the classical Gaussian calibration is only proven for epsilon < 1, got {eps:g}; use calibration "
@@ -106,7 +134,10 @@ def gaussian_sigma_classical(epsilon: float, delta: float, sensitivity: float = 
         if strict:
             raise BudgetError(msg)
         warnings.warn(msg, UserWarning, stacklevel=2)
-    return float(sensitivity) * math.sqrt(2.0 * math.log(1.25 / d)) / eps
+    sigma = sens * math.sqrt(2.0 * math.log(1.25 / d)) / eps
+    if not math.isfinite(sigma):
+        raise BudgetError(f"sigma overflows for epsilon {eps:g} and delta {d:g}; use a larger epsilon or delta")
+    return sigma
 
 
 def _log_ndtr(x: float) -> float:
@@ -118,14 +149,29 @@ def _log_ndtr(x: float) -> float:
 def gaussian_delta(sigma: float, epsilon: float, sensitivity: float = 1.0) -> float:
     """Exact δ(ε) of the Gaussian mechanism with noise ``sigma`` (Balle & Wang 2018, Thm 8).
 
-    ``δ = Φ(Δ/(2σ) − εσ/Δ) − e^ε Φ(−Δ/(2σ) − εσ/Δ)``, evaluated in log space (no overflow of ``e^ε``).
+    ``δ = Φ(Δ/(2σ) − εσ/Δ) − e^ε Φ(−Δ/(2σ) − εσ/Δ)``, evaluated in log space (no overflow of ``e^ε``), or with
+    ``erf`` when both arguments are small (σ ≫ Δ with a tiny ε), where the two terms would cancel in float64.
     """
-    if not sigma > 0:
-        raise BudgetError(f"sigma must be > 0, got {sigma!r}")
-    eps = check_epsilon(epsilon)
-    r = float(sensitivity) / float(sigma)
-    a = r / 2.0 - eps / r
-    b = -r / 2.0 - eps / r
+    s = _number(sigma, "sigma")
+    if not (0.0 < s < math.inf):
+        raise BudgetError(f"sigma must be finite and > 0, got {sigma!r}")
+    eps, sens = check_epsilon(epsilon), check_sensitivity(sensitivity)
+    r = sens / s
+    if r == 0.0:  # sigma so large against the sensitivity that the mechanism leaks nothing measurable
+        return 0.0
+    c, h = -eps / r, r / 2.0  # a = c + h, b = c − h
+    a, b = c + h, c - h
+    if (h < 1e-4 and abs(c) < 37.0) or max(abs(a), abs(b)) < 1.0:
+        # Here δ = [Φ(a) − Φ(b)] − (e^ε − 1) Φ(b) with a small ε (ε = 2|c|h), and Φ(a) − Φ(b) would cancel in float64
+        # (for σ ≫ Δ all of δ rounds to 0): take it as ∫ φ over [c − h, c + h] — by Taylor for a narrow interval
+        # (error O(h⁴) < 1e-16 relative), else by erf, which keeps the relative precision of small arguments.
+        from scipy.special import erf, ndtr
+
+        if h < 1e-4:
+            central = 2.0 * h * math.exp(-0.5 * c * c) / math.sqrt(2.0 * math.pi) * (1.0 + (c * c - 1.0) * h * h / 6.0)
+        else:
+            central = 0.5 * (float(erf(a / math.sqrt(2.0))) - float(erf(b / math.sqrt(2.0))))
+        return min(max(central - math.expm1(eps) * float(ndtr(b)), 0.0), 1.0)
     la, lb = _log_ndtr(a), _log_ndtr(b)
     if la == -math.inf:
         return 0.0
@@ -140,21 +186,34 @@ def gaussian_sigma_analytic(epsilon: float, delta: float, sensitivity: float = 1
     """
     from scipy.optimize import brentq
 
-    eps, d = check_epsilon(epsilon), check_delta(delta)
-    if not sensitivity > 0:
-        raise BudgetError(f"sensitivity must be > 0, got {sensitivity!r}")
+    eps, d, sens = check_epsilon(epsilon), check_delta(delta), check_sensitivity(sensitivity)
 
     def f(log_sigma: float) -> float:
-        return gaussian_delta(math.exp(log_sigma), eps, sensitivity) - d
+        return gaussian_delta(math.exp(log_sigma), eps, sens) - d
 
-    lo = math.log(sensitivity) - 10.0
-    hi = math.log(sensitivity) + 1.0
-    while f(lo) < 0:
-        lo -= 10.0
-    while f(hi) > 0:
-        hi += 2.0
-    log_sigma = brentq(f, lo, hi, xtol=xtol, rtol=1e-15, maxiter=500)
-    return math.exp(log_sigma)
+    try:
+        lo = math.log(sens) - 10.0
+        hi = math.log(sens) + 1.0
+        while f(lo) < 0:
+            lo -= 10.0
+        while f(hi) > 0:
+            hi += 2.0
+        log_sigma = brentq(f, lo, hi, xtol=xtol, rtol=1e-15, maxiter=500)
+        step = 1e-15 * max(1.0, abs(log_sigma))
+        for _ in range(200):  # the root within xtol may sit a hair on the wrong side: step up until δ(σ) ≤ δ
+            if f(log_sigma) <= 0:
+                break
+            log_sigma += step
+            step *= 2
+        sigma = math.exp(log_sigma)
+    except (OverflowError, ValueError, RuntimeError) as e:
+        raise BudgetError(
+            f"no finite sigma reaches epsilon {eps:g} at delta {d:g} with sensitivity {sens:g} ({e}); use a larger "
+            "epsilon or delta"
+        ) from None
+    if not (0.0 < sigma < math.inf):
+        raise BudgetError(f"sigma overflows for epsilon {eps:g} and delta {d:g}; use a larger epsilon or delta")
+    return sigma
 
 
 def gaussian_sigma(
@@ -166,6 +225,8 @@ def gaussian_sigma(
     strict: bool = True,
 ) -> float:
     """σ of the Gaussian mechanism by ``calibration`` (see the two functions above)."""
+    if calibration not in ("analytic", "classical"):
+        raise BudgetError(f"unknown Gaussian calibration {calibration!r}; use 'analytic' or 'classical'")
     if calibration == "classical":
         return gaussian_sigma_classical(epsilon, delta, sensitivity, strict=strict)
     return gaussian_sigma_analytic(epsilon, delta, sensitivity)
@@ -185,6 +246,7 @@ def rr_epsilon(p: float) -> float:
     Raises:
         BudgetError: ``p`` outside (0, 1): p = 1 keeps every bit (ε = ∞, no privacy).
     """
+    p = _number(p, "randomized response keep probability p")
     if not (0.0 < p < 1.0):
         raise BudgetError(
             f"randomized response keep probability p must lie strictly between 0 and 1, got {p!r} "
@@ -216,6 +278,7 @@ def ue_epsilon(p: float, q: float) -> float:
         BudgetError: p ∉ (0, 1), q ∉ (0, 1), p ≤ q, or values whose ε is infinite in float64 (e.g. the original's
             q = 1e-17, p = 1 − q, where ``1 − 1e-17 == 1.0``).
     """
+    p, q = _number(p, "unary encoding p"), _number(q, "unary encoding q")
     if not (0.0 < q < p < 1.0):
         hint = " (in float64 1 - q rounds to 1.0 for q < 1.1e-16)" if p >= 1.0 and q > 0 else ""
         raise BudgetError(
@@ -266,12 +329,17 @@ def allocate(
     (30.0, 10.0)
     """
     eps = check_epsilon(total_epsilon, "total epsilon")
-    if not (0.0 <= label_fraction < 1.0):
+    fraction = _number(label_fraction, "label_fraction")
+    if not (0.0 <= fraction < 1.0):
         raise BudgetError(f"label_fraction must lie in [0, 1), got {label_fraction!r}")
-    if releases < 1:
-        raise BudgetError(f"releases must be ≥ 1, got {releases!r}")
-    label = eps * label_fraction
+    releases = _check_releases(releases)
+    label = eps * fraction
     image = (eps - label) / releases
+    if image <= 0 or (fraction > 0 and label <= 0):
+        raise BudgetError(
+            f"total epsilon {eps:g} split over {releases} release(s) and a label share of {fraction:g} underflows "
+            "to 0; use a larger epsilon"
+        )
     d = None if delta is None else check_delta(delta) / releases
     return Allocation(eps, image, label, int(releases), None if delta is None else float(delta), d)
 
@@ -326,8 +394,7 @@ def account(image: Budget | None, label: Budget | None = None, *, releases: int 
     Returns:
         The :class:`LDPAccount`; composed ε = releases × ε_image + ε_label, composed δ = releases × δ_image.
     """
-    if releases < 1:
-        raise BudgetError(f"releases must be ≥ 1, got {releases!r}")
+    releases = _check_releases(releases)
     details: dict[str, Any] = {"releases": int(releases), "composition": "basic (sequential) composition"}
     per_pixel = per_image = None
     eps_total = 0.0

@@ -28,10 +28,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from privlab.config import Spec
-from privlab.errors import ConfigError
+from privlab.errors import BudgetError, ConfigError
 from privlab.protect.base import PROTECTIONS, Budget
 from privlab.protect.ldp_budget import check_epsilon, ue_epsilon, ue_probabilities
 
@@ -70,10 +70,19 @@ class UnaryEncoding:
         if config is None:
             if "epsilon" in kwargs:
                 kwargs["epsilon"] = check_epsilon(kwargs["epsilon"], "label epsilon")
-            config = UnaryEncodingConfig(**kwargs)
+            try:
+                config = UnaryEncodingConfig(**kwargs)
+            except ValidationError as e:
+                err = e.errors()[0]
+                loc = ".".join(str(p) for p in err["loc"]) or "(config)"
+                raise ConfigError(f"ue mechanism: {loc}: {err['msg']} (got {err.get('input')!r})") from None
         self.config = config
         self.epsilon = min(config.epsilon, LABEL_EPSILON_MAX)
         self.p, self.q = ue_probabilities(self.epsilon, config.kind)
+        if not self.q < self.p:
+            raise BudgetError(
+                f"label epsilon {config.epsilon:g} is below what float64 resolves (p = q = {self.p:g}); use ε ≥ 1e-15"
+            )
 
     def _check(self, labels: torch.Tensor) -> torch.Tensor:
         y = torch.as_tensor(labels)

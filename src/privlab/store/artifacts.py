@@ -9,8 +9,10 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -110,38 +112,83 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
 
     Raises:
         DataMissingError: no such file. FileFormatError: not a valid safetensors file (truncated, corrupt,
-        a pickle, …) or its metadata is not JSON.
+        a pickle, …) or its metadata is not a JSON object.
     """
     p = Path(path)
     if not p.is_file():
-        raise DataMissingError(f"file not found: {p}")
+        raise DataMissingError(_not_a_file(p))
     try:
         tensors = load_file(str(p))
         from safetensors import safe_open
 
         with safe_open(str(p), framework="pt") as f:
             header = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+    except (SafetensorError, OSError, ValueError, RuntimeError, MemoryError) as e:
         raise FileFormatError(
             f"{p}: not a valid safetensors file ({' '.join(str(e).split())[:120]}); "
             "privlab reads tensors only from .safetensors files it wrote (never pickles)"
         ) from None
     try:
         meta = json.loads(header.get(_META_KEY, "{}"))
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise FileFormatError(f"{p}: its privlab metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise FileFormatError(f"{p}: its privlab metadata must be a JSON object, got {type(meta).__name__}")
     return tensors, meta
+
+
+def _not_a_file(p: Path) -> str:
+    if p.is_dir():
+        return f"{p} is a folder, not a file; give the path of the file itself"
+    if p.exists():
+        return f"{p} is not a regular file (a device, pipe or socket); give the path of a file"
+    return f"file not found: {p}"
+
+
+def _check_npy_header(f: Any, where: str, available: int) -> None:
+    """Read a ``.npy`` header from ``f`` and refuse what ``np.load`` should never see.
+
+    Refused: object dtypes (pickles), non-numeric or complex dtypes, and a header announcing more bytes than the
+    ``available`` bytes of the file (a truncated file, or a forged shape that would allocate terabytes).
+    """
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _fortran, dtype = read(f)
+    except Exception as e:  # numpy parses the header with ast/tokenize: garbage raises many kinds (all refused)
+        reason = re.sub(r"<ast\.\w+ object at 0x[0-9a-f]+>", "an expression", " ".join(str(e).split()))
+        raise FileFormatError(f"{where}: not a valid .npy file (bad header: {reason[:120] or 'truncated'})") from None
+    if dtype.hasobject:
+        raise FileFormatError(
+            f"{where}: holds pickled Python objects, which privlab refuses to load; "
+            "save a numeric array (np.save of a float/int array)"
+        )
+    _check_dtype(where, dtype)
+    need = math.prod(shape) * dtype.itemsize
+    have = available - f.tell()
+    if need > have:
+        raise FileFormatError(
+            f"{where}: not a valid .npy file (truncated: its header announces a {dtype} array of shape "
+            f"{tuple(shape)}, {need} bytes, but only {max(have, 0)} bytes follow); write the file again"
+        )
+
+
+def _check_dtype(where: str, dtype: np.dtype) -> None:
+    if dtype.kind not in "biuf":
+        raise FileFormatError(f"{where}: expected a numeric array (bool, int or float; not complex), got dtype {dtype}")
 
 
 def load_array(path: str | Path) -> np.ndarray:
     """Load one numeric array from ``.npy``, ``.npz`` or ``.safetensors`` without unpickling anything.
 
     ``FILE.npz:NAME`` / ``FILE.safetensors:NAME`` pick one array from a file that holds several; a file with exactly
-    one array needs no name.
+    one array needs no name. The header is checked before any data is read, so a truncated file or a forged shape is
+    refused without allocating it; bfloat16/float8 safetensors are widened to float32.
 
     Raises:
-        DataMissingError: no such file. FileFormatError: another extension, a pickled/object array, a truncated or
-        corrupt file, several arrays and no name, or an unknown name.
+        DataMissingError: no such file. FileFormatError: another extension, a pickled/object array, a complex or
+        non-numeric dtype, a truncated or corrupt file, several arrays and no name, or an unknown name.
     """
     text = str(path)
     name = None
@@ -151,48 +198,65 @@ def load_array(path: str | Path) -> np.ndarray:
             text += ext
     p = Path(text)
     if not p.is_file():
-        raise DataMissingError(f"file not found: {p}")
+        raise DataMissingError(_not_a_file(p))
     suffix = p.suffix.lower()
-    with open(p, "rb") as f:
-        head = f.read(8)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise DataMissingError(f"cannot read {p}: {e.strerror or e} (check its permissions)") from None
     if suffix in (".npy", ".npz") and head[:1] == b"\x80":
         raise FileFormatError(f"{p}: is a Python pickle, which privlab refuses to load; save arrays with np.save")
     if suffix == ".npy" and not head.startswith(b"\x93NUMPY"):
         raise FileFormatError(f"{p}: not a valid .npy file (no NumPy header); was it written by np.save?")
     if suffix == ".npz" and not zipfile.is_zipfile(p):
         raise FileFormatError(f"{p}: not a valid .npz file (not a zip archive); was it written by np.savez?")
-    if suffix == ".npy":
-        try:
-            arr = np.load(p, allow_pickle=False)
-        except ValueError as e:
-            if "allow_pickle" in str(e):
-                raise FileFormatError(
-                    f"{p}: holds pickled Python objects, which privlab refuses to load; "
-                    "save a numeric array (np.save of a float/int array)"
-                ) from None
-            raise FileFormatError(f"{p}: not a valid .npy file ({e})") from None
-        except (OSError, EOFError) as e:
-            raise FileFormatError(f"{p}: not a valid .npy file ({e or 'truncated'})") from None
-    elif suffix == ".npz":
-        try:
-            with np.load(p, allow_pickle=False) as archive:
-                keys = list(archive.keys())
-                key = _pick(p, keys, name)
-                arr = archive[key]
-        except ValueError as e:
-            if "allow_pickle" in str(e):
-                raise FileFormatError(f"{p}: holds pickled Python objects, which privlab refuses to load") from None
-            raise FileFormatError(f"{p}: not a valid .npz file ({e})") from None
-        except (OSError, EOFError, zipfile.BadZipFile) as e:
-            raise FileFormatError(f"{p}: not a valid .npz file ({e or 'truncated'})") from None
-    elif suffix == ".safetensors":
-        tensors, _ = load_tensors(p)
-        arr = tensors[_pick(p, list(tensors), name)].numpy()
-    else:
-        raise FileFormatError(f"{p}: unsupported file type {suffix or '(none)'}; use .npy, .npz or .safetensors")
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise FileFormatError(f"{p}: expected a numeric array, got dtype {arr.dtype}")
+    try:
+        if suffix == ".npy":
+            with open(p, "rb") as f:
+                _check_npy_header(f, str(p), p.stat().st_size)
+                f.seek(0)
+                arr = np.lib.format.read_array(f, allow_pickle=False)
+        elif suffix == ".npz":
+            arr = _load_npz_member(p, name)
+        elif suffix == ".safetensors":
+            tensors, _ = load_tensors(p)
+            t = tensors[_pick(p, list(tensors), name)]
+            if t.is_complex():
+                raise FileFormatError(f"{p}: expected a numeric array (not complex), got dtype {t.dtype}")
+            if t.dtype in (torch.bfloat16,) or (t.is_floating_point() and t.element_size() == 1):
+                t = t.float()  # numpy has no bfloat16 / float8
+            arr = t.numpy()
+        else:
+            raise FileFormatError(f"{p}: unsupported file type {suffix or '(none)'}; use .npy, .npz or .safetensors")
+    except MemoryError:
+        raise FileFormatError(f"{p}: the array is too large to load into memory") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as e:
+        if isinstance(e, PrivlabError):
+            raise
+        kind = suffix.lstrip(".")
+        raise FileFormatError(
+            f"{p}: not a valid .{kind} file ({' '.join(str(e).split())[:120] or 'truncated'})"
+        ) from None
+    _check_dtype(str(p), arr.dtype)
     return arr
+
+
+def _load_npz_member(p: Path, name: str | None) -> np.ndarray:
+    """One array of an ``.npz`` (a zip of ``.npy`` members), header-checked before it is read."""
+    with zipfile.ZipFile(p) as zf:
+        members = {i.filename.removesuffix(".npy"): i for i in zf.infolist() if not i.is_dir()}
+        key = _pick(p, list(members), name)
+        info = members[key]
+        where = f"{p}:{key}"
+        if not info.filename.endswith(".npy"):
+            raise FileFormatError(
+                f"{where}: member {info.filename!r} is not a .npy array; was the file written by np.savez?"
+            )
+        with zf.open(info) as f:
+            _check_npy_header(f, where, info.file_size)
+        with zf.open(info) as f:
+            return np.lib.format.read_array(f, allow_pickle=False)
 
 
 def _pick(path: Path, keys: list[str], name: str | None) -> str:
@@ -200,8 +264,10 @@ def _pick(path: Path, keys: list[str], name: str | None) -> str:
         if name not in keys:
             raise FileFormatError(f"{path}: no array {name!r}; it holds: {', '.join(keys) or 'nothing'}")
         return name
+    if not keys:
+        raise FileFormatError(f"{path}: holds no arrays")
     if len(keys) != 1:
-        shown = ", ".join(keys) or "nothing"
+        shown = ", ".join(keys)
         raise FileFormatError(f"{path}: holds {len(keys)} arrays ({shown}); pick one as {path}:NAME")
     return keys[0]
 

@@ -184,23 +184,34 @@ def load_manifest(path: str | Path) -> Manifest:
     if not p.is_file():
         raise DataMissingError(f"manifest {p} not found (create one with `privlab semsim annotate` or the importer)")
     root = p.parent.resolve()
-    text = p.read_text("utf-8")
+    try:
+        text = p.read_text("utf-8")
+    except UnicodeDecodeError:
+        raise FileFormatError(f"{p}: not a text file (not UTF-8); a manifest is a CSV or JSON file") from None
+    except OSError as e:
+        raise DataMissingError(f"cannot read manifest {p}: {e.strerror or e} (check its permissions)") from None
+    if "\x00" in text:
+        raise FileFormatError(f"{p}: holds NUL bytes; a manifest is a CSV or JSON text file")
     if p.suffix.lower() == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise FileFormatError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        except RecursionError:
+            raise FileFormatError(f"{p}: not a manifest (JSON nested too deeply)") from None
         rows = data.get("annotations") if isinstance(data, dict) else data
         if not isinstance(rows, list):
             raise FileFormatError(f"{p}: expected a JSON list of annotations or {{'annotations': [...]}}")
     else:
         reader = csv.DictReader(io.StringIO(text))
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        if not {"reconstruction", "recognised"} <= set(header):
-            raise FileFormatError(
-                f"{p}: CSV header must contain {', '.join(COLUMNS)} (got {', '.join(header) or 'nothing'})"
-            )
-        rows = [{(k or "").strip(): v for k, v in r.items()} for r in reader]
+        try:
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            if not {"reconstruction", "recognised"} <= set(header):
+                shown = ", ".join(header)[:200] or "nothing"
+                raise FileFormatError(f"{p}: CSV header must contain {', '.join(COLUMNS)} (got {shown})")
+            rows = [{(k or "").strip(): v for k, v in r.items() if k is not None} for r in reader]
+        except csv.Error as e:
+            raise FileFormatError(f"{p}: not a valid CSV file (line {reader.line_num}: {e})") from None
     return Manifest(root, p, _records_from_rows(rows, root, str(p)))
 
 

@@ -143,10 +143,16 @@ def load_semsim(path: str | Path, device: str | torch.device = "cpu") -> tuple[S
             f"{path} is not a SemSim checkpoint (metadata format {meta.get('format')!r}, expected {FORMAT!r}); "
             "create one with `privlab semsim train`"
         )
-    try:
-        model = SemSimNet(**meta["config"])
+    cfg = meta["config"]
+    try:  # built on the meta device first (no memory): a forged width cannot allocate a huge network
+        with torch.device("meta"):
+            skeleton = SemSimNet(**cfg)
+        want = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+        if want != {k: tuple(v.shape) for k, v in tensors.items()}:
+            raise RuntimeError("tensor names or shapes differ")
+        model = SemSimNet(**cfg)
         model.load_state_dict(tensors)
-    except (TypeError, RuntimeError) as e:
+    except (TypeError, ValueError, RuntimeError, OverflowError, ConfigError) as e:
         raise FileFormatError(
             f"{path}: weights do not match the stored SemSim configuration ({str(e)[:160]})"
         ) from None

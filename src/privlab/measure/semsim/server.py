@@ -10,9 +10,10 @@ nothing: the page asks the server for the next pair this annotator has not answe
 
 Keys: ``y`` / ``1`` / → = recognisable, ``n`` / ``0`` / ← = not recognisable, ``u`` = back to the previous pair.
 
-Safety: only the image files of the queue can be fetched (nothing else under or outside ``DIR``); every request is
-validated (unknown path → 404, malformed query or body → 400, body over 4 KiB → 413); on a loopback address the
-``Host`` header must name that address (blocks DNS-rebinding pages from another site).
+Safety: only the image files of the queue can be fetched (nothing else under or outside ``DIR``, and not through a
+symbolic link swapped in later); every request is validated (unknown path → 404, malformed query or body → 400, body
+over 4 KiB → 413, a body not sent within 10 s → 408); on a loopback address the ``Host`` header must name that
+address (blocks DNS-rebinding pages from another site).
 
 Example (in-process, port 0 = any free port):
     >>> import tempfile, threading, torch, json, urllib.request
@@ -50,6 +51,7 @@ __all__ = ["AnnotationServer", "PairItem", "find_pairs", "make_server"]
 _REC = re.compile(r"^(\d+)_(\d+)_rec\.png$")
 _ANNOTATOR = re.compile(r"^[\w .@+-]{1,64}$")
 MAX_BODY = 4096
+REQUEST_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class AnnotationServer(ThreadingHTTPServer):
     """The HTTP server: the queue of pairs, the manifest it appends to, and the default annotator name."""
 
     daemon_threads = True
+    request_queue_size = 64  # listen backlog: a burst of answers (several tabs or annotators) is queued, not reset
 
     def __init__(self, address: tuple[str, int], root: Path, manifest: Path, annotator: str | None) -> None:
         self.root = root
@@ -147,7 +150,17 @@ def make_server(
         load_manifest(m)  # refuse to start on a corrupt manifest rather than overwrite it later
     if annotator is not None and not _ANNOTATOR.match(annotator):
         raise ConfigError(f"annotator name {annotator!r}: use 1–64 letters, digits, spaces or . @ + - _")
-    return AnnotationServer((host, port), base, m, annotator)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be an integer in 0–65535 (0 = any free port), got {port!r}")
+    try:
+        return AnnotationServer((host, port), base, m, annotator)
+    except PrivlabError:  # no folder / no pairs (DataMissingError is an OSError too: keep its own message)
+        raise
+    except (OSError, OverflowError) as e:  # address in use, unknown host, a port below 1024 without rights …
+        raise ConfigError(
+            f"cannot serve on {host}:{port} ({e.strerror or e if isinstance(e, OSError) else e}); choose another "
+            "--port (0 = any free one) or --host (default 127.0.0.1)"
+        ) from None
 
 
 class _BadRequest(Exception):
@@ -160,6 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: AnnotationServer
     server_version = "privlab-annotate"
     sys_version = ""
+    timeout = REQUEST_TIMEOUT  # seconds a client may take to send its request (a stalled body frees the thread)
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the CLI prints its own line
         return
@@ -212,12 +226,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, fn: Any) -> None:
         try:
-            self._check_host()
-            fn()
-        except _BadRequest as e:
-            self._json(e.status, {"error": str(e)})
-        except PrivlabError as e:  # e.g. the manifest became unreadable
-            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": str(e)})
+            try:
+                self._check_host()
+                fn()
+            except _BadRequest as e:
+                self._json(e.status, {"error": str(e)})
+            except PrivlabError as e:  # e.g. the manifest became unreadable
+                self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": str(e)})
+            except (ConnectionError, TimeoutError):
+                raise
+            except Exception as e:  # a bug: answer (and keep serving) instead of dropping the connection
+                import traceback
+
+                traceback.print_exc()
+                self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error ({type(e).__name__})"})
+        except (ConnectionError, TimeoutError):  # the client went away or stalled: nothing to answer
+            self.close_connection = True
 
     # -- routes -----------------------------------------------------------------------------------------------------
     def do_GET(self) -> None:
@@ -272,8 +296,14 @@ class _Handler(BaseHTTPRequestHandler):
         if length > MAX_BODY:
             raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY} bytes")
         try:
-            body = json.loads(self.rfile.read(length).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            raw = self.rfile.read(length)
+        except (TimeoutError, OSError):
+            raise _BadRequest(HTTPStatus.REQUEST_TIMEOUT, "request body not received in time") from None
+        if len(raw) != length:
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, "body shorter than its Content-Length")
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise _BadRequest(HTTPStatus.BAD_REQUEST, "body must be a JSON object") from None
         if not isinstance(body, dict) or set(body) != {"reconstruction", "recognised", "annotator"}:
             raise _BadRequest(
