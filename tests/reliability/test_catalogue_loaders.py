@@ -606,11 +606,6 @@ def test_budget_errors_are_config_errors():
     assert issubclass(BudgetError, ConfigError) and issubclass(ConfigError, PrivlabError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="protect/unlearnable_em.py PerturbationBank.load trusts its metadata: a non-number ε raises "
-    "ValueError/TypeError, NaN ε or an unknown kind is accepted; see docs/reliability.md, 'Needed changes'",
-)
 @pytest.mark.parametrize(
     "meta",
     [{"kind": "sample", "epsilon": "abc"}, {"kind": "sample", "epsilon": [1]}, {"kind": "sample", "epsilon": math.nan},

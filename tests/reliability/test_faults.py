@@ -325,10 +325,8 @@ def _fill(store: Any) -> int:
     return written
 
 
-FULL_STORE = "store/sqlite.py: sqlite3.OperationalError ('database or disk is full') is not a PrivlabError"
 
 
-@pytest.mark.xfail(strict=True, reason=FULL_STORE)
 def test_real_full_disk_under_the_store(tiny_fs):
     from privlab.store import Store
 
@@ -362,8 +360,6 @@ def test_real_full_disk_under_the_store_loses_nothing_committed(tiny_fs):
     c.close()
 
 
-@pytest.mark.xfail(strict=True, reason="store/sqlite.py opens every store for writing (WAL + schema), so a store on "
-                                       "read-only media cannot even be listed; see 'Needed changes'")  # fmt: skip
 def test_real_read_only_store_can_be_listed(tiny_fs, readonly, good, cli):
     import shutil
 

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -209,13 +207,6 @@ def _open_and_read(folder: Path) -> None:
             s.artifacts(r.id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(sqlite3.DatabaseError, UnicodeDecodeError, ValueError),
-    reason="store/sqlite.py does not wrap read errors: a damaged page surfaces as sqlite3.DatabaseError "
-    "('database disk image is malformed') or UnicodeDecodeError from Store() / runs() / metrics(); "
-    "see docs/reliability.md, 'Needed changes'",
-)
 @settings(PROPS, max_examples=40, phases=[Phase.explicit, Phase.generate])
 @given(**DAMAGE)
 def test_damaged_store_opens_and_reads_or_is_refused(tmp_path_factory, seed, truncate, flips):

@@ -126,6 +126,19 @@ class PerturbationBank:
         if "noise" not in tensors or "kind" not in meta or "epsilon" not in meta:
             raise FileFormatError(f"{path}: not a privlab perturbation bank (needs tensor 'noise' and kind/epsilon)")
         noise = tensors["noise"]
+        kind_, eps_ = meta.get("kind"), meta.get("epsilon")
+        if (
+            kind_ not in ("sample", "class")
+            or isinstance(eps_, bool)
+            or not isinstance(eps_, int | float)
+            or not 0 < eps_ <= 1  # also refuses NaN
+            or noise.ndim != 4
+            or not noise.is_floating_point()
+        ):
+            raise FileFormatError(
+                f"{path}: not a privlab perturbation bank (kind {kind_!r}, epsilon {eps_!r}, noise {noise.dtype} "
+                f"{tuple(noise.shape)}; need kind sample|class, 0 < epsilon ≤ 1 in [0, 1] pixel units, float N×C×H×W)"
+            )
         if kind is not None and meta["kind"] != kind:
             raise FileFormatError(f"{path}: holds {meta['kind']}-wise noise, expected {kind}-wise")
         if expected_shape is not None and tuple(noise.shape) != tuple(expected_shape):

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from privlab.errors import DataMissingError, FileFormatError, PrivlabError
 from privlab.store.schema import SCHEMA, SCHEMA_VERSION
@@ -18,6 +21,8 @@ from privlab.store.schema import SCHEMA, SCHEMA_VERSION
 __all__ = ["STORE_FILENAME", "MetricRecord", "RunRecord", "Store"]
 
 STORE_FILENAME = "runs.sqlite"
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,32 @@ class RunRecord:
         }
 
 
+def _is_write_problem(e: sqlite3.OperationalError) -> bool:
+    text = str(e).lower()
+    return any(w in text for w in ("unable to open", "readonly", "read-only", "disk", "full", "locked", "i/o"))
+
+
+def _cannot_write(e: PrivlabError) -> bool:
+    return str(e).startswith("cannot write the results store")
+
+
+def _reading(fn: F) -> F:
+    """A read method: a damaged file (SQLite, text or JSON errors) becomes one :class:`FileFormatError`."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e).lower():
+                raise PrivlabError(f"{self.path} is locked by another process for too long; try again") from None
+            raise self._damaged(e) from None
+        except (sqlite3.DatabaseError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise self._damaged(e) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _finite_or_none(v: float) -> float | None:
     v = float(v)
     return v if math.isfinite(v) else None
@@ -99,6 +130,24 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise PrivlabError(f"cannot create output folder {self.out_dir}: {e.strerror or e}") from None
+        self.read_only = False
+        try:
+            self._open_for_writing()
+        except PrivlabError as e:
+            if create or not _cannot_write(e):
+                raise
+            self._open_read_only()  # e.g. a copy on read-only media: list, show and export still work
+        try:
+            row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0])
+        except (sqlite3.DatabaseError, TypeError, ValueError) as e:
+            raise self._damaged(e) from None
+        if version > SCHEMA_VERSION:
+            raise FileFormatError(
+                f"{self.path} has store schema v{version}, newer than this privlab (v{SCHEMA_VERSION}); upgrade privlab"
+            )
+
+    def _open_for_writing(self) -> None:
         try:
             self._conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
@@ -112,38 +161,74 @@ class Store:
                 c.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
+        except PrivlabError:
+            raise
         except sqlite3.OperationalError as e:
-            if "unable to open" in str(e) or "readonly" in str(e) or "disk" in str(e) or "locked" in str(e):
-                raise PrivlabError(
-                    f"cannot write the results store {self.path}: {e} (check that the folder is writable and has "
-                    "free space, or choose another --out folder)"
-                ) from None
+            if _is_write_problem(e):
+                raise self._write_error(e) from None
             raise FileFormatError(
                 f"{self.path} is not a valid privlab store ({e}); move it away or choose another --out folder"
             ) from None
-        except sqlite3.DatabaseError as e:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
             raise FileFormatError(
                 f"{self.path} is not a valid privlab store ({e}); move it away or choose another --out folder"
             ) from None
-        version = int(self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise FileFormatError(
-                f"{self.path} has store schema v{version}, newer than this privlab (v{SCHEMA_VERSION}); upgrade privlab"
-            )
+
+    def _open_read_only(self) -> None:
+        with contextlib.suppress(Exception):
+            self._conn.close()
+        uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
+        last: Exception | None = None
+        for suffix in ("", "&immutable=1"):  # immutable: a WAL store whose -shm file cannot be created
+            try:
+                self._conn = sqlite3.connect(uri + suffix, uri=True, timeout=60.0, isolation_level=None)
+                self._conn.row_factory = sqlite3.Row
+                self._conn.execute("SELECT COUNT(*) FROM runs").fetchone()
+                self.read_only = True
+                return
+            except sqlite3.DatabaseError as e:
+                last = e
+        raise FileFormatError(f"cannot open {self.path} even read-only ({last})")
+
+    def _write_error(self, e: Exception) -> PrivlabError:
+        return PrivlabError(
+            f"cannot write the results store {self.path}: {e} (check that the folder is writable and has free space, "
+            "or choose another --out folder)"
+        )
+
+    def _damaged(self, e: Exception) -> FileFormatError:
+        return FileFormatError(
+            f"{self.path} is damaged ({type(e).__name__}: {e}); export what `privlab runs export` can still read and "
+            "use a new --out folder"
+        )
 
     # -- plumbing -------------------------------------------------------------------------------------------------
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error)."""
+        """One write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error).
+
+        A full disk, a read-only file or a lock held too long is a :class:`PrivlabError` ("cannot write …"), a
+        damaged file a :class:`FileFormatError`; either way nothing of the transaction is kept.
+        """
+        if getattr(self, "read_only", False):
+            raise PrivlabError(f"{self.path} is opened read-only (the folder or medium is not writable)")
         c = self._conn
-        c.execute("BEGIN IMMEDIATE")
+        try:
+            c.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise self._write_error(e) from None
         try:
             yield c
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        else:
             c.execute("COMMIT")
+        except BaseException as e:
+            if c.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    c.execute("ROLLBACK")
+            if isinstance(e, sqlite3.OperationalError) and _is_write_problem(e):
+                raise self._write_error(e) from None
+            if isinstance(e, sqlite3.DatabaseError) and not isinstance(e, sqlite3.IntegrityError):
+                raise self._damaged(e) from None
+            raise
 
     def close(self) -> None:
         """Close the connection."""
@@ -156,6 +241,7 @@ class Store:
         self.close()
 
     # -- runs ---------------------------------------------------------------------------------------------------
+    @_reading
     def new_run_id(self, experiment: str, spec_hash: str) -> str:
         """``<experiment>-<hash[:8]>``, with ``-2``, ``-3``… when that id is already taken (``--force`` re-runs)."""
         base = f"{experiment}-{spec_hash[:8]}"
@@ -209,6 +295,7 @@ class Store:
                 "UPDATE runs SET status = ?, finished = ?, error = ? WHERE id = ?", (status, time.time(), error, run_id)
             )
 
+    @_reading
     def finished_run(self, spec_hash: str) -> RunRecord | None:
         """The latest finished run with this spec hash, or None (used to skip work on re-runs)."""
         row = self._conn.execute(
@@ -217,6 +304,7 @@ class Store:
         ).fetchone()
         return self._record(row, with_metrics=True) if row else None
 
+    @_reading
     def unfinished_run_id(self, spec_hash: str) -> str | None:
         """Id of a run with this hash that never finished (crashed or failed), to re-use on resume."""
         row = self._conn.execute(
@@ -226,6 +314,12 @@ class Store:
         return row[0] if row else None
 
     def _record(self, row: sqlite3.Row, *, with_metrics: bool) -> RunRecord:
+        try:
+            return self._record_unchecked(row, with_metrics=with_metrics)
+        except (json.JSONDecodeError, TypeError, KeyError, IndexError) as e:
+            raise self._damaged(e) from None
+
+    def _record_unchecked(self, row: sqlite3.Row, *, with_metrics: bool) -> RunRecord:
         rec = RunRecord(
             id=row["id"],
             experiment=row["experiment"],
@@ -245,6 +339,7 @@ class Store:
             rec.metrics = self.final_metrics(rec.id)
         return rec
 
+    @_reading
     def get_run(self, run_id: str) -> RunRecord:
         """One run with its final metrics; a prefix of an id works when it is unique.
 
@@ -262,6 +357,7 @@ class Store:
             raise DataMissingError(f"no run {run_id!r} in {self.path}; runs here: {shown or 'none'}")
         return self._record(row, with_metrics=True)
 
+    @_reading
     def runs(self, *, experiment: str | None = None, status: str | None = None) -> list[RunRecord]:
         """All runs (oldest first) with their final metrics, optionally filtered."""
         q, args = "SELECT * FROM runs WHERE 1=1", []
@@ -304,6 +400,7 @@ class Store:
                 rows,
             )
 
+    @_reading
     def metrics(self, run_id: str) -> list[MetricRecord]:
         """Every metric row of a run (steps included), in insertion order."""
         rows = self._conn.execute(
@@ -322,6 +419,7 @@ class Store:
             for r in rows
         ]
 
+    @_reading
     def final_metrics(self, run_id: str) -> dict[str, float]:
         """Final (step-less) metric values of a run: name → value (the last one logged wins)."""
         rows = self._conn.execute(
@@ -329,12 +427,14 @@ class Store:
         ).fetchall()
         return {r["name"]: (float("nan") if r["value"] is None else r["value"]) for r in rows}
 
+    @_reading
     def _all_final_metrics(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
         for r in self._conn.execute("SELECT run_id, name, value FROM metrics WHERE step IS NULL ORDER BY rowid"):
             out.setdefault(r["run_id"], {})[r["name"]] = float("nan") if r["value"] is None else r["value"]
         return out
 
+    @_reading
     def metric_info(self) -> dict[str, dict[str, Any]]:
         """Per metric name: its unit, kind and direction as logged (for reports)."""
         out: dict[str, dict[str, Any]] = {}
@@ -361,6 +461,7 @@ class Store:
                 (run_id, kind, rel, sha256, json.dumps(meta or {}, sort_keys=True)),
             )
 
+    @_reading
     def artifacts(self, run_id: str) -> list[dict[str, Any]]:
         """Artifact records of a run: kind, path (relative to the output folder), sha256, meta."""
         rows = self._conn.execute(
@@ -369,6 +470,7 @@ class Store:
         return [{"kind": r[0], "path": r[1], "sha256": r[2], "meta": json.loads(r[3] or "{}")} for r in rows]
 
     # -- moving runs between stores (sweep workers → the sweep's store) ------------------------------------------
+    @_reading
     def export_run(self, run_id: str) -> dict[str, Any]:
         """One run with every metric row and artifact, as plain JSON-ready data (for :meth:`import_run`)."""
         row = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -396,8 +498,21 @@ class Store:
         even when a sweep is killed and resumed around this call.
         """
         run = dict(payload["run"])
-        cols = ["id", "experiment", "name", "spec_json", "spec_hash", "seed", "status", "started", "finished",
-                "error", "versions_json", "hardware_json", "dir"]
+        cols = [
+            "id",
+            "experiment",
+            "name",
+            "spec_json",
+            "spec_hash",
+            "seed",
+            "status",
+            "started",
+            "finished",
+            "error",
+            "versions_json",
+            "hardware_json",
+            "dir",
+        ]
         with self._tx() as c:
             existing = c.execute("SELECT status FROM runs WHERE id = ?", (run["id"],)).fetchone()
             if existing is not None and existing[0] == "finished":
@@ -417,6 +532,7 @@ class Store:
                 [(run["id"], *a) for a in payload.get("artifacts", [])],
             )
 
+    @_reading
     def integrity_ok(self) -> bool:
         """``PRAGMA integrity_check`` says ``ok``."""
         return self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
