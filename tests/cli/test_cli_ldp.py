@@ -183,3 +183,18 @@ def test_privatize_errors(images):
         app, ["ldp", "privatize", "-m", "laplace", "-e", "1", str(images / "nope.npy"), str(images / "o.npy")]
     )
     assert r.exit_code == 2 and "not found" in r.output
+
+
+def test_privatize_rr_dither_keeps_grey_levels_as_dot_density(tmp_path):
+    grey = np.full((4, 16, 16), 0.3, dtype=np.float32)  # a flat grey: thresholding at 0.5 gives all zeros
+    np.save(tmp_path / "g.npy", grey)
+    base = ["ldp", "privatize", "-m", "rr", "-e", "1e6", str(tmp_path / "g.npy")]
+    assert runner.invoke(app, [*base, str(tmp_path / "t.npy")]).exit_code == 0
+    assert runner.invoke(app, [*base, str(tmp_path / "d.npy"), "--binarize", "dither"]).exit_code == 0
+    assert np.load(tmp_path / "t.npy").mean() == 0.0
+    assert abs(np.load(tmp_path / "d.npy").mean() - 0.3) < 0.02  # Floyd–Steinberg: 30 % of the dots on
+    r = runner.invoke(
+        app,
+        ["ldp", "privatize", "-m", "laplace", "-e", "3", "--binarize", "dither", *base[-1:], str(tmp_path / "x.npy")],
+    )
+    assert r.exit_code == 2 and "applies to --mechanism rr only" in r.stderr

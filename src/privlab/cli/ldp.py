@@ -162,6 +162,7 @@ def budget(
         "privlab ldp privatize --mechanism laplace --epsilon 1000 images.npy private.npy",
         "privlab ldp privatize --mechanism gaussian --epsilon 3000 --delta 1e-6 --seed 1 images.npy private.npy",
         "privlab ldp privatize --mechanism rr --epsilon 2 --scope pixel --threshold 0.45 images.npy bits.npy --json",
+        "privlab ldp privatize --mechanism rr --epsilon 300 --binarize dither images.npy bits.npy",
         "privlab ldp privatize --mechanism ue --epsilon 2 --classes 10 labels.npy label_bits.npy",
     )
 )
@@ -182,6 +183,9 @@ def privatize(
     scope: str = typer.Option("image", "--scope", help="laplace/rr: ε per image or per pixel"),
     calibration: str = typer.Option("analytic", "--calibration", help="gaussian: analytic or classical"),
     threshold: float = typer.Option(0.5, "--threshold", help="rr: pixel is 1 when > threshold (in [0, 1])"),
+    binarize: str = typer.Option(
+        "threshold", "--binarize", help="rr: threshold, or dither (Floyd–Steinberg, keeps grey levels as dot density)"
+    ),
     no_clip: bool = typer.Option(False, "--no-clip", help="laplace/gaussian: keep values outside [0, 1]"),
     kind: str = typer.Option("oue", "--kind", help="ue: sue or oue"),
     classes: int | None = typer.Option(None, "--classes", help="ue: number of classes (default max label + 1)"),
@@ -231,6 +235,9 @@ def privatize(
             params["scope"] = scope
         if mechanism == "rr":
             params["threshold"] = threshold
+            params["binarize"] = binarize
+        elif binarize != "threshold":
+            raise ConfigError(f"--binarize {binarize!r} applies to --mechanism rr only")
         else:
             params["clip"] = not no_clip
         mech = build_pixel_mechanism(mechanism, **params)
