@@ -144,3 +144,17 @@ def test_export_import_moves_a_run_in_one_piece(tmp_path: Path) -> None:
             main.import_run(payload)  # never twice
         assert len(main.metrics("r1")) == 2
         assert main.integrity_ok()
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_would(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        p = atomic_write_text(tmp_path / "report.html", "x")
+        assert p.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600: colleagues can read results
+        p.chmod(0o640)
+        atomic_write_text(p, "y")
+        assert p.stat().st_mode & 0o777 == 0o640  # replacing keeps the file's mode
+    finally:
+        os.umask(umask)

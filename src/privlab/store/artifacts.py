@@ -41,6 +41,16 @@ def _write_error(path: Path, err: OSError) -> PrivlabError:
     return PrivlabError(f"cannot write {path}: {err.strerror or err} (check free space and write permission)")
 
 
+def _file_mode(p: Path) -> int:
+    """The mode of the file being replaced, else 0666 minus the process umask (what ``open(p, "w")`` gives)."""
+    try:
+        return p.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
 
@@ -54,6 +64,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         raise _write_error(p, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            # mkstemp creates 0600; give the file the mode a plain open() would (colleagues can read results)
+            os.chmod(tmp, _file_mode(p))
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
