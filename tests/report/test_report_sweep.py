@@ -45,6 +45,13 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             )
         _fake(
             s,
+            "ldp-dither",
+            "ldp",
+            {"mechanism": "rr", "binarize": "dither", "learner": "iic", "epsilon": 30.0},
+            {"epsilon": 30.0, "test_accuracy": 0.5},
+        )
+        _fake(
+            s,
             "ldp-raw",
             "ldp",
             {"mechanism": "none", "learner": "cnn_shallow"},
@@ -78,6 +85,7 @@ def test_plane_has_every_pipeline_with_a_privacy_and_a_utility(sweep_dir: Path) 
         "ldp-30",
         "ldp-3000",
         "ldp-raw",
+        "ldp-dither",
         "inv-1",
         "shr-1",
         "ue-1",
@@ -85,6 +93,7 @@ def test_plane_has_every_pipeline_with_a_privacy_and_a_utility(sweep_dir: Path) 
     assert sum(r.startswith("test-sleepy") for r in points) == 3  # generic entry: first privacy/utility metrics
     assert (points["ldp-30"].x, points["ldp-30"].y, points["ldp-30"].method) == (30.0, 0.4, "rr → cnn_shallow")
     assert points["ldp-30"].x_log
+    assert points["ldp-dither"].method == "rr (dither) → iic"
     assert (points["inv-1"].x_label, points["inv-1"].method) == ("reconstruction PSNR (dB)", "idlg vs prune")
     assert points["shr-1"].more_private == "right"  # a larger MI reduction is more private
     assert points["ldp-raw"].x == float("inf")  # the raw-data baseline: drawn as a horizontal line
@@ -101,10 +110,10 @@ def test_report_of_a_sweep(sweep_dir: Path) -> None:
     plane = page[page.index('<section id="plane">') : page.index('<section id="metrics">')]
     assert plane.count("data:image/png;base64,") == 1
     assert "MI reduction (%)" in plane and "ε (per image, nats)" in plane and "rr → cnn_shallow" in plane
-    assert len(re.findall(r'<a href="#run-[^"]+">', plane)) == 9  # 3 sleepy + 3 ldp + inversion + shredder + ue
+    assert len(re.findall(r'<a href="#run-[^"]+">', plane)) == 10  # 3 sleepy + 4 ldp + inversion + shredder + ue
     assert '<td class="num">∞</td>' in plane
     details = page[page.index('<section id="runs">') :]
-    assert details.count('class="run"') == 10
+    assert details.count('class="run"') == 11
     assert "value.json" in details  # artifacts with checksums
     assert "torch_threads" in details  # hardware recorded per run
 
@@ -139,4 +148,4 @@ def test_report_runs_in_headless_chromium_without_console_errors(sweep_dir: Path
     assert any("Uncaught ReferenceError" in ln for ln in load(bad)[1])
     dom, console = load(sweep_dir / "report.html")
     assert console == []
-    assert "10 of 10 runs shown" in dom  # the filter script ran
+    assert "11 of 11 runs shown" in dom  # the filter script ran

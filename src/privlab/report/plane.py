@@ -110,7 +110,10 @@ def _ldp(run: RunRecord) -> PlanePoint | None:
     y = _finite(run.metrics, "test_accuracy")
     if y is None:
         return None
-    method = f"{_get(run.spec, 'mechanism', '?')} → {_get(run.spec, 'learner', '?')}"
+    mechanism = _get(run.spec, "mechanism", "?")
+    if mechanism == "rr" and _get(run.spec, "binarize") == "dither":
+        mechanism = "rr (dither)"
+    method = f"{mechanism} → {_get(run.spec, 'learner', '?')}"
     if _get(run.spec, "noise") is False:
         method += " (no noise)"
     x_value = math.inf if x is None else x[1]  # ε = ∞ (raw-data baselines): drawn as a horizontal line
