@@ -6,7 +6,8 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
@@ -17,6 +18,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 JSON_HELP = "print a JSON object on stdout instead of text"
 QUIET_HELP = "no progress bars"
+OUT_HELP = "output folder: runs.sqlite, one folder per run, report.html"
+DEVICE_HELP = "auto (CUDA when present), cpu, cuda, cuda:N"
+ROOT_HELP = "folder holding on-disk data sets (torchvision layout), e.g. ~/data"
+DOWNLOAD_HELP = "allow downloading a missing data set into --data-root (needs internet)"
+FORCE_HELP = "run again even if the same spec already finished in this folder"
+
+# The options every command that runs experiments shares (run, train, sweep, invert): `name: XOption = default`.
+OutOption = Annotated[Path, typer.Option("--out", "-o", help=OUT_HELP)]
+ForceOption = Annotated[bool, typer.Option("--force", help=FORCE_HELP)]
+DeviceOption = Annotated[str, typer.Option("--device", help=DEVICE_HELP)]
+DataRootOption = Annotated[Optional[Path], typer.Option("--data-root", help=ROOT_HELP)]  # noqa: UP045 (typer)
+DownloadOption = Annotated[bool, typer.Option("--download", help=DOWNLOAD_HELP)]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
+JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 
 def examples(*commands: str) -> str:

@@ -9,8 +9,20 @@ from typing import Any
 import typer
 
 from privlab.cli import app
-from privlab.cli._common import JSON_HELP, QUIET_HELP, emit_json, examples, handle_errors, print_table
-from privlab.cli.run import DEVICE_HELP, DOWNLOAD_HELP, FORCE_HELP, OUT_HELP, ROOT_HELP, _finish
+from privlab.cli._common import (
+    DataRootOption,
+    DeviceOption,
+    DownloadOption,
+    ForceOption,
+    JsonOption,
+    OutOption,
+    QuietOption,
+    emit_json,
+    examples,
+    handle_errors,
+    print_table,
+)
+from privlab.cli.run import _finish
 
 
 @app.command(
@@ -38,13 +50,13 @@ def invert(
     fedavg_steps: int = typer.Option(0, "--fedavg-steps", help="share a FedAvg update of N local steps instead"),
     metrics: str = typer.Option("mse,psnr,ssim,lpips", "--metrics", help="similarity metrics (lpips when available)"),
     seed: int = typer.Option(0, "--seed", help="seed of the run"),
-    out: Path = typer.Option(Path("runs"), "--out", "-o", help=OUT_HELP),
-    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    data_root: Path | None = typer.Option(None, "--data-root", help=ROOT_HELP),
-    download: bool = typer.Option(False, "--download", help=DOWNLOAD_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
-    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+    out: OutOption = Path("runs"),
+    force: ForceOption = False,
+    device: DeviceOption = "auto",
+    data_root: DataRootOption = None,
+    download: DownloadOption = False,
+    quiet: QuietOption = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Reconstruct client images from their shared gradient and score the reconstructions.
 

@@ -10,15 +10,19 @@ from typing import Any
 import typer
 
 from privlab.cli import app
-from privlab.cli._common import JSON_HELP, QUIET_HELP, emit_json, examples, handle_errors
+from privlab.cli._common import (
+    DataRootOption,
+    DeviceOption,
+    DownloadOption,
+    ForceOption,
+    JsonOption,
+    OutOption,
+    QuietOption,
+    emit_json,
+    examples,
+    handle_errors,
+)
 from privlab.errors import ConfigError
-
-OUT_HELP = "output folder: runs.sqlite, one folder per run, report.html"
-DEVICE_HELP = "auto (CUDA when present), cpu, cuda, cuda:N"
-ROOT_HELP = "folder holding on-disk data sets (torchvision layout), e.g. ~/data"
-DOWNLOAD_HELP = "allow downloading a missing data set into --data-root (needs internet)"
-FORCE_HELP = "run again even if the same spec already finished in this folder"
-
 
 _HEADLINE = ("test_loss", "psnr", "ssim", "lpips", "mi_reduction", "snr", "epsilon")
 
@@ -70,16 +74,16 @@ def _finish(outcomes: list[Any], out: Path, json_out: bool) -> None:
 @handle_errors
 def run(
     spec: str = typer.Argument(..., help="YAML spec file, or an experiment name (privlab experiments)"),
-    out: Path = typer.Option(Path("runs"), "--out", "-o", help=OUT_HELP),
+    out: OutOption = Path("runs"),
     preset: str | None = typer.Option(None, "--preset", "-p", help="preset to start from: smoke, cpu, paper"),
     set_: list[str] = typer.Option([], "--set", "-s", help="override a key: --set train.epochs=3 (repeatable)"),
     seed: int | None = typer.Option(None, "--seed", help="override the spec's seed"),
-    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    data_root: Path | None = typer.Option(None, "--data-root", help=ROOT_HELP),
-    download: bool = typer.Option(False, "--download", help=DOWNLOAD_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
-    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+    force: ForceOption = False,
+    device: DeviceOption = "auto",
+    data_root: DataRootOption = None,
+    download: DownloadOption = False,
+    quiet: QuietOption = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Run an experiment spec (every point of its sweep) in this process, one run after the other.
 
@@ -144,13 +148,13 @@ def train(
     resize: int | None = typer.Option(None, "--resize", help="resize images to N×N"),
     limit: int | None = typer.Option(None, "--limit", help="use a seeded subset of N training images"),
     seed: int = typer.Option(0, "--seed", help="seed of the run"),
-    out: Path = typer.Option(Path("runs"), "--out", "-o", help=OUT_HELP),
-    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    data_root: Path | None = typer.Option(None, "--data-root", help=ROOT_HELP),
-    download: bool = typer.Option(False, "--download", help=DOWNLOAD_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
-    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+    out: OutOption = Path("runs"),
+    force: ForceOption = False,
+    device: DeviceOption = "auto",
+    data_root: DataRootOption = None,
+    download: DownloadOption = False,
+    quiet: QuietOption = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Train a classifier, evaluate it on the test split, save a safetensors checkpoint and a report.
 

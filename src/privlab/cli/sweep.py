@@ -7,8 +7,18 @@ from pathlib import Path
 import typer
 
 from privlab.cli import app
-from privlab.cli._common import JSON_HELP, QUIET_HELP, examples, handle_errors
-from privlab.cli.run import DEVICE_HELP, DOWNLOAD_HELP, FORCE_HELP, OUT_HELP, ROOT_HELP, _finish, resolve_specs
+from privlab.cli._common import (
+    DataRootOption,
+    DeviceOption,
+    DownloadOption,
+    ForceOption,
+    JsonOption,
+    OutOption,
+    QuietOption,
+    examples,
+    handle_errors,
+)
+from privlab.cli.run import _finish, resolve_specs
 
 
 @app.command(
@@ -22,7 +32,7 @@ from privlab.cli.run import DEVICE_HELP, DOWNLOAD_HELP, FORCE_HELP, OUT_HELP, RO
 @handle_errors
 def sweep(
     spec: str = typer.Argument(..., help="spec file with a sweep: block, a sweep file (specs: list), or an experiment"),
-    out: Path = typer.Option(Path("runs"), "--out", "-o", help=OUT_HELP),
+    out: OutOption = Path("runs"),
     workers: int | None = typer.Option(
         None, "--workers", "-w", help="runs at the same time (default: CPU cores // --threads)"
     ),
@@ -37,12 +47,12 @@ def sweep(
     gpus_per_run: float = typer.Option(0.0, "--gpus-per-run", help="GPUs each Ray task asks for (e.g. 1 or 0.5)"),
     preset: str | None = typer.Option(None, "--preset", "-p", help="preset for every spec: smoke, cpu, paper"),
     set_: list[str] = typer.Option([], "--set", "-s", help="override a key in every spec (repeatable)"),
-    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    data_root: Path | None = typer.Option(None, "--data-root", help=ROOT_HELP),
-    download: bool = typer.Option(False, "--download", help=DOWNLOAD_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
-    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+    force: ForceOption = False,
+    device: DeviceOption = "auto",
+    data_root: DataRootOption = None,
+    download: DownloadOption = False,
+    quiet: QuietOption = False,
+    json_out: JsonOption = False,
 ) -> None:
     """Run every sweep point in parallel into one results store, then write the report.
 
