@@ -13,9 +13,9 @@ from privlab.context import Progress, RunContext, environment, resolve_device, s
 from privlab.errors import PrivlabError
 from privlab.pipelines import PIPELINES
 from privlab.run.sweep import expand
-from privlab.store import Store
+from privlab.store import RunRecord, Store
 
-__all__ = ["RunOutcome", "execute", "sweep_params"]
+__all__ = ["RunOutcome", "SweepPoint", "error_message", "execute", "sweep_params"]
 
 
 @dataclass
@@ -61,10 +61,75 @@ def sweep_params(spec: ExperimentSpec, point: dict[str, Any]) -> dict[str, Any]:
     return {key: _dotted(point, key) for key in sweep_keys(spec)}
 
 
+@dataclass(frozen=True)
+class SweepPoint:
+    """One sweep point as both runners see it: the point's spec, its hash, the values its sweep set, and its JSON
+    dump (taken once: stored, reported and read for the sweep values)."""
+
+    point: ExperimentSpec
+    hash: str
+    params: dict[str, Any]
+    full: dict[str, Any]
+
+    @classmethod
+    def of(cls, spec: ExperimentSpec, point: ExperimentSpec) -> SweepPoint:
+        """``point`` (one of ``expand(spec)``) with its hash and the values ``spec``'s sweep set in it."""
+        full = point.model_dump(mode="json")
+        return cls(point, spec_hash(point), sweep_params(spec, full), full)
+
+    @property
+    def dumped(self) -> dict[str, Any]:
+        """The JSON dump without the (always empty) ``sweep`` key."""
+        return {k: v for k, v in self.full.items() if k != "sweep"}
+
+    def outcome(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        experiment: str | None = None,
+        metrics: dict[str, float] | None = None,
+        dir: str | None = None,
+        error: str | None = None,
+    ) -> RunOutcome:
+        """This point's :class:`RunOutcome`."""
+        return RunOutcome(
+            run_id,
+            experiment or self.point.experiment,
+            status,
+            metrics or {},
+            dir,
+            error,
+            self.hash,
+            self.params,
+            self.dumped,
+        )
+
+    def skipped(self, done: RunRecord) -> RunOutcome:
+        """Outcome of a point whose spec hash already finished as ``done``."""
+        return self.outcome(done.id, "skipped", experiment=done.experiment, metrics=done.metrics, dir=done.dir)
+
+
+def error_message(e: BaseException) -> str:
+    """The message stored for a failed run: a PrivlabError's own text, else ``Type: message``."""
+    if isinstance(e, PrivlabError):
+        return str(e) or type(e).__name__
+    return "".join(traceback.format_exception_only(e)).strip() or type(e).__name__
+
+
 def _build_report(out: Path) -> None:
     from privlab.report import build_report
 
     build_report(out)
+
+
+def build_report_or_warn(out: Path) -> None:
+    """Rebuild ``out/report.html`` after an interruption or a sweep; a failure is a warning, never an exception
+    that would mask the run's own outcome."""
+    try:
+        _build_report(out)
+    except Exception as e:
+        warnings.warn(f"could not build the report of {out}: {e}", stacklevel=2)
 
 
 def execute(
@@ -104,17 +169,12 @@ def execute(
     progress = Progress(quiet=quiet)
     try:
         for point in points:
-            h = spec_hash(point)
-            full = point.model_dump(mode="json")  # dumped once: stored, reported and read for the sweep values
-            params = sweep_params(spec, full)
-            dumped = {k: v for k, v in full.items() if k != "sweep"}
-            done = None if force else store.finished_run(h)
+            p = SweepPoint.of(spec, point)
+            done = None if force else store.finished_run(p.hash)
             if done is not None:
-                outcomes.append(
-                    RunOutcome(done.id, done.experiment, "skipped", done.metrics, done.dir, None, h, params, dumped)
-                )
+                outcomes.append(p.skipped(done))
                 continue
-            run_id = store.unfinished_run_id(h) or store.new_run_id(point.experiment, h)
+            run_id = store.unfinished_run_id(p.hash) or store.new_run_id(point.experiment, p.hash)
             run_dir = out / run_id
             ctx = RunContext(
                 run_id=run_id,
@@ -130,8 +190,8 @@ def execute(
             store.start_run(
                 run_id,
                 experiment=point.experiment,
-                spec=full,
-                spec_hash=h,
+                spec=p.full,
+                spec_hash=p.hash,
                 seed=point.seed,
                 versions=versions,
                 hardware=hardware,
@@ -143,25 +203,18 @@ def execute(
                 seed_everything(point.seed)  # as a sweep worker does: same results from `run` and `sweep`
                 PIPELINES.get(point.experiment)(point, ctx)
             except (Exception, KeyboardInterrupt) as e:  # PrivlabError included
-                msg = str(e) if isinstance(e, PrivlabError) else "".join(traceback.format_exception_only(e)).strip()
-                store.finish_run(run_id, status="failed", error=msg or type(e).__name__)
-                outcomes.append(RunOutcome(run_id, point.experiment, "failed", {}, run_id, msg, h, params, dumped))
+                msg = error_message(e)
+                store.finish_run(run_id, status="failed", error=msg)
+                outcomes.append(p.outcome(run_id, "failed", dir=run_id, error=msg))
                 if not keep_going or isinstance(e, KeyboardInterrupt):
                     raise
                 continue
             store.finish_run(run_id)
-            outcomes.append(
-                RunOutcome(
-                    run_id, point.experiment, "finished", store.final_metrics(run_id), run_id, None, h, params, dumped
-                )
-            )
+            outcomes.append(p.outcome(run_id, "finished", metrics=store.final_metrics(run_id), dir=run_id))
     except BaseException:
         store.close()
         if report and outcomes:  # still show what finished and why one failed; never mask the original error
-            try:
-                _build_report(out)
-            except Exception as e:
-                warnings.warn(f"could not build the report after a failed run: {e}", stacklevel=2)
+            build_report_or_warn(out)
         raise
     store.close()
     if report and outcomes:

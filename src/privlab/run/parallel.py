@@ -28,20 +28,18 @@ import multiprocessing as mp
 import os
 import sys
 import types
-import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from multiprocessing.connection import wait as mp_wait
 from pathlib import Path
 from typing import Any
 
-from privlab.config import ExperimentSpec, spec_hash
+from privlab.config import ExperimentSpec
 from privlab.context import environment
 from privlab.errors import ConfigError, PrivlabError
-from privlab.run.local import RunOutcome, sweep_params
+from privlab.run.local import RunOutcome, SweepPoint, build_report_or_warn
 from privlab.run.sweep import expand_all
-from privlab.run.worker import LOG_FILENAME, make_task, remove_staging
+from privlab.run.worker import make_task, remove_staging
 from privlab.store import Store
 
 __all__ = ["BACKENDS", "LocalBackend", "RayBackend", "run_sweep"]
@@ -216,16 +214,6 @@ class RayBackend:
                 ray.shutdown()
 
 
-@dataclass
-class _Point:
-    index: int
-    spec: ExperimentSpec
-    point: ExperimentSpec
-    hash: str
-    params: dict[str, Any]
-    dumped: dict[str, Any]
-
-
 class _SweepProgress:
     """Overall progress of a sweep on stderr: runs done / failed / skipped and the ETA (silent when quiet)."""
 
@@ -318,11 +306,7 @@ def run_sweep(
         else RayBackend(address, workers, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
     )
     out = Path(out)
-    points: list[_Point] = []
-    for i, (spec, point) in enumerate(expand_all(specs)):
-        full = point.model_dump(mode="json")
-        dumped = {k: v for k, v in full.items() if k != "sweep"}
-        points.append(_Point(i, spec, point, spec_hash(point), sweep_params(spec, full), dumped))
+    points = [SweepPoint.of(spec, point) for spec, point in expand_all(specs)]
 
     outcomes: dict[int, RunOutcome] = {}
     store = Store(out)
@@ -337,22 +321,17 @@ def run_sweep(
     try:
         versions, hardware = environment()
         tasks: list[dict[str, Any]] = []
-        owners: list[_Point] = []  # the point behind each task
-        first_of_hash: dict[str, _Point] = {}
-        duplicates: list[_Point] = []
-        for p in points:
+        owners: list[int] = []  # the index of the point behind each task
+        first_of_hash: dict[str, int] = {}
+        duplicates: list[int] = []
+        for index, p in enumerate(points):
             if p.hash in first_of_hash:
-                duplicates.append(p)
+                duplicates.append(index)
                 continue
-            first_of_hash[p.hash] = p
+            first_of_hash[p.hash] = index
             done = None if force else store.finished_run(p.hash)
             if done is not None:
-                record(
-                    p.index,
-                    RunOutcome(
-                        done.id, done.experiment, "skipped", done.metrics, done.dir, None, p.hash, p.params, p.dumped
-                    ),
-                )
+                record(index, p.skipped(done))
                 continue
             run_id = (None if force else store.unfinished_run_id(p.hash)) or store.new_run_id(
                 p.point.experiment, p.hash
@@ -379,10 +358,10 @@ def run_sweep(
                     download=download,
                 )
             )
-            owners.append(p)
+            owners.append(index)
         for i, payload, error in runner.run(tasks):
-            p, task = owners[i], tasks[i]
-            run_id = task["run_id"]
+            index, run_id = owners[i], tasks[i]["run_id"]
+            p = points[index]
             if payload is not None:
                 try:
                     store.import_run(payload)
@@ -391,48 +370,32 @@ def run_sweep(
             if payload is None or error is not None:
                 remove_staging(out / run_id)  # what a dead worker left; its run.log stays for diagnosis
                 store.finish_run(run_id, status="failed", error=error)
-                record(
-                    p.index,
-                    RunOutcome(run_id, p.point.experiment, "failed", {}, run_id, error, p.hash, p.params, p.dumped),
-                )
+                record(index, p.outcome(run_id, "failed", dir=run_id, error=error))
                 continue
             rec = store.get_run(run_id)
             record(
-                p.index,
-                RunOutcome(
-                    run_id, rec.experiment, rec.status, rec.metrics, run_id, rec.error, p.hash, p.params, p.dumped
+                index,
+                p.outcome(
+                    run_id, rec.status, experiment=rec.experiment, metrics=rec.metrics, dir=run_id, error=rec.error
                 ),
             )
-        for p in duplicates:  # the same computation twice in one sweep runs once
-            first = outcomes[first_of_hash[p.hash].index]
+        for index in duplicates:  # the same computation twice in one sweep runs once
+            first = outcomes[first_of_hash[points[index].hash]]
             status = "skipped" if first.status == "finished" else first.status
             record(
-                p.index,
-                RunOutcome(
+                index,
+                points[index].outcome(
                     first.id,
-                    first.experiment,
                     status,
-                    first.metrics,
-                    first.dir,
-                    first.error,
-                    p.hash,
-                    p.params,
-                    p.dumped,
+                    experiment=first.experiment,
+                    metrics=first.metrics,
+                    dir=first.dir,
+                    error=first.error,
                 ),
             )
     finally:
         progress.close()
         store.close()
         if report and outcomes:
-            try:
-                from privlab.report import build_report
-
-                build_report(out)
-            except Exception as e:  # never mask the sweep's own outcome
-                warnings.warn(f"could not build the report of {out}: {e}", stacklevel=2)
+            build_report_or_warn(out)
     return [outcomes[i] for i in sorted(outcomes)]
-
-
-def run_log(out: str | Path, run_id: str) -> Path:
-    """Where a sweep run's output went: ``<out>/<run id>/run.log``."""
-    return Path(out) / run_id / LOG_FILENAME

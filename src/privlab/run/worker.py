@@ -30,19 +30,13 @@ from privlab.context import Progress, RunContext, environment, resolve_device, s
 from privlab.errors import PrivlabError
 from privlab.pipelines import PIPELINES, pipeline_spec_class
 from privlab.plugins import load_plugins, plugin_names
+from privlab.run.local import error_message
 from privlab.store import Store
 
-__all__ = ["LOG_FILENAME", "STAGING_FILENAME", "error_message", "make_task", "remove_staging", "run_task"]
+__all__ = ["LOG_FILENAME", "STAGING_FILENAME", "make_task", "remove_staging", "run_task"]
 
 LOG_FILENAME = "run.log"
 STAGING_FILENAME = ".run.sqlite"
-
-
-def error_message(e: BaseException) -> str:
-    """The message stored for a failed run: a PrivlabError's own text, else ``Type: message``."""
-    if isinstance(e, PrivlabError):
-        return str(e) or type(e).__name__
-    return "".join(traceback.format_exception_only(e)).strip() or type(e).__name__
 
 
 def make_task(
@@ -129,35 +123,27 @@ def _run_point(task: dict[str, Any], staging: Store, run_dir: Path) -> None:
     point_data = task["point"]
     run_id = task["run_id"]
     versions, hardware = environment()
+    invalid: PrivlabError | None = None
     try:
         dev = resolve_device(task.get("device") or "auto")
         hardware["device"] = str(dev)
         spec = pipeline_spec_class(point_data["experiment"]).model_validate(point_data)
     except PrivlabError as e:  # a device that is missing on this machine, a name unknown to this privlab
-        staging.start_run(
-            run_id,
-            experiment=str(point_data.get("experiment")),
-            spec=point_data,
-            spec_hash=task["spec_hash"],
-            seed=point_data.get("seed"),
-            versions=versions,
-            hardware=hardware,
-            name=point_data.get("name"),
-            dir=run_id,
-        )
-        staging.finish_run(run_id, status="failed", error=error_message(e))
-        return
-    staging.start_run(
+        invalid = e
+    staging.start_run(  # the point is the JSON dump of a validated spec: its fields are the spec's
         run_id,
-        experiment=spec.experiment,
+        experiment=str(point_data.get("experiment")),
         spec=point_data,
         spec_hash=task["spec_hash"],
-        seed=spec.seed,
+        seed=point_data.get("seed"),
         versions=versions,
         hardware=hardware,
-        name=spec.name,
+        name=point_data.get("name"),
         dir=run_id,
     )
+    if invalid is not None:
+        staging.finish_run(run_id, status="failed", error=error_message(invalid))
+        return
     ctx = RunContext(
         run_id=run_id,
         out=Path(task["out"]),
