@@ -41,6 +41,7 @@ from privlab.report.sections import (
     run_anchor,
 )
 from privlab.store import RunRecord, Store, atomic_write_text
+from privlab.store.export import flatten
 
 __all__ = ["REPORT_FILENAME", "build_report", "render_report"]
 
@@ -134,15 +135,6 @@ def _artifact_href(path: str) -> str:
     return p.as_uri() if p.is_absolute() else quote(p.as_posix())
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in data.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: data}
-
-
 def varying_params(runs: list[RunRecord]) -> dict[str, dict[str, Any]]:
     """Per run id: the spec values (dotted keys) that differ between runs of the same experiment — what a sweep
     varied. Keys that never vary, and ``name``/``sweep``/``preset``, are left out."""
@@ -152,7 +144,7 @@ def varying_params(runs: list[RunRecord]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for exp_runs in by_exp.values():
         flat = {
-            r.id: _flatten({k: v for k, v in r.spec.items() if k not in ("name", "sweep", "preset")}) for r in exp_runs
+            r.id: flatten({k: v for k, v in r.spec.items() if k not in ("name", "sweep", "preset")}) for r in exp_runs
         }
         keys = dict.fromkeys(k for f in flat.values() for k in f)
         varying = [
