@@ -30,7 +30,7 @@ from privlab.data.base import LabelledImages
 from privlab.data.transforms import AugmentConfig, SimCLRAugment
 from privlab.errors import ConfigError
 from privlab.measure.ssl_eval import extract_features, knn_accuracy, linear_probe_accuracy
-from privlab.models.ssl import SSLModel, build_ssl_model
+from privlab.models.ssl import SSLModel, build_ssl_model, ssl_optimizer
 
 __all__ = ["SSLAttackConfig", "UnauthorizedSSL", "evaluate_encoder", "pretrain_ssl"]
 
@@ -82,11 +82,7 @@ def pretrain_ssl(
         momentum=cfg.momentum,
         **norm,
     ).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    else:
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = ssl_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs) if cfg.cosine else None
     aug = SimCLRAugment(cfg.augment)
     g_order = torch.Generator().manual_seed(seed)

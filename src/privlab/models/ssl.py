@@ -49,6 +49,7 @@ __all__ = [
     "build_encoder",
     "build_ssl_model",
     "nt_xent",
+    "ssl_optimizer",
 ]
 
 SSL_METHODS = ("simclr", "moco", "simsiam")
@@ -294,3 +295,12 @@ def build_ssl_model(
     if method == "simsiam":
         return SimSiam(encoder, dim, hidden=hidden, out=out, pred_hidden=max(hidden // 4, 8))
     raise ConfigError(f"unknown SSL method {method!r}; use one of {', '.join(SSL_METHODS)}")
+
+
+def ssl_optimizer(model: SSLModel, optimizer: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """The optimiser of SSL training (attacker pre-training and TUE noise generation): Adam, or SGD with momentum
+    0.9, over the model's trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)

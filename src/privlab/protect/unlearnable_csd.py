@@ -36,7 +36,7 @@ from privlab.context import Progress, seed_everything
 from privlab.data.base import LabelledImages
 from privlab.data.transforms import AugmentConfig, SimCLRAugment
 from privlab.measure.ssl_eval import extract_features, knn_accuracy
-from privlab.models.ssl import SSLModel, build_ssl_model
+from privlab.models.ssl import SSLModel, build_ssl_model, ssl_optimizer
 from privlab.protect.base import PROTECTIONS
 from privlab.protect.unlearnable_em import (
     PerturbationBank,
@@ -48,7 +48,7 @@ from privlab.protect.unlearnable_em import (
     _uniform,
 )
 
-__all__ = ["TUEConfig", "TransferableUnlearnable", "csd_loss", "ssl_optimizer"]
+__all__ = ["TUEConfig", "TransferableUnlearnable", "csd_loss"]
 
 
 def _norm(v: torch.Tensor) -> torch.Tensor:
@@ -107,14 +107,6 @@ class TUEConfig(_NoiseBase):
     augment: AugmentConfig = Field(default_factory=AugmentConfig, description="SimCLR-style views")
     knn_monitor: bool = Field(default=False, description="kNN accuracy of the SSL encoder each epoch (needs test)")
     knn_k: int = Field(default=200, ge=1, description="kNN monitor neighbours")
-
-
-def ssl_optimizer(model: SSLModel, optimizer: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """The optimiser of SSL training: Adam, or SGD with momentum 0.9."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
 @PROTECTIONS.register(
