@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -177,18 +176,6 @@ class PoisonedImages(LabelledImages):
         x, y = self.clean.batch(index)
         x_aug = self.transform(x, self._aug_gen)
         return (x_aug + self.noise_for(index)).clamp(0, 1), y
-
-    def subset(self, indices: torch.Tensor | Sequence[int]) -> LabelledImages:
-        """The poisoned images of ``indices`` as a plain :class:`LabelledImages` (``"before"`` semantics)."""
-        return LabelledImages(
-            self.images[torch.as_tensor(indices, dtype=torch.long)],
-            self.labels[torch.as_tensor(indices, dtype=torch.long)],
-            self.num_classes,
-            name=self.name,
-            mean=self.mean,
-            std=self.std,
-            class_names=self.class_names,
-        )
 
     def __repr__(self) -> str:
         return (
