@@ -161,15 +161,9 @@ class Store:
                 c.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
-        except PrivlabError:
-            raise
-        except sqlite3.OperationalError as e:
-            if _is_write_problem(e):
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:  # _tx's own PrivlabErrors pass through
+            if isinstance(e, sqlite3.OperationalError) and _is_write_problem(e):
                 raise self._write_error(e) from None
-            raise FileFormatError(
-                f"{self.path} is not a valid privlab store ({e}); move it away or choose another --out folder"
-            ) from None
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
             raise FileFormatError(
                 f"{self.path} is not a valid privlab store ({e}); move it away or choose another --out folder"
             ) from None
@@ -210,7 +204,7 @@ class Store:
         A full disk, a read-only file or a lock held too long is a :class:`PrivlabError` ("cannot write …"), a
         damaged file a :class:`FileFormatError`; either way nothing of the transaction is kept.
         """
-        if getattr(self, "read_only", False):
+        if self.read_only:
             raise PrivlabError(f"{self.path} is opened read-only (the folder or medium is not writable)")
         c = self._conn
         try:
