@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from privlab.report.plane import PlanePoint, plane_figure, plane_points
 from privlab.report.sections import (
     SECTIONS,
     esc,
@@ -191,11 +192,9 @@ _FILTER_SCRIPT = """
 """
 
 
-def _overview(runs: list[RunRecord], info: Mapping[str, Mapping[str, Any]]) -> str:
-    from privlab.report.plane import plane_points
-
+def _overview(runs: list[RunRecord], info: Mapping[str, Mapping[str, Any]], plane: list[PlanePoint]) -> str:
     params = varying_params(runs)
-    points = {p.run_id: p for p in plane_points(runs, info)}
+    points = {p.run_id: p for p in plane}
     head = (
         "<th>id</th><th>experiment</th><th>name</th><th>parameters</th><th>status</th>"
         '<th class="num">seed</th><th class="num">privacy</th><th class="num">utility</th><th>headline metrics</th>'
@@ -244,10 +243,7 @@ def _overview(runs: list[RunRecord], info: Mapping[str, Mapping[str, Any]]) -> s
     )
 
 
-def _plane_section(runs: list[RunRecord], info: Mapping[str, Mapping[str, Any]]) -> str:
-    from privlab.report.plane import plane_figure, plane_points
-
-    points = plane_points(runs, info)
+def _plane_section(points: list[PlanePoint]) -> str:
     if not points:
         return (
             '<p class="muted">No run has both a privacy measure and a utility yet (plain training and MI estimation '
@@ -356,9 +352,10 @@ def render_report(store: Store, *, title: str | None = None) -> str:
         sections.append(f'<section id="{anchor}"><h2>{esc(heading)} <small>{esc(exp)}</small></h2>{body}</section>')
     nav.append('<a href="#runs">Run details</a>')
 
-    plane = _plane_section(runs, info)
+    points = plane_points(runs, info)  # each run's privacy/utility point: the overview's columns and the figure
+    plane = _plane_section(points)
     if runs:
-        overview = _overview(runs, info)
+        overview = _overview(runs, info, points)
         details = "\n".join(_run_details(r, store) for r in runs)
     else:
         overview = details = '<p class="muted">No runs in this store yet.</p>'
