@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from privlab.errors import ConfigError, DataMissingError, FileFormatError
 
 __all__ = [
     "ExperimentSpec",
+    "Reference",
     "Spec",
     "deep_merge",
     "format_validation_error",
@@ -47,6 +48,29 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+class Reference(Spec):
+    """One published value of one metric (compared with the run's value by :mod:`privlab.reference`)."""
+
+    value: float = Field(description="the published value, in the unit privlab logs the metric in")
+    source: str = Field(min_length=1, max_length=300, description="where it is published: paper, table or figure")
+    tolerance: float | None = Field(default=None, ge=0, description="absolute tolerance, in the metric's unit")
+    rel_tolerance: float | None = Field(default=None, ge=0, description="tolerance as a fraction of |value|")
+    note: str | None = Field(default=None, max_length=500, description="setting differences and why")
+
+    @model_validator(mode="after")
+    def _one_tolerance(self) -> Reference:
+        if self.tolerance is None and self.rel_tolerance is None:
+            raise ConfigError(
+                f"reference of value {self.value} ({self.source}) needs a tolerance or rel_tolerance: "
+                "how far a reproduction may be from the published value"
+            )
+        return self
+
+    def allowed(self) -> float:
+        """The largest |measured − published| counted as within tolerance (metric units)."""
+        return max(self.tolerance or 0.0, (self.rel_tolerance or 0.0) * abs(self.value))
+
+
 class ExperimentSpec(Spec):
     """Keys common to every experiment spec; each pipeline subclasses it with its own settings."""
 
@@ -58,6 +82,11 @@ class ExperimentSpec(Spec):
         default=None,
         description="dotted key → list of values; the spec expands to the grid of all combinations. "
         "A 'zip' entry (a mapping of keys → equally long lists, or a list of such mappings) varies its keys together",
+    )
+    reference: dict[str, Reference] = Field(
+        default_factory=dict,
+        description="metric name → published value, source and tolerance (shown beside the measured value in "
+        "`privlab runs show` and the report's Reproduction section); not part of the spec hash",
     )
 
 
@@ -257,10 +286,10 @@ def validate(
 
 
 def spec_hash(spec: BaseModel) -> str:
-    """SHA-256 (hex) of the spec's canonical JSON, without the free ``name`` label and the ``sweep`` block.
+    """SHA-256 (hex) of the spec's canonical JSON, without the free ``name`` label, ``sweep`` and ``reference``.
 
     Two specs that would run the same computation have the same hash; a finished hash is skipped on re-run.
     """
-    data = spec.model_dump(mode="json", exclude={"name", "sweep"})
+    data = spec.model_dump(mode="json", exclude={"name", "sweep", "reference"})
     canon = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canon.encode()).hexdigest()

@@ -71,6 +71,15 @@ def show(
     if rec.error:
         typer.echo(f"error: {rec.error}")
     print_table("final metrics", ["metric", "value"], [[k, v] for k, v in rec.metrics.items()])
+    if data["reference"]:
+        print_table(
+            "published vs measured",
+            ["metric", "published", "measured", "difference", "tolerance", "verdict", "source"],
+            [
+                [r["metric"], r["published"], r["measured"], r["difference"], r["allowed"], r["status"], r["source"]]
+                for r in data["reference"]
+            ],
+        )
     print_table(
         "artifacts", ["kind", "path", "sha256"], [[a["kind"], a["path"], a["sha256"][:16]] for a in data["artifacts"]]
     )

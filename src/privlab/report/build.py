@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import quote
 
 from privlab.report.plane import PlanePoint, plane_figure, plane_points
+from privlab.report.reproduction import reproduction_section
 from privlab.report.sections import (
     SECTIONS,
     esc,
@@ -351,6 +352,10 @@ def render_report(store: Store, *, title: str | None = None) -> str:
         nav.append(f'<a href="#{anchor}">{esc(heading)}</a>')
         sections.append(f'<section id="{anchor}"><h2>{esc(heading)} <small>{esc(exp)}</small></h2>{body}</section>')
     nav.append('<a href="#runs">Run details</a>')
+    repro = reproduction_section(runs)
+    if repro is not None:
+        nav.insert(2, '<a href="#reproduction">Reproduction</a>')
+        sections.insert(0, f'<section id="reproduction"><h2>Reproduction</h2>{repro}</section>')
 
     points = plane_points(runs, info)  # each run's privacy/utility point: the overview's columns and the figure
     plane = _plane_section(points)

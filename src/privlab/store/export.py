@@ -7,6 +7,7 @@ import io
 import json
 from typing import Any
 
+from privlab.reference import compare
 from privlab.store.sqlite import RunRecord, Store
 
 __all__ = ["flatten", "runs_to_csv", "runs_to_json"]
@@ -46,10 +47,12 @@ def runs_to_csv(runs: list[RunRecord]) -> str:
 
 
 def runs_to_json(store: Store, runs: list[RunRecord], *, with_steps: bool = True) -> dict[str, Any]:
-    """``{"runs": [...]}`` with each run's spec, versions, final metrics and (optionally) every stepped value."""
+    """``{"runs": [...]}`` with each run's spec, versions, final metrics, published-vs-measured rows for the spec's
+    ``reference:`` entries (:func:`privlab.reference.compare`) and (optionally) every stepped value."""
     out = []
     for r in runs:
         d = r.as_dict()
+        d["reference"] = [row.as_dict() for row in compare((r.spec or {}).get("reference") or {}, r.metrics)]
         if with_steps:
             d["history"] = [
                 {"name": m.name, "value": m.value, "step": m.step} for m in store.metrics(r.id) if m.step is not None
