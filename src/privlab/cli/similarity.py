@@ -51,7 +51,7 @@ def similarity(
     read as [0, 1]. Prints one row per image and the means, then what exactly each metric computed.
     """
     from privlab.data.reconstructions import load_pairs
-    from privlab.measure.similarity import parse_metrics, score
+    from privlab.measure.image import parse_metrics, score
 
     pairs = load_pairs(orig_dir, rec_dir)
     skipped: dict[str, str] = {}
@@ -102,8 +102,8 @@ def _auto(
 ) -> tuple[list[str], dict[str, str]]:
     """The default metric set: drop MS-SSIM on too-small images and LPIPS without weights, saying why."""
     from privlab.errors import ConfigError
-    from privlab.measure.image_similarity import SSIM_WINDOW, ms_ssim_settings
-    from privlab.measure.lpips import lpips_available
+    from privlab.measure.functional.image_similarity import SSIM_WINDOW, ms_ssim_settings
+    from privlab.measure.image.lpips import lpips_available
 
     keep, skipped = [], {}
     h, w = int(shape[-2]), int(shape[-1])

@@ -9,12 +9,12 @@ Estimators (:data:`MI_ESTIMATORS`, all in nats):
 - ``gaussian-copula`` — the Gaussian closed form on normal scores (Ince et al. 2017); exact for any elementwise
   monotone transform of Gaussian data, a lower bound for one-dimensional X and Z.
 - ``auto`` — a documented rule over the estimators above, from n and the dimensions only (see :func:`_auto`).
-- ``infonce``, ``nwj``, ``mine``, ``smile`` — neural variational lower bounds (:mod:`privlab.measure.mi_neural`).
+- ``infonce``, ``nwj``, ``mine``, ``smile`` — neural variational lower bounds (:mod:`privlab.measure.mi.neural`).
 
 kNN estimators are badly biased when the dimension is large for the number of samples: compare values at the same
 n, k and dimensions (e.g. clean vs noisy activations), not against the true MI. Every :class:`MIResult` carries
 ``diagnostics``: warnings (dimension high for n, estimators disagreeing) and the chosen estimator's calibration
-error on ground-truth tasks of similar n and dimension (:mod:`privlab.measure.mi_tasks`).
+error on ground-truth tasks of similar n and dimension (:mod:`privlab.measure.mi.tasks`).
 
 Example:
     >>> import torch
@@ -45,6 +45,7 @@ from privlab.measure.functional.mi_gaussian import gaussian_mi
 from privlab.measure.functional.mi_knn_kl import joint_and_product_split, knn_kl_divergence
 from privlab.measure.functional.mi_ksg import ksg_mi
 from privlab.measure.functional.preprocess import Preprocess, copula_normalize, preprocess_pair
+from privlab.measure.mi.calibration_table import calibration_line
 from privlab.registry import Registry
 
 __all__ = ["MI_ESTIMATORS", "MIResult", "MIWarning", "as_samples", "diagnose_result", "estimate_mi"]
@@ -357,8 +358,6 @@ KNN_TRUST_DIM = 4  # KSG/ite-dkl within ~0.05 nats of the truth only up to about
 
 def diagnose_result(result: MIResult, x: torch.Tensor, z: torch.Tensor, *, shrinkage: str = "auto") -> dict[str, Any]:
     """Warnings, a cheap reference estimate and the calibration line for ``result`` (see :class:`MIResult`)."""
-    from privlab.measure.calibration import calibration_line
-
     d = sum(result.dims)
     warns: list[str] = []
     if result.estimator in ("ite-dkl", "ksg") and d > KNN_TRUST_DIM:

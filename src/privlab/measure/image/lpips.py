@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 
 from privlab.errors import ConfigError, DataMissingError, FileFormatError
+from privlab.measure.functional.image_similarity import check_images
+from privlab.measure.image.base import MetricOutput, SimilarityOptions, register_metric
 
 __all__ = [
     "ENV_VAR",
@@ -283,8 +285,6 @@ class LPIPSMetric:
 
     def __call__(self, original: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
         """Per-image LPIPS ``[N]`` (CPU, float64) of two batches ``N×C×H×W`` in ``[0, 1]``."""
-        from privlab.measure.image_similarity import check_images
-
         check_images(original, reconstruction)
         out = []
         with torch.no_grad():
@@ -315,3 +315,16 @@ def lpips_distance(
 ) -> torch.Tensor:
     """Per-image LPIPS ``[N]`` of images in ``[0, 1]`` (see :class:`LPIPSMetric`; lower = more similar)."""
     return LPIPSMetric(net, weights, device)(original, reconstruction)
+
+
+@register_metric(
+    "lpips",
+    unit=None,
+    higher_is_better=False,
+    columns={"lpips": (None, False), "lpips-random": (None, False)},
+    description="learned perceptual distance (LPIPS v0.1, alex/vgg/squeeze); needs local backbone weights",
+)
+def _lpips(x: torch.Tensor, y: torch.Tensor, opts: SimilarityOptions) -> MetricOutput:
+    metric = LPIPSMetric(opts.lpips_net, opts.lpips_weights, opts.device)
+    values = metric(x, y)
+    return MetricOutput({metric.name: values}, metric.note)
