@@ -16,8 +16,8 @@ from torchmetrics.functional.image import (
 )
 
 from privlab.bench import Benchmark
-from privlab.measure.image.lpips import LPIPSMetric
 from privlab.measure.image import score
+from privlab.measure.image.lpips import LPIPSMetric
 
 N, C, HW = 64, 3, 32
 _DATA: dict[str, torch.Tensor] = {}

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from privlab.measure.image.base import similarity_directions
-from privlab.measure.semsim.agreement import agreement, join_scores
 from privlab.measure.semsim import load_manifest, load_semsim
+from privlab.measure.semsim.agreement import agreement, join_scores
 from privlab.run import execute, load_spec, spec_from_mapping
 from privlab.store import Store
 

@@ -151,8 +151,8 @@ def score_cmd(
     if manifest is not None:
         if orig is not None:
             raise ConfigError("give either ORIG [REC] or --manifest, not both")
-        from privlab.measure.semsim import load_manifest
         from privlab.measure.image import parse_metrics
+        from privlab.measure.semsim import load_manifest
 
         names = [m for m in parse_metrics(metrics) if m != "semsim"]
         rows, notes = score_manifest(load_manifest(manifest), names, net, device=dev)

@@ -266,8 +266,8 @@ def score_manifest(
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Score every row of ``manifest`` that has an original: ``(rows, notes)``; rows carry the manifest columns,
     ``recognised`` as 0/1 and one value per metric (``semsim`` when ``model`` is given)."""
-    from privlab.measure.image.lpips import lpips_available
     from privlab.measure.image import score
+    from privlab.measure.image.lpips import lpips_available
 
     manifest = Manifest(manifest.root, manifest.path, [r for r in manifest.records if r.original])
     ori, rec = _load_pairs(manifest)

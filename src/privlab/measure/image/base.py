@@ -124,9 +124,7 @@ def _entry_columns(entry: Any) -> dict[str, ColumnInfo]:
     meta = entry.meta
     cols = meta.get("columns") or {entry.name: (meta.get("unit"), meta.get("higher_is_better", True))}
     return {
-        col: ColumnInfo(
-            col, entry.name, unit, bool(hib), meta.get("kind", "privacy"), str(meta.get("description", ""))
-        )
+        col: ColumnInfo(col, entry.name, unit, bool(hib), meta.get("kind", "privacy"), str(meta.get("description", "")))
         for col, (unit, hib) in cols.items()
     }
 

@@ -24,16 +24,12 @@ def _one(name: str, values: torch.Tensor, note: str) -> MetricOutput:
     return MetricOutput({name: values}, note)
 
 
-@register_metric(
-    "mse", unit=None, higher_is_better=False, description="mean squared error per image, images in [0, 1]"
-)
+@register_metric("mse", unit=None, higher_is_better=False, description="mean squared error per image, images in [0, 1]")
 def _mse(x: torch.Tensor, y: torch.Tensor, opts: SimilarityOptions) -> MetricOutput:
     return _one("mse", pix.mse(x, y), "mean over C, H, W of (original − reconstruction)², images in [0, 1]")
 
 
-@register_metric(
-    "psnr", unit="dB", higher_is_better=True, description="peak signal-to-noise ratio, data range 1"
-)
+@register_metric("psnr", unit="dB", higher_is_better=True, description="peak signal-to-noise ratio, data range 1")
 def _psnr(x: torch.Tensor, y: torch.Tensor, opts: SimilarityOptions) -> MetricOutput:
     note = "10·log10(1 / MSE) in dB per image, data range 1 (inf for identical images); = skimage " + (
         "peak_signal_noise_ratio(data_range=1)"

@@ -77,7 +77,7 @@ def load_table(path: str | Path | None = None) -> list[dict[str, Any]]:
     keys = ("estimator", "n", "dims", "tasks", "mae", "within_fraction")
     if not isinstance(lines, list) or not all(isinstance(ln, dict) and all(k in ln for k in keys) for ln in lines):
         raise CalibrationTableError(
-            f"MI calibration table {p} is corrupt: expected {{\"lines\": [{{{', '.join(keys)}, …}}]}}; {fix}"
+            f'MI calibration table {p} is corrupt: expected {{"lines": [{{{", ".join(keys)}, …}}]}}; {fix}'
         )
     return lines
 

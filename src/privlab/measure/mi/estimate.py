@@ -109,7 +109,12 @@ MI_ESTIMATORS: Registry[Estimator] = Registry("MI estimator")
 
 
 @MI_ESTIMATORS.register(
-    "ite-dkl", stochastic=True, uses_knn=True, description="ITE MIShannon_DKL: kNN KL(joint‖product)"
+    "ite-dkl",
+    unit="nats",
+    kind="privacy",
+    stochastic=True,
+    uses_knn=True,
+    description="ITE MIShannon_DKL: kNN KL(joint‖product)",
 )
 def _ite_dkl(
     x: torch.Tensor, z: torch.Tensor, *, k: int, generator: torch.Generator, backend: Backend, split: str, **_: Any
@@ -119,12 +124,26 @@ def _ite_dkl(
     return est.nats, est.n_zero
 
 
-@MI_ESTIMATORS.register("ksg", stochastic=False, uses_knn=True, description="Kraskov–Stögbauer–Grassberger estimator 1")
+@MI_ESTIMATORS.register(
+    "ksg",
+    unit="nats",
+    kind="privacy",
+    stochastic=False,
+    uses_knn=True,
+    description="Kraskov–Stögbauer–Grassberger estimator 1",
+)
 def _ksg(x: torch.Tensor, z: torch.Tensor, *, k: int, backend: Backend, **_: Any) -> tuple[float, int]:
     return ksg_mi(x, z, k, backend=backend), 0
 
 
-@MI_ESTIMATORS.register("gaussian", stochastic=False, uses_knn=False, description="joint-Gaussian fit (closed form)")
+@MI_ESTIMATORS.register(
+    "gaussian",
+    unit="nats",
+    kind="privacy",
+    stochastic=False,
+    uses_knn=False,
+    description="joint-Gaussian fit (closed form)",
+)
 def _gaussian(x: torch.Tensor, z: torch.Tensor, *, shrinkage: str, **_: Any) -> tuple[float, int]:
     try:
         return gaussian_mi(x, z, shrinkage=shrinkage), 0  # type: ignore[arg-type]
@@ -133,7 +152,12 @@ def _gaussian(x: torch.Tensor, z: torch.Tensor, *, shrinkage: str, **_: Any) -> 
 
 
 @MI_ESTIMATORS.register(
-    "gaussian-copula", stochastic=False, uses_knn=False, description="Gaussian fit on normal scores (GCMI)"
+    "gaussian-copula",
+    unit="nats",
+    kind="privacy",
+    stochastic=False,
+    uses_knn=False,
+    description="Gaussian fit on normal scores (GCMI)",
 )
 def _gaussian_copula(x: torch.Tensor, z: torch.Tensor, *, shrinkage: str, **_: Any) -> tuple[float, int]:
     return _gaussian(copula_normalize(x), copula_normalize(z), shrinkage=shrinkage)
@@ -151,7 +175,14 @@ def _gaussian_or_shrunk(x: torch.Tensor, z: torch.Tensor, shrinkage: str, notes:
 AUTO_KSG_MAX_DIM = 20
 
 
-@MI_ESTIMATORS.register("auto", stochastic=False, uses_knn=False, description="rule over ksg / gaussian / copula")
+@MI_ESTIMATORS.register(
+    "auto",
+    unit="nats",
+    kind="privacy",
+    stochastic=False,
+    uses_knn=False,
+    description="rule over ksg / gaussian / copula",
+)
 def _auto(x: torch.Tensor, z: torch.Tensor, *, k: int, shrinkage: str, **_: Any) -> tuple[float, int, dict[str, Any]]:
     """The ``auto`` rule. It looks only at the dimensions, never at a known answer.
 

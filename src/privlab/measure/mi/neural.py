@@ -416,5 +416,12 @@ def _make_estimator(name: str) -> Any:
 
 for _name, _description in _DESCRIPTIONS.items():
     MI_ESTIMATORS.add(
-        _name, _make_estimator(_name), stochastic=True, uses_knn=False, uses_device=True, description=_description
+        _name,
+        _make_estimator(_name),
+        unit="nats",
+        kind="privacy",
+        stochastic=True,
+        uses_knn=False,
+        uses_device=True,
+        description=_description,
     )

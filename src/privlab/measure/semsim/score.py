@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 from privlab.errors import DataMissingError
-from privlab.measure.semsim.model import SemSimNet, load_semsim
 from privlab.measure.image.base import MetricOutput, SimilarityOptions, register_metric
+from privlab.measure.semsim.model import SemSimNet, load_semsim
 
 __all__ = ["ENV_VAR", "default_model", "semsim_distance", "set_default_model"]
 
