@@ -30,7 +30,8 @@ def similarity(
         _AUTO,
         "--metrics",
         "-m",
-        help="comma-separated: mse, psnr, ssim, ms-ssim, lpips, semsim (checkpoint from $PRIVLAB_SEMSIM_MODEL); "
+        help="comma-separated image metrics (`privlab metrics`): mse, psnr, ssim, ms-ssim, lpips, semsim (checkpoint "
+        "from $PRIVLAB_SEMSIM_MODEL), or your own; "
         "'auto' = mse,psnr,ssim + ms-ssim if the images are "
         "large enough + lpips if its weights are found",
     ),
@@ -63,7 +64,9 @@ def similarity(
         if "classifier" in names:
             from privlab.errors import ConfigError
 
-            raise ConfigError("metric 'classifier' needs a model and is available from Python only (similarity.score)")
+            raise ConfigError(
+                "metric 'classifier' needs a model and is available from Python only (privlab.measure.image.score)"
+            )
     table = score(
         pairs.originals,
         pairs.reconstructions,

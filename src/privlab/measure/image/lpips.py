@@ -21,6 +21,8 @@ Inputs are images in ``[0, 1]``; they are mapped to ``[−1, 1]`` (``2x − 1``)
 3 channels. Images smaller than the backbone allows (AlexNet 31 px, VGG 16 px, SqueezeNet 17 px) are upsampled
 bilinearly so that their shorter side is 64 px. Lower is more similar; 0 for identical images.
 
+This file also registers the image metric ``lpips`` (columns ``lpips`` or ``lpips-random``).
+
 Example:
     >>> import torch
     >>> x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
