@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from privlab.bench import BENCHMARKS, Benchmark
 from privlab.measure.mi import estimate_mi
-from privlab.measure.mi_tasks import get_task
+from privlab.measure.mi.tasks import get_task
 
 _DATA: dict[str, tuple] = {}
 

@@ -1,4 +1,4 @@
-"""Overhead of :func:`privlab.measure.similarity.score` over calling torchmetrics directly for the same metrics.
+"""Overhead of :func:`privlab.measure.image.score` over calling torchmetrics directly for the same metrics.
 
 Both sides score 64 RGB 32×32 image pairs with MSE, PSNR, SSIM (Gaussian 11, σ 1.5), MS-SSIM (2 scales, window 11)
 and LPIPS-alex (a random backbone: the same cost as the real one, and no weights file needed). The baseline calls
@@ -16,8 +16,8 @@ from torchmetrics.functional.image import (
 )
 
 from privlab.bench import Benchmark
-from privlab.measure.lpips import LPIPSMetric
-from privlab.measure.similarity import score
+from privlab.measure.image import score
+from privlab.measure.image.lpips import LPIPSMetric
 
 N, C, HW = 64, 3, 32
 _DATA: dict[str, torch.Tensor] = {}

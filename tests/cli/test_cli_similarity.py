@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from privlab.cli import app
 from privlab.data.reconstructions import save_pairs
-from privlab.measure.similarity import score
+from privlab.measure.image import score
 
 runner = CliRunner()
 

@@ -8,7 +8,7 @@ import torch
 
 from privlab.config import spec_hash
 from privlab.data import load_dataset
-from privlab.measure.clustering import kmeans_classifier
+from privlab.measure.utility.clustering import kmeans_classifier
 from privlab.pipelines.ldp import LDPSpec, build_mechanisms
 from privlab.run import execute, load_spec
 from privlab.run.sweep import expand

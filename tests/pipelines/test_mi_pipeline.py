@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from privlab.cli import app
 from privlab.errors import ConfigError
 from privlab.measure.mi import MIResult
-from privlab.pipelines.mi import mi_reduction
+from privlab.measure.mi.reduction import mi_reduction
 from privlab.run import execute, load_spec
 from privlab.store import Store
 

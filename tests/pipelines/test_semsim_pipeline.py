@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from privlab.measure.human_agreement import METRIC_DIRECTIONS, agreement, join_scores
+from privlab.measure.image.base import similarity_directions
 from privlab.measure.semsim import load_manifest, load_semsim
+from privlab.measure.semsim.agreement import agreement, join_scores
 from privlab.run import execute, load_spec, spec_from_mapping
 from privlab.store import Store
 
@@ -45,7 +46,7 @@ def test_smoke_proxy_labels_training_and_agreement(smoke):
     assert "lpips" in agr["notes"] or "lpips" not in agr["metrics"]
     # the recorded ordering accuracy is what the public functions give on the written files
     joined, _ = join_scores(m, run / "heldout_scores.csv")
-    again = agreement(joined, {k: METRIC_DIRECTIONS[k] for k in ("psnr", "semsim")}, n_boot=0)
+    again = agreement(joined, {k: similarity_directions()[k] for k in ("psnr", "semsim")}, n_boot=0)
     assert again.metrics["psnr"]["image"]["ordering_accuracy"] == pytest.approx(o.metrics["psnr_ordering_accuracy"])
     assert again.metrics["semsim"]["image"]["ordering_accuracy"] == pytest.approx(o.metrics["semsim_ordering_accuracy"])
     for k in ("semsim_spearman", "ssim_spearman", "reference_test_accuracy", "semsim_beats_psnr_ssim"):

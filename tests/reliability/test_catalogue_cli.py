@@ -470,10 +470,10 @@ def test_cli_catalogue(row, tmp_path, good, cli):
     assert not (tmp_path / "out.npy").exists()  # a refused privatisation writes nothing
 
 
-COMMANDS = ["run", "train", "invert", "datasets", "models", "experiments", "attacks", "protections", "report",
-            "bench", "similarity", "ldp budget", "ldp privatize", "mi", "mi calibrate", "mi tasks", "runs list",
-            "runs show", "runs export", "semsim train", "semsim score", "semsim agreement", "semsim annotate",
-            "semsim import", "semsim proxy", "sweep"]  # fmt: skip
+COMMANDS = ["run", "train", "invert", "datasets", "models", "experiments", "attacks", "protections", "metrics",
+            "report", "bench", "similarity", "ldp budget", "ldp privatize", "mi", "mi calibrate", "mi tasks",
+            "runs list", "runs show", "runs export", "semsim train", "semsim score", "semsim agreement",
+            "semsim annotate", "semsim import", "semsim proxy", "sweep"]  # fmt: skip
 
 
 def test_the_catalogue_covers_every_command(cli):
@@ -496,6 +496,7 @@ PARSER_ROWS = [
     ("experiments", ["experiments", "extra"], "unexpected extra argument"),
     ("attacks", ["attacks", "--json=2"], "Option '--json' does not take a value"),
     ("protections", ["protections", "-x"], "No such option: -x"),
+    ("metrics", ["metrics", "--bogus"], "No such option: --bogus"),
     ("sweep", ["sweep", "--bogus"], "No such option: --bogus"),
     ("train", ["train", "--epochs", "three"], "Invalid value for '--epochs' / '-e': Input should be a valid integer"),
     ("ldp budget", ["ldp", "budget", "-e", "abc"], "Invalid value for '--epsilon' / '-e': Input should be a valid num"),

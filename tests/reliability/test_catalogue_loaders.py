@@ -254,7 +254,7 @@ def unknown_run(tmp: Path, good: dict[str, Path]) -> Any:
 
 
 def lpips(tmp: Path, weights: Any, net: str = "alex") -> Any:
-    from privlab.measure.lpips import lpips_distance
+    from privlab.measure.image.lpips import lpips_distance
 
     x = torch.rand(1, 3, 32, 32)
     return lpips_distance(x, x, net=net, weights=weights)
@@ -296,7 +296,7 @@ def image_folder(tmp: Path, bad: str) -> Any:
 
 
 def scores(tmp: Path, good: dict[str, Path], text: str | bytes) -> Any:
-    from privlab.measure.human_agreement import join_scores
+    from privlab.measure.semsim.agreement import join_scores
 
     return join_scores(good["manifest"], put(tmp, "scores.csv", text))
 

@@ -150,8 +150,8 @@ def test_atomic_write_fails_cleanly(tmp_path, inject, leftovers, fault, existed)
 
 def _writers(tmp: Path, good: dict[str, Path]) -> dict[str, tuple[Any, Path]]:
     from privlab.data.reconstructions import save_pairs
+    from privlab.measure.image import score
     from privlab.measure.semsim.annotations import Annotation, append_annotation
-    from privlab.measure.similarity import score
     from privlab.store import replace_section, save_tensors
 
     x = torch.rand(2, 1, 12, 12, generator=torch.Generator().manual_seed(0))

@@ -46,7 +46,7 @@ def _alexnet(path: Path) -> Any:
 
 
 def _lpips(path: Path) -> Any:
-    from privlab.measure.lpips import lpips_distance
+    from privlab.measure.image.lpips import lpips_distance
 
     x = torch.rand(1, 3, 32, 32)
     return lpips_distance(x, x, weights=path)
@@ -119,7 +119,7 @@ LOADERS: dict[str, tuple[Callable[[Path], Any], list[str]]] = {
     "pipelines.train.load_checkpoint": (_checkpoint, ["model.safetensors", "raw.pt", "torch.pth"]),
     "semsim.load_semsim": (_semsim, ["model.safetensors", "raw.pt"]),
     "models.alexnet.load_alexnet_features": (_alexnet, ["torch.safetensors", "torch.pth"]),
-    "measure.lpips (weights file)": (_lpips, ["torch.pth", "raw.pth", "raw.pt"]),
+    "measure.image.lpips (weights file)": (_lpips, ["torch.pth", "raw.pth", "raw.pt"]),
     "data.reconstructions.read_png": (_png, ["raw.png"]),
     "run.load_spec (YAML)": (_spec, ["spec.yaml"]),
     "store.Store (runs.sqlite)": (_store, ["runs.sqlite"]),

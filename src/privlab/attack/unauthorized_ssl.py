@@ -29,7 +29,7 @@ from privlab.context import Progress, seed_everything
 from privlab.data.base import LabelledImages
 from privlab.data.transforms import AugmentConfig, SimCLRAugment
 from privlab.errors import ConfigError
-from privlab.measure.ssl_eval import extract_features, knn_accuracy, linear_probe_accuracy
+from privlab.measure.utility.ssl_eval import extract_features, knn_accuracy, linear_probe_accuracy
 from privlab.models.ssl import SSLModel, build_ssl_model, ssl_optimizer
 
 __all__ = ["SSLAttackConfig", "UnauthorizedSSL", "evaluate_encoder", "pretrain_ssl"]

@@ -1,4 +1,4 @@
-"""``privlab datasets``, ``privlab models``, ``privlab experiments``: what is registered."""
+"""``privlab datasets``, ``models``, ``experiments``, ``attacks``, ``protections``, ``metrics``: what is registered."""
 
 from __future__ import annotations
 
@@ -147,3 +147,47 @@ def attacks(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> N
 def protections(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """List registered protections and where they act (data, activation, gradient, training)."""
     _component_table("protections", "privlab.protect.PROTECTIONS", "kind", json_out)
+
+
+@app.command(epilog=examples("privlab metrics", "privlab metrics --json", "privlab similarity DIR --metrics psnr,ssim"))
+@handle_errors
+def metrics(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """List registered measurements: image-similarity columns (unit, direction read as a similarity, kind) and MI
+    estimators (nats)."""
+    from privlab.measure.image import metric_columns
+    from privlab.measure.mi import MI_ESTIMATORS
+
+    rows = [
+        {
+            "name": c.column,
+            "metric": c.metric,
+            "family": "image",
+            "unit": c.unit,
+            "higher_is_better": c.higher_is_better,
+            "direction": "higher = more similar" if c.higher_is_better else "lower = more similar",
+            "kind": c.kind,
+            "description": c.description,
+        }
+        for c in metric_columns().values()
+    ]
+    rows += [
+        {
+            "name": e.name,
+            "metric": "mi",
+            "family": "mi",
+            "unit": e.meta.get("unit"),
+            "higher_is_better": None,
+            "direction": "higher = more dependence",
+            "kind": e.meta.get("kind"),
+            "description": e.meta.get("description", ""),
+        }
+        for e in MI_ESTIMATORS.entries()
+    ]
+    if json_out:
+        emit_json({"metrics": rows})
+        return
+    print_table(
+        "metrics",
+        ["name", "family", "unit", "direction", "kind", "description"],
+        [[r["name"], r["family"], r["unit"] or "–", r["direction"], r["kind"], r["description"]] for r in rows],
+    )

@@ -114,8 +114,8 @@ def calibrate(
     A task is within tolerance when |estimate − truth| ≤ max(0.1 nats, 10 %).
     """
     from privlab.errors import ConfigError
-    from privlab.measure.calibration import calibrate as run_calibration
-    from privlab.measure.calibration import summarize, table_from_rows
+    from privlab.measure.mi.calibration import calibrate as run_calibration
+    from privlab.measure.mi.calibration import summarize, table_from_rows
 
     names = [e.strip() for e in estimators.split(",") if e.strip()]
     if not names:
@@ -165,7 +165,7 @@ def render_calibration_markdown(rows: list[dict], summary: dict, n: int, max_dim
     lines = [
         "## Mutual-information calibration",
         "",
-        f"Ground-truth tasks of `privlab.measure.mi_tasks` (d_x + d_z ≤ {max_dim or 'any'}), n = {n} samples each; "
+        f"Ground-truth tasks of `privlab.measure.mi.tasks` (d_x + d_z ≤ {max_dim or 'any'}), n = {n} samples each; "
         "an estimate is *within* when |estimate − truth| ≤ max(0.1 nats, 10 %). Regenerate with "
         f"`privlab mi calibrate --n {n}{f' --max-dim {max_dim}' if max_dim else ''} --markdown BENCHMARKS.md`.",
         "",
@@ -201,19 +201,19 @@ def render_calibration_markdown(rows: list[dict], summary: dict, n: int, max_dim
 
 
 def _write_table(lines: list[dict]) -> None:
-    """Merge calibration lines into the shipped table (src/privlab/measure/calibration_table.json)."""
+    """Merge calibration lines into the shipped table (src/privlab/measure/mi/calibration_table.json)."""
     import json
-    from importlib import resources
 
+    from privlab.measure.mi.calibration_table import table_path
     from privlab.store import atomic_write_text
 
-    path = Path(str(resources.files("privlab.measure") / "calibration_table.json"))
+    path = table_path()
     old = json.loads(path.read_text("utf-8"))["lines"] if path.is_file() else []
     keys = {(ln["estimator"], ln["n"], ln["dims"]) for ln in lines}
     merged = [ln for ln in old if (ln["estimator"], ln["n"], ln["dims"]) not in keys] + lines
     merged.sort(key=lambda ln: (ln["estimator"], ln["n"], ln["dims"]))
     doc = {
-        "description": "MI estimator calibration on privlab.measure.mi_tasks; made by privlab mi calibrate "
+        "description": "MI estimator calibration on privlab.measure.mi.tasks; made by privlab mi calibrate "
         "--write-table",
         "tolerance": "max(0.1 nats, 10 %)",
         "lines": merged,
@@ -230,7 +230,7 @@ def tasks(
 ) -> None:
     """List the ground-truth MI tasks (known MI) that calibrate runs."""
     from privlab.cli._common import print_table
-    from privlab.measure.mi_tasks import suite
+    from privlab.measure.mi.tasks import suite
 
     ts = suite(max_dim=max_dim)
     if not ts:

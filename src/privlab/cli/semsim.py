@@ -151,8 +151,8 @@ def score_cmd(
     if manifest is not None:
         if orig is not None:
             raise ConfigError("give either ORIG [REC] or --manifest, not both")
+        from privlab.measure.image import parse_metrics
         from privlab.measure.semsim import load_manifest
-        from privlab.measure.similarity import parse_metrics
 
         names = [m for m in parse_metrics(metrics) if m != "semsim"]
         rows, notes = score_manifest(load_manifest(manifest), names, net, device=dev)
@@ -215,13 +215,15 @@ def agreement_cmd(
     and ordering accuracies above 0.5 mean agreement with the humans.
     """
     from privlab.errors import ConfigError
-    from privlab.measure.human_agreement import METRIC_DIRECTIONS, agreement, join_scores
+    from privlab.measure.image.base import similarity_directions
+    from privlab.measure.semsim.agreement import agreement, join_scores
 
     rows, info = join_scores(manifest, scores)
-    unknown = [m for m in info["metrics"] if m not in METRIC_DIRECTIONS]
+    directions = similarity_directions()
+    unknown = [m for m in info["metrics"] if m not in directions]
     if unknown:
         raise ConfigError(
-            f"columns {', '.join(unknown)} of {scores} are not known metrics ({', '.join(METRIC_DIRECTIONS)}); "
+            f"columns {', '.join(unknown)} of {scores} are not known metrics ({', '.join(directions)}); "
             "remove or rename them"
         )
     res = agreement(rows, info["metrics"], n_boot=n_boot, seed=seed)

@@ -30,7 +30,8 @@ def similarity(
         _AUTO,
         "--metrics",
         "-m",
-        help="comma-separated: mse, psnr, ssim, ms-ssim, lpips, semsim (checkpoint from $PRIVLAB_SEMSIM_MODEL); "
+        help="comma-separated image metrics (`privlab metrics`): mse, psnr, ssim, ms-ssim, lpips, semsim (checkpoint "
+        "from $PRIVLAB_SEMSIM_MODEL), or your own; "
         "'auto' = mse,psnr,ssim + ms-ssim if the images are "
         "large enough + lpips if its weights are found",
     ),
@@ -51,7 +52,7 @@ def similarity(
     read as [0, 1]. Prints one row per image and the means, then what exactly each metric computed.
     """
     from privlab.data.reconstructions import load_pairs
-    from privlab.measure.similarity import parse_metrics, score
+    from privlab.measure.image import parse_metrics, score
 
     pairs = load_pairs(orig_dir, rec_dir)
     skipped: dict[str, str] = {}
@@ -63,7 +64,9 @@ def similarity(
         if "classifier" in names:
             from privlab.errors import ConfigError
 
-            raise ConfigError("metric 'classifier' needs a model and is available from Python only (similarity.score)")
+            raise ConfigError(
+                "metric 'classifier' needs a model and is available from Python only (privlab.measure.image.score)"
+            )
     table = score(
         pairs.originals,
         pairs.reconstructions,
@@ -102,8 +105,8 @@ def _auto(
 ) -> tuple[list[str], dict[str, str]]:
     """The default metric set: drop MS-SSIM on too-small images and LPIPS without weights, saying why."""
     from privlab.errors import ConfigError
-    from privlab.measure.image_similarity import SSIM_WINDOW, ms_ssim_settings
-    from privlab.measure.lpips import lpips_available
+    from privlab.measure.functional.image_similarity import SSIM_WINDOW, ms_ssim_settings
+    from privlab.measure.image.lpips import lpips_available
 
     keep, skipped = [], {}
     h, w = int(shape[-2]), int(shape[-1])

@@ -7,7 +7,7 @@ joint distribution of the two assignments (k × k), symmetrised and normalised, 
 consistent clusters; the degenerate two-cluster solution sits at −ln 2). An **overclustering** head (k = 50 by
 default) is trained beside the main head (k = number of classes, several sub-heads); the overclustering head only
 shapes the features. Evaluation maps the clusters of each main sub-head to classes with the Hungarian algorithm
-(:func:`privlab.measure.clustering.hungarian_accuracy`) and reports the sub-head with the lowest training loss.
+(:func:`privlab.measure.utility.clustering.hungarian_accuracy`) and reports the sub-head with the lowest training loss.
 
 Differences from the original "config B" network (4 × conv5×5, 64–512 channels, 24×24 inputs, Adam 1e-4, batch 700,
 5 repeats): a 3-layer 3×3 encoder with ``width`` channels working on the native image size, both heads optimised

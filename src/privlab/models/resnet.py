@@ -10,7 +10,7 @@ from torch import nn
 
 from privlab.models import MODELS
 
-__all__ = ["BasicBlock", "resnet18", "resnet20_4"]
+__all__ = ["BasicBlock", "cifar_resnet", "resnet18", "resnet20_4"]
 
 
 class BasicBlock(nn.Module):
@@ -49,7 +49,7 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-def _resnet(
+def cifar_resnet(
     block_counts: Sequence[int],
     widths: Sequence[int],
     num_classes: int,
@@ -121,7 +121,7 @@ def resnet20_4(num_classes: int, in_shape: tuple[int, int, int]) -> nn.Sequentia
         ``nn.Sequential`` (children ``stem``, ``layer1``–``layer3``, ``pool``, ``flatten``, ``fc``) mapping
         ``(N, C, H, W)`` to logits ``(N, num_classes)``.
     """
-    return _resnet((3, 3, 3), (64, 128, 256), num_classes, int(in_shape[0]))
+    return cifar_resnet((3, 3, 3), (64, 128, 256), num_classes, int(in_shape[0]))
 
 
 @MODELS.register(
@@ -143,4 +143,4 @@ def resnet18(num_classes: int, in_shape: tuple[int, int, int]) -> nn.Sequential:
         ``nn.Sequential`` (children ``stem``, ``layer1``–``layer4``, ``pool``, ``flatten``, ``fc``) mapping
         ``(N, C, H, W)`` to logits ``(N, num_classes)``.
     """
-    return _resnet((2, 2, 2, 2), (64, 128, 256, 512), num_classes, int(in_shape[0]))
+    return cifar_resnet((2, 2, 2, 2), (64, 128, 256, 512), num_classes, int(in_shape[0]))

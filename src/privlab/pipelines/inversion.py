@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 import torch
 from pydantic import Field, field_validator, model_validator
-from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from privlab.attack import ATTACKS, Observation
@@ -32,6 +31,7 @@ from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
 from privlab.data import LabelledImages, dataset_info, load_dataset
 from privlab.errors import ConfigError
+from privlab.measure.image.matching import align_labels, match_reconstructions
 from privlab.models import build_model
 from privlab.pipelines import PIPELINES
 from privlab.pipelines.train import DatasetSpec, load_checkpoint
@@ -152,15 +152,6 @@ def _reference(spec: InversionSpec, ctx: RunContext, train: LabelledImages) -> n
     return _trained(ctx, "reference", model, train, spec.reference_classifier, key).to(ctx.device).eval()
 
 
-def _match(x: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
-    """Order of ``rec`` that best matches ``x`` (Hungarian on per-pair MSE)."""
-    if len(x) == 1:
-        return torch.zeros(1, dtype=torch.long)
-    cost = ((x[:, None] - rec[None]) ** 2).flatten(2).mean(2)
-    _, cols = linear_sum_assignment(cost.numpy())
-    return torch.as_tensor(cols, dtype=torch.long)
-
-
 def _cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     dot = sum(float((x * y).sum()) for x, y in zip(a, b, strict=True))
     na = math.sqrt(sum(float(x.pow(2).sum()) for x in a))
@@ -174,9 +165,9 @@ def _cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
     """Attack ``num_images`` client images through their shared gradients; score and store the reconstructions."""
     from privlab.data.reconstructions import save_pairs
-    from privlab.measure.image_similarity import psnr as image_psnr
-    from privlab.measure.lpips import lpips_available
-    from privlab.measure.similarity import score
+    from privlab.measure.functional.image_similarity import psnr as image_psnr
+    from privlab.measure.image import score
+    from privlab.measure.image.lpips import lpips_available
     from privlab.report.grids import save_grid
 
     dataset_info(spec.dataset.name)
@@ -238,11 +229,11 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
             out = attack.run(model, obs, generator=gen_attack, progress=ctx.progress)
             t_attack += time.perf_counter() - t0
             rec = out.data.cpu()
-            perm = _match(x.cpu(), rec)
+            perm = match_reconstructions(x.cpu(), rec)
             rec = rec[perm]
             rl = out.labels.cpu() if out.labels is not None else torch.full((len(idx),), -1)
             # labels are matched as a multiset (order-free) for batch recovery; per image after the image matching
-            rec_labels.append(rl[perm] if out.stats["label_strategy"] in ("joint",) else _align_labels(rl, y.cpu()))
+            rec_labels.append(rl[perm] if out.stats["label_strategy"] in ("joint",) else align_labels(rl, y.cpu()))
             originals.append(x.cpu())
             recs.append(rec)
             labels.append(y.cpu())
@@ -311,21 +302,6 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
 def _noise_baseline(x: torch.Tensor, generator: torch.Generator) -> float:
     """Mean PSNR of uniform-noise images against the originals: what a reconstruction must clearly beat."""
     noise = torch.rand(x.shape, generator=generator)
-    from privlab.measure.image_similarity import psnr
+    from privlab.measure.functional.image_similarity import psnr
 
     return float(psnr(x, noise).mean())
-
-
-def _align_labels(recovered: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    """Recovered labels (a multiset, order unknown) assigned to the images so that as many as possible agree."""
-    out = torch.full_like(true, -1)
-    pool = recovered.tolist()
-    for i, t in enumerate(true.tolist()):
-        if t in pool:
-            pool.remove(t)
-            out[i] = t
-    rest = iter(pool)
-    for i in range(len(out)):
-        if out[i] < 0:
-            out[i] = next(rest, -1)
-    return out

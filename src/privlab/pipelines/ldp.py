@@ -39,7 +39,7 @@ from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
 from privlab.data import LabelledImages, dataset_info
 from privlab.errors import ConfigError
-from privlab.measure.clustering import hungarian_accuracy, kmeans_classifier
+from privlab.measure.utility.clustering import hungarian_accuracy, kmeans_classifier
 from privlab.models import build_model
 from privlab.models.iic import IICConfig, predict_clusters, train_iic
 from privlab.pipelines import PIPELINES

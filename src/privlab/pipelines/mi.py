@@ -3,15 +3,14 @@
 ``privlab run`` with ``experiment: mi`` estimates the MI of a ground-truth task (``task:``, known answer, so the
 error is stored too) or of two array files (``x:``/``z:``). Pipelines that report MI (Shredder) call
 :func:`log_mi` — the value goes into the store as a metric with its interval, and the estimator, its rule,
-diagnostics and calibration line go next to it as a JSON artifact the report shows — and :func:`log_mi_reduction`,
-which never stores a reduction without an interval.
+diagnostics and calibration line go next to it as a JSON artifact the report shows — and
+:func:`privlab.measure.mi.reduction.log_mi_reduction`, which never stores a reduction without an interval.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -21,7 +20,7 @@ from privlab.measure.mi import MIResult, estimate_mi
 from privlab.pipelines import PIPELINES
 from privlab.store import MetricRecord
 
-__all__ = ["MISpec", "log_mi", "log_mi_reduction", "mi_reduction", "run_mi"]
+__all__ = ["MISpec", "log_mi", "run_mi"]
 
 
 def log_mi(ctx: RunContext, name: str, result: MIResult, *, truth: float | None = None) -> None:
@@ -39,48 +38,6 @@ def log_mi(ctx: RunContext, name: str, result: MIResult, *, truth: float | None 
         ]
     ctx.log_many(records)
     ctx.save_json("mi", f"mi-{name}.json", {"name": name, "truth": truth, **result.as_dict()})
-
-
-def mi_reduction(clean: MIResult, noisy: MIResult) -> dict[str, Any]:
-    """MI reduction ``100 · (1 − noisy / clean)`` in percent, with a 95 % interval.
-
-    With ≥ 2 draws on both sides (same seed, so draw i of each uses the same permutation), the interval is a paired
-    Student-t interval over the per-draw reductions (``method = "repeats"``). Otherwise it comes from the shipped
-    calibration error of each estimate (value ± mean absolute error, ``method = "calibration"``); without either it
-    is None and ``method`` says why — a reduction is never reported as a bare percentage.
-    """
-    value = 100.0 * (1.0 - noisy.nats / clean.nats) if clean.nats else float("nan")
-    if len(clean.values) >= 2 and len(clean.values) == len(noisy.values):
-        from scipy.stats import t as student_t
-
-        per = [100.0 * (1.0 - n / c) for c, n in zip(clean.values, noisy.values, strict=True) if c]
-        if len(per) >= 2:
-            m = sum(per) / len(per)
-            sd = math.sqrt(sum((p - m) ** 2 for p in per) / (len(per) - 1))
-            half = float(student_t.ppf(0.975, len(per) - 1)) * sd / math.sqrt(len(per))
-            return {"percent": value, "ci95": [m - half, m + half], "method": "repeats"}
-    cc, cn = clean.diagnostics.get("calibration"), noisy.diagnostics.get("calibration")
-    if cc and cn and clean.nats > cc["mae"]:
-        lo_c, hi_c = clean.nats - cc["mae"], clean.nats + cc["mae"]
-        lo_n, hi_n = max(0.0, noisy.nats - cn["mae"]), noisy.nats + cn["mae"]
-        return {"percent": value, "ci95": [100 * (1 - hi_n / lo_c), 100 * (1 - lo_n / hi_c)], "method": "calibration"}
-    return {"percent": value, "ci95": None, "method": "none: use repeats ≥ 2 or a calibrated estimator"}
-
-
-def log_mi_reduction(ctx: RunContext, name: str, clean: MIResult, noisy: MIResult) -> dict[str, Any]:
-    """Store ``<name>`` (percent) and its interval bounds; returns :func:`mi_reduction`'s dict."""
-    red = mi_reduction(clean, noisy)
-    records = [MetricRecord(name, red["percent"], None, "%", "privacy", True)]
-    if red["ci95"] is not None:
-        records += [
-            MetricRecord(f"{name}_ci_low", red["ci95"][0], None, "%", "info", None),
-            MetricRecord(f"{name}_ci_high", red["ci95"][1], None, "%", "info", None),
-        ]
-    ctx.log_many(records)
-    ctx.save_json(
-        "mi", f"mi-{name}.json", {"name": name, "reduction": red, "clean": clean.as_dict(), "noisy": noisy.as_dict()}
-    )
-    return red
 
 
 class MISpec(ExperimentSpec):
@@ -110,7 +67,7 @@ class MISpec(ExperimentSpec):
 @PIPELINES.register("mi", spec=MISpec, description="estimate mutual information (ground-truth task or array files)")
 def run_mi(spec: MISpec, ctx: RunContext) -> None:
     """Estimate the MI of ``spec``'s data and log it (with truth and error for a task)."""
-    from privlab.measure.mi_tasks import get_task
+    from privlab.measure.mi.tasks import get_task
     from privlab.store import load_array
 
     truth = None

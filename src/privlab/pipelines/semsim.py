@@ -14,7 +14,7 @@ The originals are split (seeded) into a training part and a held-out part; SemSi
 training part (with ``semsim.pretrain: classifier`` its trunk is first trained as a classifier on the CLEAN train
 split of ``dataset``; the proxy's originals are test images and its labeller is a separate LeNet-5); on the held-out
 part every metric (MSE, PSNR, SSIM, LPIPS when its weights exist, SemSim) is scored and compared with the labels
-(:func:`privlab.measure.human_agreement.agreement`).
+(:func:`privlab.measure.semsim.agreement.agreement`).
 
 Artifacts: ``semsim.safetensors`` (the checkpoint), ``heldout_scores.csv`` (one row per held-out reconstruction:
 paths as in the manifest, setting, recognised, every metric), ``agreement.json`` (per-setting means, correlations
@@ -39,7 +39,8 @@ from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
 from privlab.data import dataset_info, load_dataset
 from privlab.errors import ConfigError
-from privlab.measure.human_agreement import METRIC_DIRECTIONS, agreement
+from privlab.measure.image.base import similarity_directions
+from privlab.measure.semsim.agreement import agreement
 from privlab.measure.semsim.annotations import Annotation, Manifest, load_manifest, save_manifest
 from privlab.measure.semsim.model import save_semsim
 from privlab.measure.semsim.score import semsim_distance
@@ -265,8 +266,8 @@ def score_manifest(
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Score every row of ``manifest`` that has an original: ``(rows, notes)``; rows carry the manifest columns,
     ``recognised`` as 0/1 and one value per metric (``semsim`` when ``model`` is given)."""
-    from privlab.measure.lpips import lpips_available
-    from privlab.measure.similarity import score
+    from privlab.measure.image import score
+    from privlab.measure.image.lpips import lpips_available
 
     manifest = Manifest(manifest.root, manifest.path, [r for r in manifest.records if r.original])
     ori, rec = _load_pairs(manifest)
@@ -364,8 +365,9 @@ def run_semsim(spec: SemSimSpec, ctx: RunContext) -> None:
     rows, notes = score_manifest(held_m, list(spec.metrics), result.model, device=ctx.device)
     scores_path = atomic_write_text(ctx.run_dir / "heldout_scores.csv", rows_to_csv(rows))
     ctx.store.add_artifact(ctx.run_id, "table", scores_path, sha256_file(scores_path), {"format": "csv"})
-    metric_names = [m for m in ["mse", "psnr", "ssim", "ms-ssim", "lpips", "lpips-random", "semsim"] if m in rows[0]]
-    agr = agreement(rows, {m: METRIC_DIRECTIONS[m] for m in metric_names}, n_boot=spec.n_boot, seed=ctx.seed)
+    directions = similarity_directions()
+    metric_names = [m for m in rows[0] if m in directions]
+    agr = agreement(rows, {m: directions[m] for m in metric_names}, n_boot=spec.n_boot, seed=ctx.seed)
     baselines = [m for m in ("psnr", "ssim") if m in agr.metrics]
     sem = agr.metrics["semsim"]["image"]
 

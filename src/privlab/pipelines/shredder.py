@@ -237,7 +237,8 @@ def run_shredder(spec: ShredderSpec, ctx: RunContext) -> None:
     """Run the Shredder experiment described in the module docstring."""
     from privlab.attack.activation_adversary import ActivationAdversary, original_adversary_accuracy
     from privlab.measure.mi import estimate_mi
-    from privlab.pipelines.mi import log_mi, log_mi_reduction
+    from privlab.measure.mi.reduction import log_mi_reduction
+    from privlab.pipelines.mi import log_mi
 
     dataset_info(spec.dataset.name)
     t_start = time.perf_counter()

@@ -37,7 +37,7 @@ from privlab.data import dataset_info
 from privlab.data.base import LabelledImages
 from privlab.data.transforms import build_transform
 from privlab.data.wrappers import PoisonedImages
-from privlab.measure.image_similarity import psnr
+from privlab.measure.functional.image_similarity import psnr
 from privlab.models import MODELS
 from privlab.pipelines import PIPELINES
 from privlab.pipelines.train import DatasetSpec, load_datasets

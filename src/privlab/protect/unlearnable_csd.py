@@ -35,7 +35,7 @@ from pydantic import Field
 from privlab.context import Progress, seed_everything
 from privlab.data.base import LabelledImages
 from privlab.data.transforms import AugmentConfig, SimCLRAugment
-from privlab.measure.ssl_eval import extract_features, knn_accuracy
+from privlab.measure.utility.ssl_eval import extract_features, knn_accuracy
 from privlab.models.ssl import SSLModel, build_ssl_model, ssl_optimizer
 from privlab.protect.base import PROTECTIONS
 from privlab.protect.unlearnable_em import (

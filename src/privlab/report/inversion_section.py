@@ -15,7 +15,27 @@ from privlab.store import RunRecord, Store
 
 __all__ = ["inversion_section"]
 
-_COLUMNS = ("psnr", "ssim", "lpips", "mse", "classifier_correct", "label_accuracy", "gradient_cosine", "epsilon")
+_RUN_COLUMNS = ("label_accuracy", "gradient_cosine", "epsilon")  # what the pipeline measures besides image metrics
+
+
+def _columns(runs: list[RunRecord]) -> list[str]:
+    """The image-metric columns the runs have (every registered metric, in the order the runs logged them), then the
+    pipeline's own columns."""
+    from privlab.measure.image import metric_columns
+
+    image = metric_columns()
+    cols = list(dict.fromkeys(name for r in runs for name in r.metrics if name in image))
+    return cols + [c for c in _RUN_COLUMNS if any(c in r.metrics for r in runs)]
+
+
+def _unit(info: dict[str, dict[str, Any]], column: str) -> str | None:
+    """The unit logged with ``column``, else the one its image metric registered."""
+    from privlab.measure.image import metric_columns
+
+    unit = info.get(column, {}).get("unit")
+    if unit is None and column in metric_columns():
+        unit = metric_columns()[column].unit
+    return unit
 
 
 def _defense_label(spec: dict[str, Any]) -> str:
@@ -86,16 +106,14 @@ def inversion_section(runs: list[RunRecord], store: Store) -> str:
     """One row per run (attack, defence, model, similarity means, label accuracy), a PSNR-by-defence chart, and each
     run's grid of originals above reconstructions."""
     info = store.metric_info()
-    cols = [c for c in _COLUMNS if any(c in r.metrics for r in runs)]
+    cols = _columns(runs)
     head = "<th>run</th><th>attack</th><th>defence</th><th>model</th><th>images</th>" + "".join(
-        f'<th class="num">{esc(c)}<br><small>{esc(info.get(c, {}).get("unit") or "")}</small></th>' for c in cols
+        f'<th class="num">{esc(c)}<br><small>{esc(_unit(info, c) or "")}</small></th>' for c in cols
     )
     rows = []
     for r in runs:
         s = r.spec
-        cells = "".join(
-            f'<td class="num">{esc(format_value(r.metrics.get(c), c, info.get(c, {}).get("unit")))}</td>' for c in cols
-        )
+        cells = "".join(f'<td class="num">{esc(format_value(r.metrics.get(c), c, _unit(info, c)))}</td>' for c in cols)
         status = "" if r.status == "finished" else f' <span class="status-{esc(r.status)}">{esc(r.status)}</span>'
         rows.append(
             f'<tr><td><a href="#{run_anchor(r.id)}">{esc(r.id)}</a>{status}</td><td>{esc(s.get("attack"))}</td>'

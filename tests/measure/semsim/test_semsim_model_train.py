@@ -120,7 +120,7 @@ def test_checkpoint_round_trip_and_refusals(tmp_path):
 
 
 def test_registered_similarity_metric_uses_the_checkpoint(tmp_path, monkeypatch):
-    from privlab.measure.similarity import score
+    from privlab.measure.image import score
 
     net = SemSimNet(in_channels=1, width=2, input_size=8).eval()
     path = tmp_path / "s.safetensors"

@@ -5,7 +5,9 @@
 - :mod:`~privlab.measure.semsim.score` — the SemSim distance; registers ``semsim`` as a similarity metric.
 - :mod:`~privlab.measure.semsim.annotations` — the manifest format and the importer of the original layout.
 - :mod:`~privlab.measure.semsim.server` — the local annotation page.
-- :mod:`privlab.measure.human_agreement` — agreement of any metric with human (or proxy) labels.
+- :mod:`~privlab.measure.semsim.agreement` — agreement of any image metric with human (or proxy) labels.
+
+Every module of this package is imported here (``semsim`` is then a registered image metric).
 """
 
 from privlab.measure.semsim.annotations import (
@@ -45,3 +47,7 @@ __all__ = [
     "train_semsim",
     "triplet_loss",
 ]
+
+from privlab.registry import import_submodules
+
+import_submodules(__name__, __path__)

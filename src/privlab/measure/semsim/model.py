@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from privlab.errors import ConfigError, FileFormatError
-from privlab.models.resnet import _resnet
+from privlab.models.resnet import cifar_resnet
 from privlab.store import load_tensors, save_tensors
 
 __all__ = ["FORMAT", "SemSimNet", "load_semsim", "preprocess", "save_semsim"]
@@ -94,7 +94,7 @@ class SemSimNet(nn.Module):
             raise ConfigError(f"SemSim mean/std need {in_channels} values each (std > 0), got {mean} and {std}")
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-        trunk = _resnet((2, 2, 2, 2), (width, 2 * width, 4 * width, 8 * width), 1, in_channels)
+        trunk = cifar_resnet((2, 2, 2, 2), (width, 2 * width, 4 * width, 8 * width), 1, in_channels)
         trunk.fc = nn.Identity()
         self.trunk = trunk
 

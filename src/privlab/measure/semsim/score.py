@@ -4,7 +4,7 @@
 (:class:`~privlab.measure.semsim.model.SemSimNet`, L2-normalised when it was trained so). Lower = more semantically
 similar = more leakage. Images are preprocessed exactly as in training.
 
-Importing this module registers ``semsim`` in :data:`privlab.measure.similarity.SIMILARITY_METRICS`; the metric
+This file registers ``semsim`` as an image metric (:data:`privlab.measure.image.SIMILARITY_METRICS`); the metric
 reads its checkpoint from :func:`set_default_model` or, failing that, the environment variable
 ``PRIVLAB_SEMSIM_MODEL`` (so ``PRIVLAB_SEMSIM_MODEL=ckpt.safetensors privlab similarity DIR --metrics psnr,semsim``
 works).
@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 from privlab.errors import DataMissingError
+from privlab.measure.image.base import MetricOutput, SimilarityOptions, register_metric
 from privlab.measure.semsim.model import SemSimNet, load_semsim
-from privlab.measure.similarity import SIMILARITY_METRICS, MetricOutput, SimilarityOptions
 
 __all__ = ["ENV_VAR", "default_model", "semsim_distance", "set_default_model"]
 
@@ -87,6 +87,12 @@ def default_model(device: str | torch.device | None = None) -> tuple[SemSimNet, 
     return _cache[key], str(p)
 
 
+@register_metric(
+    "semsim",
+    unit=None,
+    higher_is_better=False,
+    description=f"learned human-aligned distance (SemSim); checkpoint from ${ENV_VAR}",
+)
 def _semsim_metric(x: torch.Tensor, y: torch.Tensor, opts: SimilarityOptions) -> MetricOutput:
     model, path = default_model(opts.device if opts.device not in (None, "auto") else None)
     cfg = model.config()
@@ -95,14 +101,4 @@ def _semsim_metric(x: torch.Tensor, y: torch.Tensor, opts: SimilarityOptions) ->
         f"{' (L2-normalised)' if cfg['l2_normalize'] else ''}, images resized to {cfg['input_size']}² as in "
         f"training; lower = more similar; checkpoint {Path(path).name}"
     )
-    return MetricOutput({"semsim": semsim_distance(model, x, y)}, note, {"semsim": None}, {"semsim": False})
-
-
-if "semsim" not in SIMILARITY_METRICS:
-    SIMILARITY_METRICS.add(
-        "semsim",
-        _semsim_metric,
-        unit=None,
-        higher_is_better=False,
-        description=f"learned human-aligned distance (SemSim); checkpoint from ${ENV_VAR}",
-    )
+    return MetricOutput({"semsim": semsim_distance(model, x, y)}, note)

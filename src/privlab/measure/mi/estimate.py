@@ -9,12 +9,12 @@ Estimators (:data:`MI_ESTIMATORS`, all in nats):
 - ``gaussian-copula`` — the Gaussian closed form on normal scores (Ince et al. 2017); exact for any elementwise
   monotone transform of Gaussian data, a lower bound for one-dimensional X and Z.
 - ``auto`` — a documented rule over the estimators above, from n and the dimensions only (see :func:`_auto`).
-- ``infonce``, ``nwj``, ``mine``, ``smile`` — neural variational lower bounds (:mod:`privlab.measure.mi_neural`).
+- ``infonce``, ``nwj``, ``mine``, ``smile`` — neural variational lower bounds (:mod:`privlab.measure.mi.neural`).
 
 kNN estimators are badly biased when the dimension is large for the number of samples: compare values at the same
 n, k and dimensions (e.g. clean vs noisy activations), not against the true MI. Every :class:`MIResult` carries
 ``diagnostics``: warnings (dimension high for n, estimators disagreeing) and the chosen estimator's calibration
-error on ground-truth tasks of similar n and dimension (:mod:`privlab.measure.mi_tasks`).
+error on ground-truth tasks of similar n and dimension (:mod:`privlab.measure.mi.tasks`).
 
 Example:
     >>> import torch
@@ -45,6 +45,7 @@ from privlab.measure.functional.mi_gaussian import gaussian_mi
 from privlab.measure.functional.mi_knn_kl import joint_and_product_split, knn_kl_divergence
 from privlab.measure.functional.mi_ksg import ksg_mi
 from privlab.measure.functional.preprocess import Preprocess, copula_normalize, preprocess_pair
+from privlab.measure.mi.calibration_table import calibration_line
 from privlab.registry import Registry
 
 __all__ = ["MI_ESTIMATORS", "MIResult", "MIWarning", "as_samples", "diagnose_result", "estimate_mi"]
@@ -108,7 +109,12 @@ MI_ESTIMATORS: Registry[Estimator] = Registry("MI estimator")
 
 
 @MI_ESTIMATORS.register(
-    "ite-dkl", stochastic=True, uses_knn=True, description="ITE MIShannon_DKL: kNN KL(joint‖product)"
+    "ite-dkl",
+    unit="nats",
+    kind="privacy",
+    stochastic=True,
+    uses_knn=True,
+    description="ITE MIShannon_DKL: kNN KL(joint‖product)",
 )
 def _ite_dkl(
     x: torch.Tensor, z: torch.Tensor, *, k: int, generator: torch.Generator, backend: Backend, split: str, **_: Any
@@ -118,12 +124,26 @@ def _ite_dkl(
     return est.nats, est.n_zero
 
 
-@MI_ESTIMATORS.register("ksg", stochastic=False, uses_knn=True, description="Kraskov–Stögbauer–Grassberger estimator 1")
+@MI_ESTIMATORS.register(
+    "ksg",
+    unit="nats",
+    kind="privacy",
+    stochastic=False,
+    uses_knn=True,
+    description="Kraskov–Stögbauer–Grassberger estimator 1",
+)
 def _ksg(x: torch.Tensor, z: torch.Tensor, *, k: int, backend: Backend, **_: Any) -> tuple[float, int]:
     return ksg_mi(x, z, k, backend=backend), 0
 
 
-@MI_ESTIMATORS.register("gaussian", stochastic=False, uses_knn=False, description="joint-Gaussian fit (closed form)")
+@MI_ESTIMATORS.register(
+    "gaussian",
+    unit="nats",
+    kind="privacy",
+    stochastic=False,
+    uses_knn=False,
+    description="joint-Gaussian fit (closed form)",
+)
 def _gaussian(x: torch.Tensor, z: torch.Tensor, *, shrinkage: str, **_: Any) -> tuple[float, int]:
     try:
         return gaussian_mi(x, z, shrinkage=shrinkage), 0  # type: ignore[arg-type]
@@ -132,7 +152,12 @@ def _gaussian(x: torch.Tensor, z: torch.Tensor, *, shrinkage: str, **_: Any) -> 
 
 
 @MI_ESTIMATORS.register(
-    "gaussian-copula", stochastic=False, uses_knn=False, description="Gaussian fit on normal scores (GCMI)"
+    "gaussian-copula",
+    unit="nats",
+    kind="privacy",
+    stochastic=False,
+    uses_knn=False,
+    description="Gaussian fit on normal scores (GCMI)",
 )
 def _gaussian_copula(x: torch.Tensor, z: torch.Tensor, *, shrinkage: str, **_: Any) -> tuple[float, int]:
     return _gaussian(copula_normalize(x), copula_normalize(z), shrinkage=shrinkage)
@@ -150,7 +175,14 @@ def _gaussian_or_shrunk(x: torch.Tensor, z: torch.Tensor, shrinkage: str, notes:
 AUTO_KSG_MAX_DIM = 20
 
 
-@MI_ESTIMATORS.register("auto", stochastic=False, uses_knn=False, description="rule over ksg / gaussian / copula")
+@MI_ESTIMATORS.register(
+    "auto",
+    unit="nats",
+    kind="privacy",
+    stochastic=False,
+    uses_knn=False,
+    description="rule over ksg / gaussian / copula",
+)
 def _auto(x: torch.Tensor, z: torch.Tensor, *, k: int, shrinkage: str, **_: Any) -> tuple[float, int, dict[str, Any]]:
     """The ``auto`` rule. It looks only at the dimensions, never at a known answer.
 
@@ -357,8 +389,6 @@ KNN_TRUST_DIM = 4  # KSG/ite-dkl within ~0.05 nats of the truth only up to about
 
 def diagnose_result(result: MIResult, x: torch.Tensor, z: torch.Tensor, *, shrinkage: str = "auto") -> dict[str, Any]:
     """Warnings, a cheap reference estimate and the calibration line for ``result`` (see :class:`MIResult`)."""
-    from privlab.measure.calibration import calibration_line
-
     d = sum(result.dims)
     warns: list[str] = []
     if result.estimator in ("ite-dkl", "ksg") and d > KNN_TRUST_DIM:

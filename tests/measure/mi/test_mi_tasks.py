@@ -5,8 +5,8 @@ import pytest
 from scipy import integrate, special, stats
 
 from privlab.errors import ConfigError, UnknownNameError
-from privlab.measure import mi_tasks as mt
-from privlab.measure.mi_tasks import TASKS, get_task, suite
+from privlab.measure.mi import tasks as mt
+from privlab.measure.mi.tasks import TASKS, get_task, suite
 
 MC_N = 200_000
 

@@ -21,6 +21,8 @@ Inputs are images in ``[0, 1]``; they are mapped to ``[−1, 1]`` (``2x − 1``)
 3 channels. Images smaller than the backbone allows (AlexNet 31 px, VGG 16 px, SqueezeNet 17 px) are upsampled
 bilinearly so that their shorter side is 64 px. Lower is more similar; 0 for identical images.
 
+This file also registers the image metric ``lpips`` (columns ``lpips`` or ``lpips-random``).
+
 Example:
     >>> import torch
     >>> x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -41,6 +43,8 @@ import torch
 import torch.nn.functional as F
 
 from privlab.errors import ConfigError, DataMissingError, FileFormatError
+from privlab.measure.functional.image_similarity import check_images
+from privlab.measure.image.base import MetricOutput, SimilarityOptions, register_metric
 
 __all__ = [
     "ENV_VAR",
@@ -283,8 +287,6 @@ class LPIPSMetric:
 
     def __call__(self, original: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
         """Per-image LPIPS ``[N]`` (CPU, float64) of two batches ``N×C×H×W`` in ``[0, 1]``."""
-        from privlab.measure.image_similarity import check_images
-
         check_images(original, reconstruction)
         out = []
         with torch.no_grad():
@@ -315,3 +317,16 @@ def lpips_distance(
 ) -> torch.Tensor:
     """Per-image LPIPS ``[N]`` of images in ``[0, 1]`` (see :class:`LPIPSMetric`; lower = more similar)."""
     return LPIPSMetric(net, weights, device)(original, reconstruction)
+
+
+@register_metric(
+    "lpips",
+    unit=None,
+    higher_is_better=False,
+    columns={"lpips": (None, False), "lpips-random": (None, False)},
+    description="learned perceptual distance (LPIPS v0.1, alex/vgg/squeeze); needs local backbone weights",
+)
+def _lpips(x: torch.Tensor, y: torch.Tensor, opts: SimilarityOptions) -> MetricOutput:
+    metric = LPIPSMetric(opts.lpips_net, opts.lpips_weights, opts.device)
+    values = metric(x, y)
+    return MetricOutput({metric.name: values}, metric.note)

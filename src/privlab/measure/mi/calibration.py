@@ -1,41 +1,25 @@
-"""Calibration of MI estimators against ground truth: run them over :mod:`privlab.measure.mi_tasks`.
+"""Calibration of MI estimators against ground truth: run them over :mod:`privlab.measure.mi.tasks`.
 
 :func:`calibrate` estimates every task of the suite with every estimator and records the error;
 :func:`summarize` gives, per estimator, the mean absolute error and how many tasks are within tolerance
-(``|error| ≤ max(0.1 nats, 10 %)``). A table of such summaries by (n, dimension band) ships with privlab
-(``calibration_table.json``, made by ``privlab mi calibrate --write-table``); :func:`calibration_line` looks up the
-line that matches an estimate, and every :class:`~privlab.measure.mi.MIResult` carries it in ``diagnostics``.
+(``|error| ≤ max(0.1 nats, 10 %)``); :func:`table_from_rows` makes the lines of the shipped table
+(``privlab mi calibrate --write-table``), which :mod:`privlab.measure.mi.calibration_table` looks up.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from importlib import resources
 from typing import Any
 
 from privlab.errors import ConfigError
+from privlab.measure.mi.calibration_table import dim_band, within_tolerance
+from privlab.measure.mi.estimate import MI_ESTIMATORS, estimate_mi
+from privlab.measure.mi.tasks import get_task, suite
 
-__all__ = ["DIM_BANDS", "calibrate", "calibration_line", "dim_band", "summarize", "within_tolerance"]
-
-ABS_TOL, REL_TOL = 0.1, 0.10
-DIM_BANDS = ((1, 4), (5, 20), (21, 100), (101, 1000), (1001, 10**9))
-
-
-def within_tolerance(estimate: float, truth: float) -> bool:
-    """``|estimate − truth| ≤ max(0.1 nats, 10 % of truth)``."""
-    return math.isfinite(estimate) and abs(estimate - truth) <= max(ABS_TOL, REL_TOL * abs(truth))
-
-
-def dim_band(d: int) -> str:
-    """The band ``"lo-hi"`` of total dimension ``d`` used to group calibration results."""
-    for lo, hi in DIM_BANDS:
-        if lo <= d <= hi:
-            return f"{lo}-{hi}" if hi < 10**9 else f">{lo - 1}"
-    return "?"
+__all__ = ["calibrate", "summarize", "table_from_rows"]
 
 
 def calibrate(
@@ -56,9 +40,6 @@ def calibrate(
         One row per (task, estimator): ``task, family, transform, dim_x, dim_z, n, truth, estimator, estimate,
         abs_error, rel_error, within_tolerance, seconds, error`` (``error`` holds a failure message, else None).
     """
-    from privlab.measure.mi import MI_ESTIMATORS, estimate_mi
-    from privlab.measure.mi_tasks import get_task, suite
-
     for name in estimators:
         MI_ESTIMATORS.entry(name)  # unknown names fail before any work
     chosen = [get_task(t) for t in tasks] if tasks else suite(max_dim=max_dim, families=families)
@@ -139,36 +120,3 @@ def table_from_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return lines
-
-
-_TABLE: list[dict[str, Any]] | None = None
-
-
-def _table() -> list[dict[str, Any]]:
-    global _TABLE
-    if _TABLE is None:
-        try:
-            text = (resources.files("privlab.measure") / "calibration_table.json").read_text("utf-8")
-            _TABLE = json.loads(text)["lines"]
-        except (FileNotFoundError, KeyError, json.JSONDecodeError):
-            _TABLE = []
-    return _TABLE
-
-
-def calibration_line(estimator: str, n: int, d: int) -> dict[str, Any] | None:
-    """The shipped calibration line for ``estimator`` at the n nearest to ``n`` (log scale) in the band of ``d``.
-
-    Returns:
-        ``{"estimator", "n", "dims", "tasks", "mae", "within_fraction", "max_abs_error", "text"}`` or None when the
-        table has no line for this estimator and dimension band.
-    """
-    band = dim_band(d)
-    lines = [ln for ln in _table() if ln["estimator"] == estimator and ln["dims"] == band]
-    if not lines:
-        return None
-    best = dict(min(lines, key=lambda ln: abs(math.log(ln["n"]) - math.log(max(n, 1)))))
-    best["text"] = (
-        f"{estimator} on {best['tasks']} ground-truth tasks with {band} dimensions at n = {best['n']}: "
-        f"mean |error| {best['mae']:.3g} nats, {best['within_fraction']:.0%} within max(0.1 nats, 10 %)"
-    )
-    return best

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from privlab.errors import ConfigError
-from privlab.measure.clustering import confusion_matrix, hungarian_accuracy, kmeans_classifier, majority_mapping
+from privlab.measure.utility.clustering import confusion_matrix, hungarian_accuracy, kmeans_classifier, majority_mapping
 
 
 def test_hungarian_matches_brute_force_over_all_permutations():

@@ -46,7 +46,7 @@ task is named ``"<transform>(<base name>)"``, keeps the base family and MI, and 
   strictly increasing in x, so the map is injective.
 
 Example:
-    >>> from privlab.measure.mi_tasks import get_task
+    >>> from privlab.measure.mi.tasks import get_task
     >>> t = get_task("normal-sparse-5x5")
     >>> x, z = t.sample(1000, seed=0)
     >>> x.shape, z.shape, round(t.mi, 4)

@@ -35,9 +35,9 @@ import numpy as np
 from scipy import stats
 
 from privlab.errors import ConfigError
+from privlab.measure.image.base import similarity_directions
 
 __all__ = [
-    "METRIC_DIRECTIONS",
     "AgreementResult",
     "agreement",
     "correlations",
@@ -45,19 +45,6 @@ __all__ = [
     "ordering_accuracy",
     "setting_means",
 ]
-
-METRIC_DIRECTIONS: dict[str, bool] = {
-    "mse": False,
-    "psnr": True,
-    "ssim": True,
-    "ms-ssim": True,
-    "lpips": False,
-    "lpips-random": False,
-    "semsim": False,
-    "classifier_correct": True,
-    "classifier_confidence": True,
-}
-"""Metric → higher value means *more similar* (the orientation used for every agreement statistic)."""
 
 _CORR = {"spearman": stats.spearmanr, "pearson": stats.pearsonr, "kendall": stats.kendalltau}
 
@@ -205,7 +192,8 @@ def agreement(
 
     Args:
         rows: dicts with ``setting``, ``recognised`` (0/1 or a fraction) and one key per metric.
-        directions: metric → higher means more similar; or a list of names known to :data:`METRIC_DIRECTIONS`.
+        directions: metric → higher means more similar; or a list of column names of registered image metrics
+            (their direction from the registration, :func:`~privlab.measure.image.base.similarity_directions`).
         n_boot: bootstrap resamples for the 95 % intervals.
         seed: seeds the bootstrap.
 
@@ -218,12 +206,13 @@ def agreement(
         if "setting" not in r or "recognised" not in r:
             raise ConfigError(f"row {i} lacks 'setting' or 'recognised' (got keys {sorted(r)})")
     if not isinstance(directions, Mapping):
-        unknown = [m for m in directions if m not in METRIC_DIRECTIONS]
+        known = similarity_directions()
+        unknown = [m for m in directions if m not in known]
         if unknown:
             raise ConfigError(
                 f"direction of metric(s) {', '.join(unknown)} unknown; pass {{name: higher_is_similar}} instead"
             )
-        directions = {m: METRIC_DIRECTIONS[m] for m in directions}
+        directions = {m: known[m] for m in directions}
     per = setting_means(rows, list(directions))
     human_s = np.array([p["human_rate"] for p in per])
     human_i = np.array([float(r["recognised"]) for r in rows])

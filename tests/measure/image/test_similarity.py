@@ -9,8 +9,8 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from privlab.errors import ConfigError, UnknownNameError
-from privlab.measure.image_similarity import ms_ssim, ms_ssim_settings, ssim
-from privlab.measure.similarity import SIMILARITY_METRICS, parse_metrics, score
+from privlab.measure.functional.image_similarity import ms_ssim, ms_ssim_settings, ssim
+from privlab.measure.image import SIMILARITY_METRICS, parse_metrics, score
 
 
 def _images(kind: str, c: int, n: int = 3, hw: int = 32) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from privlab.errors import ConfigError, FileFormatError
-from privlab.measure.human_agreement import agreement, correlations, join_scores, ordering_accuracy
+from privlab.measure.semsim.agreement import agreement, correlations, join_scores, ordering_accuracy
 
 
 def test_correlations_equal_scipy_with_bootstrap_intervals():

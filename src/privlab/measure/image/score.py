@@ -2,8 +2,10 @@
 
 :func:`score` takes two batches ``N×C×H×W`` in ``[0, 1]`` (grey or RGB) and returns a :class:`SimilarityTable` with
 one row per image (not batch means), the means over images, and a note per metric saying exactly which variant
-was computed. The metrics are registered in :data:`SIMILARITY_METRICS` with their unit and direction
-(``higher_is_better`` read as a similarity: PSNR/SSIM/MS-SSIM/classifier up, MSE/LPIPS down).
+was computed. The metrics are registered in :data:`~privlab.measure.image.base.SIMILARITY_METRICS` (one file each
+under :mod:`privlab.measure.image`, or a plugin) with their unit and direction (``higher_is_better`` read as a
+similarity: PSNR/SSIM/MS-SSIM/classifier up, MSE/LPIPS/SemSim down); the table's ``units`` and
+``higher_is_better`` come from those registrations. The built-in metrics:
 
 =============== ================================ ======== =====================================================
 name            row columns                      unit     variant
@@ -34,7 +36,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,153 +44,10 @@ from typing import Any
 import torch
 
 from privlab.errors import ConfigError
-from privlab.measure import image_similarity as pix
-from privlab.registry import Registry
+from privlab.measure.functional import image_similarity as pix
+from privlab.measure.image.base import SIMILARITY_METRICS, SimilarityOptions, column_info
 
-__all__ = [
-    "SIMILARITY_METRICS",
-    "MetricOutput",
-    "SimilarityOptions",
-    "SimilarityTable",
-    "parse_metrics",
-    "score",
-]
-
-
-@dataclass
-class SimilarityOptions:
-    """What the metrics need besides the two image batches (filled in by :func:`score`)."""
-
-    labels: torch.Tensor | None = None
-    classifier: torch.nn.Module | None = None
-    lpips_net: str = "alex"
-    lpips_weights: str | Path | None = None
-    device: str | torch.device | None = None
-    ms_ssim_betas: Sequence[float] | None = None
-    ms_ssim_kernel: int | None = None
-
-
-@dataclass
-class MetricOutput:
-    """One metric's result: column name → per-image values ``[N]``, the note (exact variant), and column metadata."""
-
-    values: dict[str, torch.Tensor]
-    note: str
-    units: dict[str, str | None] = field(default_factory=dict)
-    higher_is_better: dict[str, bool] = field(default_factory=dict)
-
-
-MetricFn = Callable[[torch.Tensor, torch.Tensor, SimilarityOptions], MetricOutput]
-
-SIMILARITY_METRICS: Registry[MetricFn] = Registry("similarity metric")
-"""Name → ``fn(original, reconstruction, options) -> MetricOutput``; meta ``unit``, ``higher_is_better``,
-``description``."""
-
-
-def _one(name: str, values: torch.Tensor, note: str) -> MetricOutput:
-    meta = SIMILARITY_METRICS.entry(name).meta
-    return MetricOutput({name: values}, note, {name: meta["unit"]}, {name: meta["higher_is_better"]})
-
-
-@SIMILARITY_METRICS.register(
-    "mse", unit=None, higher_is_better=False, description="mean squared error per image, images in [0, 1]"
-)
-def _mse(x: torch.Tensor, y: torch.Tensor, opts: SimilarityOptions) -> MetricOutput:
-    return _one("mse", pix.mse(x, y), "mean over C, H, W of (original − reconstruction)², images in [0, 1]")
-
-
-@SIMILARITY_METRICS.register(
-    "psnr", unit="dB", higher_is_better=True, description="peak signal-to-noise ratio, data range 1"
-)
-def _psnr(x: torch.Tensor, y: torch.Tensor, opts: SimilarityOptions) -> MetricOutput:
-    note = "10·log10(1 / MSE) in dB per image, data range 1 (inf for identical images); = skimage " + (
-        "peak_signal_noise_ratio(data_range=1)"
-    )
-    return _one("psnr", pix.psnr(x, y), note)
-
-
-@SIMILARITY_METRICS.register(
-    "ssim", unit=None, higher_is_better=True, description="structural similarity (Wang et al. 2004), 1 = identical"
-)
-def _ssim(x: torch.Tensor, y: torch.Tensor, opts: SimilarityOptions) -> MetricOutput:
-    return _one("ssim", pix.ssim(x, y), pix.SSIM_NOTE)
-
-
-@SIMILARITY_METRICS.register(
-    "ms-ssim",
-    aliases=("ms_ssim", "msssim"),
-    unit=None,
-    higher_is_better=True,
-    description="multi-scale SSIM (Wang et al. 2003); fewer scales on small images, stated in the notes",
-)
-def _ms_ssim(x: torch.Tensor, y: torch.Tensor, opts: SimilarityOptions) -> MetricOutput:
-    values, note = pix.ms_ssim(x, y, betas=opts.ms_ssim_betas, kernel=opts.ms_ssim_kernel)
-    return _one("ms-ssim", values, note)
-
-
-@SIMILARITY_METRICS.register(
-    "lpips",
-    unit=None,
-    higher_is_better=False,
-    description="learned perceptual distance (LPIPS v0.1, alex/vgg/squeeze); needs local backbone weights",
-)
-def _lpips(x: torch.Tensor, y: torch.Tensor, opts: SimilarityOptions) -> MetricOutput:
-    from privlab.measure.lpips import LPIPSMetric
-
-    metric = LPIPSMetric(opts.lpips_net, opts.lpips_weights, opts.device)
-    values = metric(x, y)
-    return MetricOutput({metric.name: values}, metric.note, {metric.name: None}, {metric.name: False})
-
-
-@SIMILARITY_METRICS.register(
-    "classifier",
-    unit="fraction",
-    higher_is_better=True,
-    description="does a reference classifier predict the true label of the reconstruction (1/0), and its confidence",
-)
-def _classifier(x: torch.Tensor, y: torch.Tensor, opts: SimilarityOptions) -> MetricOutput:
-    model, labels = opts.classifier, opts.labels
-    if model is None or labels is None:
-        raise ConfigError(
-            "similarity metric 'classifier' needs a reference classifier and the true labels: "
-            "score(..., classifier=model, labels=labels) (model takes [0, 1] images and returns logits)"
-        )
-    if not isinstance(model, torch.nn.Module):
-        raise ConfigError(f"classifier must be a torch.nn.Module returning logits, got {type(model).__name__}")
-    param = next(model.parameters(), None)
-    dev = param.device if param is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    correct, conf = [], []
-    try:
-        with torch.no_grad():
-            for i in range(0, y.shape[0], 256):
-                batch = y[i : i + 256].detach().to(dev, torch.float32)
-                logits = model(batch)
-                if logits.ndim != 2 or logits.shape[0] != batch.shape[0]:
-                    raise ConfigError(
-                        f"classifier must return logits of shape N×classes, got {tuple(logits.shape)} "
-                        f"for input {tuple(batch.shape)}"
-                    )
-                lab = labels[i : i + 256].to(dev)
-                if int(lab.max()) >= logits.shape[1]:
-                    raise ConfigError(
-                        f"label {int(lab.max())} is out of range for a {logits.shape[1]}-class classifier"
-                    )
-                correct.append((logits.argmax(1) == lab).double().cpu())
-                conf.append(logits.float().softmax(1).gather(1, lab[:, None]).squeeze(1).double().cpu())
-    finally:
-        model.train(was_training)
-    note = (
-        "reference classifier on the reconstruction (eval mode, [0, 1] input): classifier_correct = 1 if argmax == "
-        "true label else 0 (mean = recognition accuracy), classifier_confidence = softmax probability of the true label"
-    )
-    return MetricOutput(
-        {"classifier_correct": torch.cat(correct), "classifier_confidence": torch.cat(conf)},
-        note,
-        {"classifier_correct": "fraction", "classifier_confidence": "probability"},
-        {"classifier_correct": True, "classifier_confidence": True},
-    )
+__all__ = ["SimilarityTable", "parse_metrics", "score"]
 
 
 @dataclass
@@ -260,8 +119,6 @@ def parse_metrics(metrics: str | Sequence[str]) -> list[str]:
         key = str(item).strip().lower()
         if not key:
             continue
-        if key == "semsim" and key not in SIMILARITY_METRICS:  # registered by its module, imported on demand
-            import privlab.measure.semsim.score  # noqa: F401
         name = SIMILARITY_METRICS.entry(key).name
         if name not in names:
             names.append(name)
@@ -292,7 +149,7 @@ def score(
         labels: true labels ``[N]`` (needed by ``classifier``; also written into the rows as ``label``).
         classifier: reference model taking ``[0, 1]`` images and returning logits (run on its own device).
         lpips_net: ``alex`` (default), ``vgg`` or ``squeeze``.
-        lpips_weights: backbone weights file, or ``"random"`` (see :mod:`privlab.measure.lpips`).
+        lpips_weights: backbone weights file, or ``"random"`` (see :mod:`privlab.measure.image.lpips`).
         device: where LPIPS runs (default: CUDA when present, else CPU).
         ms_ssim_betas, ms_ssim_kernel: override the MS-SSIM scales/window (default: chosen from the image size).
         indices: the ``index`` written in each row (default ``0 … N−1``).
@@ -332,10 +189,12 @@ def score(
     for name in names:
         out = SIMILARITY_METRICS.get(name)(original, reconstruction, opts)
         columns.update(out.values)
-        key = next(iter(out.values)) if name == "lpips" else name
+        key = next(iter(out.values)) if len(out.values) == 1 else name  # lpips writes lpips or lpips-random
         notes[key] = out.note
-        units.update(out.units)
-        better.update(out.higher_is_better)
+        for col in out.values:
+            info = column_info(name, col)
+            units[col] = info.unit
+            better[col] = info.higher_is_better
     idx = list(range(n)) if indices is None else [int(i) for i in indices]
     rows: list[dict[str, float]] = []
     for i in range(n):

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from privlab.errors import DataMissingError, FileFormatError
-from privlab.measure import lpips as lp
-from privlab.measure.similarity import score
+from privlab.measure.image import lpips as lp
+from privlab.measure.image import score
 
 WEIGHTS = "weights/alexnet-features-imagenet.safetensors"
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from privlab.data import LabelledImages
 from privlab.errors import ConfigError
-from privlab.measure.ssl_eval import extract_features, knn_accuracy, knn_predict, linear_probe_accuracy
+from privlab.measure.utility.ssl_eval import extract_features, knn_accuracy, knn_predict, linear_probe_accuracy
 
 
 def test_knn_weighting_beats_majority() -> None:
