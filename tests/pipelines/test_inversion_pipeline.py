@@ -101,10 +101,11 @@ def test_presets_validate(preset):
 
 
 def test_example_sweeps_expand():
+    from privlab.examples import example_path
     from privlab.run import expand
 
-    assert len(expand(load_spec("examples/inversion-cpu.yaml"))) == 8
-    assert len(expand(load_spec("examples/inversion-ig.yaml"))) == 2
+    assert len(expand(load_spec(example_path("inversion-cpu")))) == 8
+    assert len(expand(load_spec(example_path("inversion-ig")))) == 2
 
 
 def test_victim_from_a_train_checkpoint(tmp_path):

@@ -120,11 +120,15 @@ def run(
 
 
 def resolve_specs(spec: str, preset: str | None, overrides: dict[str, Any]) -> list[Any]:
-    """The specs named on the command line: a spec file, a sweep file (``specs:``) or an experiment name."""
+    """The specs named on the command line: a spec file, a sweep file (``specs:``) or an experiment name.
+
+    ``examples/NAME.yaml`` that does not exist in the current folder names privlab's packaged example ``NAME``.
+    """
+    from privlab.examples import resolve_example
     from privlab.pipelines import PIPELINES
     from privlab.run import load_spec, load_specs
 
-    path = Path(spec)
+    path = resolve_example(spec)  # examples/NAME.yaml: the packaged example when no such file is here
     if path.suffix in (".yaml", ".yml") or path.exists():
         return load_specs(path, preset=preset, overrides=overrides)
     if spec in PIPELINES:
