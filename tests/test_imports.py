@@ -21,24 +21,24 @@ SRC = ROOT / "src" / "privlab"
 DOC = ROOT / "docs" / "architecture.md"
 LAYERS_HEADING = "## Layers"
 
-# Violations that other branches of the structure refactor remove. The test passes while the code still has exactly
-# these, and fails both on a new violation and on an entry that no longer occurs: the lead empties this set after
-# merging those branches.
+# Violations that other branches of the structure refactor (measure split, attack/protect dispatch) remove. The test
+# passes while the code still has exactly these, and fails both on a new violation and on an entry that no longer
+# occurs: the lead empties this set after merging those branches.
 KNOWN_VIOLATIONS: set[str] = {
-    # attack/protect dispatch branch: the gradient defence uses the threat model's loss.
+    # the gradient defence uses the threat model's loss (attack/inversion/threat.py)
     "layer: privlab.protect.gradient_defense → privlab.attack.inversion.threat",
-    # measure branch: SSL evaluation (linear probe, kNN) moves below protect and attack.
+    # protect and attack use SSL evaluation (linear probe, kNN) from measure
     "layer: privlab.protect.unlearnable_csd → privlab.measure.ssl_eval",
     "layer: privlab.attack.unauthorized_ssl → privlab.measure.ssl_eval",
-    # measure branch: SemSim's backbone uses a private ResNet builder.
+    # SemSim's backbone uses a private ResNet builder
     "private: privlab.measure.semsim.model imports privlab.models.resnet._resnet",
-    # attack/protect dispatch branch: TUE reuses unlearnable_em's private helpers.
+    # TUE reuses unlearnable_em's private helpers
     "private: privlab.protect.unlearnable_csd imports privlab.protect.unlearnable_em._NoiseBase",
     "private: privlab.protect.unlearnable_csd imports privlab.protect.unlearnable_em._check_budget",
     "private: privlab.protect.unlearnable_csd imports privlab.protect.unlearnable_em._cycle",
     "private: privlab.protect.unlearnable_csd imports privlab.protect.unlearnable_em._noise_shape",
     "private: privlab.protect.unlearnable_csd imports privlab.protect.unlearnable_em._uniform",
-    # measure branch: two import cycles.
+    # two import cycles inside measure
     "cycle: privlab.measure.semsim.score ↔ privlab.measure.similarity",
     "cycle: privlab.measure.calibration ↔ privlab.measure.mi",
 }
