@@ -56,6 +56,10 @@ def test_defences_lower_leakage(tmp_path):
     assert runs["none"]["psnr"] > 30
     assert runs["noise"]["psnr"] < runs["none"]["psnr"] - 15
     assert runs["noise"]["gradient_cosine"] < 0.9
+    # the run stores the defence's label; the report shows it without importing protect
+    noise_run = next(p for p in (tmp_path / "noise").iterdir() if (p / "attack.json").exists())
+    assert json.loads((noise_run / "attack.json").read_text())["defense"] == "gaussian σ=0.1"
+    assert "<td>gaussian σ=0.1</td>" in (tmp_path / "noise" / "report.html").read_text()
     (o,) = execute(
         spec_from_mapping({**base, "defense": {"name": "dpsgd", "noise_multiplier": 1.0}}), tmp_path / "dp", quiet=True
     )
@@ -97,10 +101,11 @@ def test_presets_validate(preset):
 
 
 def test_example_sweeps_expand():
+    from privlab.examples import example_path
     from privlab.run import expand
 
-    assert len(expand(load_spec("examples/inversion-cpu.yaml"))) == 8
-    assert len(expand(load_spec("examples/inversion-ig.yaml"))) == 2
+    assert len(expand(load_spec(example_path("inversion-cpu")))) == 8
+    assert len(expand(load_spec(example_path("inversion-ig")))) == 2
 
 
 def test_victim_from_a_train_checkpoint(tmp_path):

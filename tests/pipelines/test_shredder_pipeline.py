@@ -10,6 +10,7 @@ from privlab.cli import app
 from privlab.data import LabelledImages
 from privlab.data.relabel import relabel, task_num_classes
 from privlab.errors import ConfigError, DataMissingError
+from privlab.examples import example_path
 from privlab.pipelines import preset_names
 from privlab.run import execute, load_spec
 from privlab.store import Store, load_tensors
@@ -49,7 +50,7 @@ def test_presets_exist_and_validate():
     v1 = load_spec(experiment="shredder", preset="paper-v1")
     assert v1.model == "alexnet" and v1.cut == "pool5" and v1.noise.mode == "additive"
     assert (v1.noise.laplace_loc, v1.noise.laplace_scale) == (0.6, 1.2) and v1.deploy.sampler == "v1-laplace"
-    cpu = load_spec("examples/shredder-cpu.yaml")
+    cpu = load_spec(example_path("shredder-cpu"))
     assert cpu.model_dump(exclude={"name", "preset"}) == load_spec(experiment="shredder", preset="cpu").model_dump(
         exclude={"name", "preset"}
     )

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from privlab.examples import example_names, example_path
 from privlab.pipelines import PIPELINES
 from privlab.run import expand_all, load_specs
 
-EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
+EXAMPLES = [example_path(n) for n in example_names()]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
@@ -20,7 +21,13 @@ def test_example_loads_and_expands(path: Path) -> None:
 
 
 def test_demo_sweep_covers_every_pipeline() -> None:
-    demo = Path(__file__).parents[2] / "examples" / "demo.yaml"
+    demo = example_path("demo")
     experiments = {point.experiment for _, point in expand_all(load_specs(demo))}
     registered = {n for n in PIPELINES.names() if not n.startswith("test-")}  # test plugins are not pipelines
     assert experiments == registered
+
+
+def test_examples_are_package_data_and_the_checkout_has_no_second_copy() -> None:
+    assert len(EXAMPLES) >= 8 and all(p.is_file() for p in EXAMPLES)
+    assert "privlab" in example_path("demo").parts  # inside the installed package, not the checkout root
+    assert not (Path(__file__).parents[2] / "examples").exists()  # one copy: src/privlab/examples/

@@ -22,7 +22,7 @@ from privlab.cli._common import (
     handle_errors,
     print_table,
 )
-from privlab.cli.run import _finish
+from privlab.cli.run import finish_runs
 
 
 @app.command(
@@ -96,7 +96,7 @@ def invert(
     )
     o = outcomes[0]
     if o.status == "failed":
-        _finish(outcomes, out, json_out)
+        finish_runs(outcomes, out, json_out)
     per_image = json.loads((out / o.id / "per_image.json").read_text("utf-8"))
     if json_out:
         emit_json(
@@ -117,5 +117,5 @@ def invert(
     print_table("reconstructions", ["index", *cols], [[r.get("index"), *[r.get(c) for c in cols]] for r in rows])
     for k, v in per_image["notes"].items():
         typer.echo(f"{k}: {v}")
-    _finish(outcomes, out, json_out=False)
+    finish_runs(outcomes, out, json_out=False)
     typer.echo(f"images:  {out / o.id / 'images'}")

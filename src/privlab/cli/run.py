@@ -58,7 +58,8 @@ def _print_outcomes(outcomes: list[Any], out: Path, json_out: bool) -> None:
         typer.echo(f"report:  {report}")
 
 
-def _finish(outcomes: list[Any], out: Path, json_out: bool) -> None:
+def finish_runs(outcomes: list[Any], out: Path, json_out: bool) -> None:
+    """Print the outcomes of ``run``/``train``/``sweep``/``invert`` (text or JSON); exit 1 when any run failed."""
     _print_outcomes(outcomes, out, json_out)
     if any(o.status == "failed" for o in outcomes):
         raise typer.Exit(1)
@@ -115,15 +116,19 @@ def run(
                 keep_going=True if len(specs) > 1 else None,
                 report=i == len(specs) - 1,
             )
-    _finish(outcomes, out, json_out)
+    finish_runs(outcomes, out, json_out)
 
 
 def resolve_specs(spec: str, preset: str | None, overrides: dict[str, Any]) -> list[Any]:
-    """The specs named on the command line: a spec file, a sweep file (``specs:``) or an experiment name."""
+    """The specs named on the command line: a spec file, a sweep file (``specs:``) or an experiment name.
+
+    ``examples/NAME.yaml`` that does not exist in the current folder names privlab's packaged example ``NAME``.
+    """
+    from privlab.examples import resolve_example
     from privlab.pipelines import PIPELINES
     from privlab.run import load_spec, load_specs
 
-    path = Path(spec)
+    path = resolve_example(spec)  # examples/NAME.yaml: the packaged example when no such file is here
     if path.suffix in (".yaml", ".yml") or path.exists():
         return load_specs(path, preset=preset, overrides=overrides)
     if spec in PIPELINES:
@@ -187,4 +192,4 @@ def train(
             }
         )
         return
-    _finish(outcomes, out, json_out=False)
+    finish_runs(outcomes, out, json_out=False)

@@ -18,7 +18,7 @@ from privlab.cli._common import (
     examples,
     handle_errors,
 )
-from privlab.cli.run import _finish, resolve_specs
+from privlab.cli.run import finish_runs, resolve_specs
 
 
 @app.command(
@@ -80,4 +80,4 @@ def sweep(
         download=download,
         quiet=quiet or json_out,
     )
-    _finish(outcomes, out, json_out)
+    finish_runs(outcomes, out, json_out)

@@ -88,8 +88,8 @@ def save_pairs(
     Raises:
         ConfigError: shapes, label or index counts that do not fit, negative or repeated indices.
     """
-    from privlab.report.grids import to_png_bytes
     from privlab.store.artifacts import atomic_write_bytes
+    from privlab.store.images import to_png_bytes
 
     x = _as_images(originals, "originals")
     y = _as_images(reconstructions, "reconstructions")

@@ -10,7 +10,8 @@ batch, reconstructions are matched to originals by the Hungarian algorithm on MS
 know the order).
 
 Artifacts in the run folder: ``images/{idx}_{label}_{ori|rec}.png``, ``per_image.csv`` / ``per_image.json`` (one
-row per image), ``grid.png`` (originals above, reconstructions below) and ``attack.json`` (per-batch statistics).
+row per image), ``grid.png`` (originals above, reconstructions below) and ``attack.json`` (per-batch statistics, the
+attack's settings and the defence's label, e.g. ``prune 70%``, which the report shows).
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
     from privlab.measure.functional.image_similarity import psnr as image_psnr
     from privlab.measure.image import score
     from privlab.measure.image.lpips import lpips_available
-    from privlab.report.grids import save_grid
+    from privlab.store.images import save_grid
 
     dataset_info(spec.dataset.name)
     kw = {"root": ctx.data_root, "download": ctx.download, "resize": spec.dataset.resize, "seed": ctx.seed}
@@ -266,7 +267,8 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
     table.to_csv(table_path)
     ctx.store.add_artifact(ctx.run_id, "table", table_path, sha256_file(table_path), {"format": "csv"})
     ctx.save_json("per_image", "per_image.json", {"rows": rows, "means": table.means, "notes": notes})
-    ctx.save_json("attack", "attack.json", {"batches": batch_stats, "attack_config": attack.config.model_dump()})
+    attack_json = {"batches": batch_stats, "attack_config": attack.config.model_dump(), "defense": spec.defense.label()}
+    ctx.save_json("attack", "attack.json", attack_json)  # the report reads the defence's label from here
 
     steps = 1
     if spec.threat.kind == "fedavg":

@@ -213,7 +213,7 @@ def _budget_records(acct: LDPAccount | None, spec: LDPSpec, alloc: Allocation | 
 
 
 def _save_examples(ctx: RunContext, clean: torch.Tensor, private: torch.Tensor, meta: dict[str, Any]) -> None:
-    from privlab.report.grids import save_grid
+    from privlab.store.images import save_grid
 
     ctx.save_tensors(
         "examples", "examples.safetensors", {"clean": clean.contiguous(), "private": private.contiguous()}, meta

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 from collections import defaultdict
-from typing import Any
 
 from matplotlib.figure import Figure
 
@@ -38,17 +37,19 @@ def _unit(info: dict[str, dict[str, Any]], column: str) -> str | None:
     return unit
 
 
-def _defense_label(spec: dict[str, Any]) -> str:
-    """The defence's own short label (``prune 70%`` …); the bare name if the stored settings no longer validate."""
-    from pydantic import ValidationError
-
-    from privlab.protect.gradient_defense import GradientDefenseSpec
-
-    d = spec.get("defense") or {}
-    try:
-        return GradientDefenseSpec.model_validate(d).label()
-    except ValidationError:
-        return str(d.get("name", "none"))
+def _defense_label(run: RunRecord, store: Store) -> str:
+    """The defence's short label (``prune 70%`` …) that the run stored in ``attack.json``; the bare defence name from
+    the spec when that file is missing or older."""
+    for art in store.artifacts(run.id):
+        if art["kind"] == "attack":
+            try:
+                label = json.loads((store.out_dir / art["path"]).read_text("utf-8")).get("defense")
+            except (OSError, json.JSONDecodeError, AttributeError):
+                break
+            if isinstance(label, str) and label:
+                return label
+            break
+    return str((run.spec.get("defense") or {}).get("name", "none"))
 
 
 def _grid_img(run: RunRecord, store: Store) -> str:
@@ -79,11 +80,11 @@ def _notes(run: RunRecord, store: Store) -> str:
     return ""
 
 
-def _psnr_plot(runs: list[RunRecord]) -> str:
+def _psnr_plot(runs: list[RunRecord], labels: dict[str, str]) -> str:
     groups: dict[str, dict[str, float]] = defaultdict(dict)
     for r in runs:
         if "psnr" in r.metrics:
-            groups[r.spec.get("attack", "?")][_defense_label(r.spec)] = r.metrics["psnr"]
+            groups[r.spec.get("attack", "?")][labels[r.id]] = r.metrics["psnr"]
     defenses = sorted({d for g in groups.values() for d in g})
     if len(runs) < 2 or not defenses:
         return ""
@@ -107,6 +108,7 @@ def inversion_section(runs: list[RunRecord], store: Store) -> str:
     run's grid of originals above reconstructions."""
     info = store.metric_info()
     cols = _columns(runs)
+    labels = {r.id: _defense_label(r, store) for r in runs}
     head = "<th>run</th><th>attack</th><th>defence</th><th>model</th><th>images</th>" + "".join(
         f'<th class="num">{esc(c)}<br><small>{esc(_unit(info, c) or "")}</small></th>' for c in cols
     )
@@ -117,7 +119,7 @@ def inversion_section(runs: list[RunRecord], store: Store) -> str:
         status = "" if r.status == "finished" else f' <span class="status-{esc(r.status)}">{esc(r.status)}</span>'
         rows.append(
             f'<tr><td><a href="#{run_anchor(r.id)}">{esc(r.id)}</a>{status}</td><td>{esc(s.get("attack"))}</td>'
-            f"<td>{esc(_defense_label(s))}</td><td>{esc((s.get('victim') or {}).get('model'))}</td>"
+            f"<td>{esc(labels[r.id])}</td><td>{esc((s.get('victim') or {}).get('model'))}</td>"
             f'<td class="num">{esc(s.get("num_images"))}</td>{cells}</tr>'
         )
     parts = [
@@ -125,7 +127,7 @@ def inversion_section(runs: list[RunRecord], store: Store) -> str:
         "and lower LPIPS mean more leakage. <code>gradient_cosine</code> is the cosine between the defended and the "
         "exact gradient (utility of the shared update).</p>",
         f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>',
-        _psnr_plot(runs),
+        _psnr_plot(runs, labels),
     ]
     for r in runs:
         grid = _grid_img(r, store)
