@@ -20,15 +20,10 @@ _COLUMNS = ("psnr", "ssim", "lpips", "mse", "classifier_correct", "label_accurac
 
 def _defense_label(spec: dict[str, Any]) -> str:
     """The defence's own short label (``prune 70%`` …); the bare name if the stored settings no longer validate."""
-    from pydantic import ValidationError
+    from privlab.protect.gradient import defense_label
 
-    from privlab.protect.gradient_defense import GradientDefenseSpec
-
-    d = spec.get("defense") or {}
-    try:
-        return GradientDefenseSpec.model_validate(d).label()
-    except ValidationError:
-        return str(d.get("name", "none"))
+    d = spec.get("defense")
+    return defense_label(d if isinstance(d, dict) else None)
 
 
 def _grid_img(run: RunRecord, store: Store) -> str:
