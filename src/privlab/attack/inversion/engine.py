@@ -52,10 +52,10 @@ from privlab.attack.base import Attack, AttackOutput, Observation
 from privlab.attack.inversion.labels import batch_labels, idlg_label
 from privlab.attack.inversion.objectives import OBJECTIVES, layer_weights, select_layers
 from privlab.attack.inversion.regularizers import total_variation
-from privlab.protect.gradient.client import ThreatModel, client_update, trainable
 from privlab.config import Spec
 from privlab.context import Progress
 from privlab.errors import ConfigError
+from privlab.protect.gradient.client import ThreatModel, client_update, trainable
 
 __all__ = ["GradientInversion", "InversionConfig", "last_linear_indices", "model_normalization"]
 
