@@ -54,7 +54,8 @@ def test_supervised_attack_sees_only_the_released_set_and_returns_its_model(spli
     obs = Observation(data=train.images[:100], labels=train.labels[:100], meta={"num_classes": 10})
     out = attack.run(obs)
     assert out.model is not None and not out.model.training
-    assert out.stats["train_accuracy"] == pytest.approx(evaluate(out.model, train.subset(torch.arange(100)))["accuracy"])
+    released = train.subset(torch.arange(100))
+    assert out.stats["train_accuracy"] == pytest.approx(evaluate(out.model, released)["accuracy"])
     assert 0 <= evaluate(out.model, test)["accuracy"] <= 1
 
 

@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from privlab.attack.inversion import ThreatModel, client_update
-from privlab.protect.gradient.client import trainable
 from privlab.errors import ConfigError
 from privlab.protect import PROTECTIONS
 from privlab.protect.gradient import build_defense, parse_defense, per_example_gradients
+from privlab.protect.gradient.client import trainable
 
 
 def test_parse_short_forms() -> None:
