@@ -6,7 +6,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 
 from privlab.attack import ATTACKS
 from privlab.errors import ConfigError
