@@ -199,7 +199,7 @@ def noise_entry(name: str) -> Entry[Any]:
     raise UnknownNameError(f"unknown noise protection {name!r}; use one of: {', '.join(names)}")
 
 
-def resolve_noise(value: Any) -> NoiseConfig:
+def resolve_noise(value: Any, *, as_field: bool = False) -> NoiseConfig:
     """A noise protection's config from a mapping (``{"name": "em", "kind": "class"}``), None (``em``) or a config."""
     if isinstance(value, NoiseConfig):
         return value
@@ -210,13 +210,17 @@ def resolve_noise(value: Any) -> NoiseConfig:
     name = value.get("name", "em")
     if not isinstance(name, str):
         raise ConfigError(f"protection: name must be a string, got {name!r}")
-    from privlab.config import validate
+    cls = noise_entry(name).meta["config"]
+    if not as_field:
+        from privlab.config import validate
 
-    return validate(noise_entry(name).meta["config"], {**value, "name": name}, "protection")
+        return validate(cls, {**value, "name": name}, "protection")
+    # inside a spec: pydantic's own errors, so their location reads from the spec's root (defense.sigma …)
+    return cls.model_validate({**value, "name": name})
 
 
 # the type of a spec's ``protection`` field: validated through the registry, dumped with the concrete config's fields
-NoiseSpec = Annotated[SerializeAsAny[NoiseConfig], BeforeValidator(resolve_noise)]
+NoiseSpec = Annotated[SerializeAsAny[NoiseConfig], BeforeValidator(lambda v: resolve_noise(v, as_field=True))]
 
 
 # -- helpers shared by the generators -------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ def defense_entry(name: str) -> Entry[Any]:
     raise UnknownNameError(f"unknown defence {name!r}; use one of: {', '.join(defense_names())}")
 
 
-def resolve_defense(value: Any) -> DefenseConfig:
+def resolve_defense(value: Any, *, as_field: bool = False) -> DefenseConfig:
     """A defence config from a mapping (``{"name": "prune", "percent": 70}``), None (``none``) or a config.
 
     Raises:
@@ -129,13 +129,17 @@ def resolve_defense(value: Any) -> DefenseConfig:
     name = value.get("name", "none")
     if not isinstance(name, str):
         raise ConfigError(f"defense: name must be a string, got {name!r}")
-    from privlab.config import validate
+    cls = defense_entry(name).meta["config"]
+    if not as_field:
+        from privlab.config import validate
 
-    return validate(defense_entry(name).meta["config"], {**value, "name": name}, "defense")
+        return validate(cls, {**value, "name": name}, "defence")
+    # inside a spec: pydantic's own errors, so their location reads from the spec's root (defense.sigma …)
+    return cls.model_validate({**value, "name": name})
 
 
 # the type of a spec's ``defense`` field: validated through the registry, dumped with the concrete config's fields
-DefenseSpec = Annotated[SerializeAsAny[DefenseConfig], BeforeValidator(resolve_defense)]
+DefenseSpec = Annotated[SerializeAsAny[DefenseConfig], BeforeValidator(lambda v: resolve_defense(v, as_field=True))]
 
 
 def build_defense(value: Any) -> GradientDefense:
