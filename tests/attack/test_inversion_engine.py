@@ -132,10 +132,10 @@ def test_batch_attack_recovers_labels_through_the_engine(digits: object) -> None
     model = _dlg_model(digits, 1)
     x, _ = digits.batch(torch.arange(4))
     y = torch.tensor([5, 5, 2, 8])
-    obs = Observation(
+    obs = Observation(model=model,
         gradients=client_update(model, x, y, ThreatModel()), meta={"batch_size": 4, "image_shape": digits.shape}
     )
-    out = make_attack("dlg", labels="batch", iterations=1).run(model, obs)
+    out = make_attack("dlg", labels="batch", iterations=1).run(obs)
     assert sorted(out.labels.tolist()) == [2, 5, 5, 8]
 
 
@@ -183,10 +183,10 @@ def test_presets_registered_and_configurable() -> None:
 def test_dlg_recovers_a_digit_exactly(digits: object) -> None:
     model = _dlg_model(digits, 2)
     x, y = digits.batch(torch.tensor([5]))
-    obs = Observation(
+    obs = Observation(model=model,
         gradients=client_update(model, x, y, ThreatModel()), meta={"batch_size": 1, "image_shape": digits.shape}
     )
-    out = make_attack("dlg").run(model, obs, generator=torch.Generator().manual_seed(0))
+    out = make_attack("dlg").run(obs, generator=torch.Generator().manual_seed(0))
     assert out.labels.tolist() == y.tolist()  # soft labels found the right class
     assert _psnr(out.data, x) >= 30.0  # the target; measured ≈ 80 dB
     assert out.stats["label_strategy"] == "joint"
@@ -195,10 +195,10 @@ def test_dlg_recovers_a_digit_exactly(digits: object) -> None:
 def test_idlg_and_restarts_keep_the_best(digits: object) -> None:
     model = _dlg_model(digits, 3)
     x, y = digits.batch(torch.tensor([7]))
-    obs = Observation(
+    obs = Observation(model=model,
         gradients=client_update(model, x, y, ThreatModel()), meta={"batch_size": 1, "image_shape": digits.shape}
     )
-    out = make_attack("idlg", iterations=40, restarts=3).run(model, obs, generator=torch.Generator().manual_seed(1))
+    out = make_attack("idlg", iterations=40, restarts=3).run(obs, generator=torch.Generator().manual_seed(1))
     scores = out.stats["restart_scores"]
     assert out.stats["restart"] == min(range(3), key=scores.__getitem__)
     assert out.labels.tolist() == y.tolist()
@@ -209,13 +209,13 @@ def test_dlg_inverts_a_fedavg_update(digits: object) -> None:
     model = _dlg_model(digits, 4)
     x, y = digits.batch(torch.tensor([11]))
     threat = ThreatModel(kind="fedavg", local_steps=2, local_lr=0.01)
-    obs = Observation(
+    obs = Observation(model=model,
         gradients=client_update(model, x, y, threat),
         labels=y,
         meta={"batch_size": 1, "image_shape": digits.shape, "threat": threat.model_dump()},
     )
     attack = make_attack("dlg", labels="known", iterations=25)
-    out = attack.run(model, obs, generator=torch.Generator().manual_seed(0))
+    out = attack.run(obs, generator=torch.Generator().manual_seed(0))
     assert _psnr(out.data, x) > 25.0
 
 
@@ -223,12 +223,12 @@ def test_inverting_gradients_beats_noise_and_stays_in_the_box(digits: object) ->
     torch.manual_seed(0)
     model = _dlg_model(digits, 5)
     x, y = digits.batch(torch.tensor([3]))
-    obs = Observation(
+    obs = Observation(model=model,
         gradients=client_update(model, x, y, ThreatModel()),
         labels=y,
         meta={"batch_size": 1, "image_shape": digits.shape},
     )
-    out = make_attack("inverting-gradients", iterations=200).run(model, obs, generator=torch.Generator().manual_seed(0))
+    out = make_attack("inverting-gradients", iterations=200).run(obs, generator=torch.Generator().manual_seed(0))
     assert float(out.data.min()) >= 0.0 and float(out.data.max()) <= 1.0
     noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(0))
     assert _psnr(out.data, x) > _psnr(noise, x) + 5.0
@@ -242,10 +242,10 @@ def test_bad_observations_are_clear_errors(digits: object) -> None:
     g = client_update(model, x, y, ThreatModel())
     meta = {"batch_size": 2, "image_shape": digits.shape}
     with pytest.raises(ConfigError, match="reveals no labels"):
-        GradientInversion({"iterations": 1}).run(model, Observation(gradients=g, meta=meta))
+        GradientInversion({"iterations": 1}).run(Observation(model=model, gradients=g, meta=meta))
     with pytest.raises(ConfigError, match="use batch"):
-        make_attack("idlg", iterations=1).run(model, Observation(gradients=g, meta=meta))
+        make_attack("idlg", iterations=1).run(Observation(model=model, gradients=g, meta=meta))
     with pytest.raises(ConfigError, match="image_shape"):
-        make_attack("dlg", iterations=1).run(model, Observation(gradients=g, meta={"batch_size": 2}))
+        make_attack("dlg", iterations=1).run(Observation(model=model, gradients=g, meta={"batch_size": 2}))
     with pytest.raises(ConfigError, match="trainable parameters"):
-        make_attack("dlg", iterations=1).run(model, Observation(gradients=g[:-1], meta=meta))
+        make_attack("dlg", iterations=1).run(Observation(model=model, gradients=g[:-1], meta=meta))

@@ -6,15 +6,12 @@ import pytest
 import torch
 
 from privlab.attack import ATTACKS, Observation
-from privlab.attack.unauthorized_ssl import SSLAttackConfig, UnauthorizedSSL, evaluate_encoder, pretrain_ssl
-from privlab.attack.unauthorized_supervised import (
-    SupervisedAttackConfig,
-    UnauthorizedSupervised,
-    train_unauthorized,
-)
+from privlab.attack.unauthorized_ssl import SSLAttackConfig, UnauthorizedSSL, pretrain_ssl
+from privlab.attack.unauthorized_supervised import SupervisedAttackConfig, UnauthorizedSupervised
 from privlab.data import load_dataset
 from privlab.errors import ConfigError
-from privlab.train import TrainConfig
+from privlab.pipelines.unlearnable import SSLEvalSpec, evaluate_encoder
+from privlab.train import TrainConfig, evaluate
 
 
 @pytest.fixture(scope="module")
@@ -29,39 +26,50 @@ CFG = SupervisedAttackConfig(
 )
 
 
+def _attack(train, test, seed: int = 0) -> tuple[float, float, list[dict[str, float]]]:
+    """The attack as the pipeline runs it: the released set only; clean test accuracy measured by a hook after
+    every epoch. Returns (train accuracy, final test accuracy, history)."""
+    hook = lambda epoch, stats, model: {"test_accuracy": evaluate(model, test)["accuracy"]}  # noqa: E731
+    attack = ATTACKS.get("unauthorized-supervised")(CFG, on_epoch=hook)
+    out = attack.run(Observation(data=train, labels=train.labels), seed=seed)
+    return out.stats["train_accuracy"], out.stats["history"][-1]["test_accuracy"], out.stats["history"]
+
+
 def test_supervised_clean_vs_contentless_training(split) -> None:
     train, test = split
-    res = train_unauthorized(train, test, CFG, seed=0)
-    assert len(res.history) == 5 and res.history[-1]["test_accuracy"] == res.test_accuracy
-    assert res.test_accuracy > 0.7  # measured 0.82 (chance 0.1)
+    _, test_acc, history = _attack(train, test)
+    assert len(history) == 5
+    assert test_acc > 0.7  # measured 0.82 (chance 0.1)
     # an attacker whose released images carry no content learns nothing that transfers to clean test images
     blank = train.with_images(torch.zeros_like(train.images))
-    assert train_unauthorized(blank, test, CFG, seed=0).test_accuracy < 0.25  # measured 0.11
+    assert _attack(blank, test)[1] < 0.25  # measured 0.11
 
 
-def test_supervised_attack_form_needs_the_test_split(split) -> None:
+def test_supervised_attack_sees_only_the_released_set_and_returns_its_model(split) -> None:
     train, test = split
     attack = ATTACKS.get("unauthorized-supervised")(CFG)
-    assert isinstance(attack, UnauthorizedSupervised)
-    with pytest.raises(ConfigError, match="meta\\['test'\\]"):
+    assert isinstance(attack, UnauthorizedSupervised) and attack.requires == ("data", "labels")
+    with pytest.raises(ConfigError, match="num_classes"):
         attack.run(Observation(data=train.images, labels=train.labels))
-    out = attack.run(Observation(data=train.images[:100], labels=train.labels[:100], meta={"test": test}))
-    assert 0 <= out.stats["test_accuracy"] <= 1 and attack.model is not None
+    obs = Observation(data=train.images[:100], labels=train.labels[:100], meta={"num_classes": 10})
+    out = attack.run(obs)
+    assert out.model is not None and not out.model.training
+    released = train.subset(torch.arange(100))
+    assert out.stats["train_accuracy"] == pytest.approx(evaluate(out.model, released)["accuracy"])
+    assert 0 <= evaluate(out.model, test)["accuracy"] <= 1
 
 
 def test_ssl_pretraining_and_probes(split) -> None:
     train, test = split
     cfg = SSLAttackConfig(
-        encoder="lenet5", epochs=3, batch_size=100, augment={"crop_scale": (0.5, 1.0), "flip": False}, knn_k=20
+        encoder="lenet5", epochs=3, batch_size=100, augment={"crop_scale": (0.5, 1.0), "flip": False}
     )
     model, hist = pretrain_ssl(train, cfg, seed=0)
     assert len(hist) == 3 and hist[-1]["ssl_loss"] < hist[0]["ssl_loss"]
-    ev = evaluate_encoder(model, train, train, test, cfg)
+    ev = evaluate_encoder(model, train, train, test, SSLEvalSpec(knn_k=20))
     assert ev["linear_probe_accuracy"] > 0.7 and ev["knn_accuracy"] > 0.5  # measured 0.93 and 0.76
-    out = UnauthorizedSSL(cfg.model_copy(update={"method": "simsiam", "epochs": 1})).run(
-        Observation(data=train.images, labels=train.labels, meta={"test": test, "clean_train": train})
-    )
-    assert set(out.stats) == {"linear_probe_accuracy", "knn_accuracy"}
+    out = UnauthorizedSSL(cfg.model_copy(update={"method": "simsiam", "epochs": 1})).run(Observation(data=train))
+    assert out.model is not None and out.model.method == "simsiam" and len(out.stats["history"]) == 1
 
 
 def test_class_wise_noise_reaches_the_victim_through_the_wrapper(split) -> None:
@@ -77,8 +85,8 @@ def test_class_wise_noise_reaches_the_victim_through_the_wrapper(split) -> None:
     grey = train.with_images(torch.full_like(train.images, 0.5))
     poisoned = PoisonedImages(grey, noise, kind="class", epsilon=eps, quantize=True)
     assert (poisoned.images - grey.images).abs().max().item() == pytest.approx(eps, abs=0.5 / 255)
-    res = train_unauthorized(poisoned, test, CFG, seed=0)
-    assert res.train_accuracy > 0.95  # the noise alone identifies the class
-    assert res.test_accuracy < 0.25  # and nothing transfers to clean digits (chance 0.1)
+    train_acc, test_acc, _ = _attack(poisoned, test)
+    assert train_acc > 0.95  # the noise alone identifies the class
+    assert test_acc < 0.25  # and nothing transfers to clean digits (chance 0.1)
     # without the noise the same grey images carry no label information at all
-    assert train_unauthorized(grey, test, CFG, seed=0).train_accuracy < 0.35
+    assert _attack(grey, test)[0] < 0.35

@@ -54,7 +54,8 @@ def test_attacks_and_protections_are_listed():
     assert r.exit_code == 0
     attacks = {a["name"]: a for a in json.loads(r.stdout)["attacks"]}
     assert {"dlg", "idlg", "inverting-gradients"} <= set(attacks)
-    assert attacks["dlg"]["requires"] == ["gradients"]
+    assert attacks["dlg"]["requires"] == ["model", "gradients"]  # the server knows the global model
     r = invoke("protections", "--json")
     kinds = {p["name"]: p["kind"] for p in json.loads(r.stdout)["protections"]}
     assert kinds["gradient-prune"] == "gradient" and kinds["shredder"] == "activation" and kinds["laplace"] == "data"
+    assert kinds["gradient-none"] == "gradient"

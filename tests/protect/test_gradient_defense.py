@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from privlab.attack.inversion import ThreatModel, client_update
-from privlab.attack.inversion.threat import trainable
 from privlab.errors import ConfigError
 from privlab.protect import PROTECTIONS
-from privlab.protect.gradient_defense import GradientDefense, parse_defense, per_example_gradients
+from privlab.protect.gradient import build_defense, parse_defense, per_example_gradients
+from privlab.protect.gradient.client import trainable
 
 
 def test_parse_short_forms() -> None:
@@ -25,13 +25,13 @@ def test_parse_short_forms() -> None:
     with pytest.raises(ConfigError, match="not a number"):
         parse_defense("prune:lots")
     with pytest.raises(ConfigError, match="sigma must be > 0"):
-        GradientDefense({"name": "gaussian"})
+        build_defense({"name": "gaussian"})
     assert "gradient-prune" in PROTECTIONS
 
 
 def test_prune_zeroes_exactly_the_smallest_entries() -> None:
     g = torch.randn(1000, generator=torch.Generator().manual_seed(0))
-    (out,) = GradientDefense({"name": "prune", "percent": 70}).shared([g], torch.Generator())
+    (out,) = build_defense({"name": "prune", "percent": 70}).shared([g], torch.Generator())
     assert int((out == 0).sum()) == 700
     kept = out != 0
     assert float(g[kept].abs().min()) >= float(g[~kept].abs().max())
@@ -41,8 +41,8 @@ def test_prune_zeroes_exactly_the_smallest_entries() -> None:
 def test_noise_has_the_stated_scale() -> None:
     zeros = [torch.zeros(200_000)]
     gen = torch.Generator().manual_seed(0)
-    (ga,) = GradientDefense({"name": "gaussian", "sigma": 0.1}).shared(zeros, gen)
-    (la,) = GradientDefense({"name": "laplace", "sigma": 0.1}).shared(zeros, gen)
+    (ga,) = build_defense({"name": "gaussian", "sigma": 0.1}).shared(zeros, gen)
+    (la,) = build_defense({"name": "laplace", "sigma": 0.1}).shared(zeros, gen)
     assert float(ga.std()) == pytest.approx(0.1, rel=0.01)
     assert float(la.std()) == pytest.approx(0.1 * 2**0.5, rel=0.02)  # Laplace(b) has std b·√2
     assert float(la.abs().mean()) == pytest.approx(0.1, rel=0.02)  # and mean |x| = b
@@ -67,16 +67,16 @@ def test_dpsgd_clips_each_example_and_adds_calibrated_noise() -> None:
     model = _model()
     x, y = torch.rand(6, 1, 2, 2) * 10, torch.tensor([0, 1, 2, 1, 0, 2])
     plain = client_update(model, x, y, ThreatModel())
-    loose = GradientDefense({"name": "dpsgd", "clip": 1e6, "noise_multiplier": 0.0})
+    loose = build_defense({"name": "dpsgd", "clip": 1e6, "noise_multiplier": 0.0})
     same = client_update(model, x, y, ThreatModel(), gradient_fn=loose.gradient_fn(torch.Generator()))
     for a, b in zip(same, plain, strict=True):
         torch.testing.assert_close(a, b)
-    tight = GradientDefense({"name": "dpsgd", "clip": 0.01, "noise_multiplier": 0.0})
+    tight = build_defense({"name": "dpsgd", "clip": 0.01, "noise_multiplier": 0.0})
     clipped = client_update(model, x, y, ThreatModel(), gradient_fn=tight.gradient_fn(torch.Generator()))
     norm = float(torch.sqrt(sum(g.pow(2).sum() for g in clipped)))
     assert norm <= 0.01 + 1e-6  # the mean of vectors of norm ≤ C has norm ≤ C
     # noise: std z·C/B per entry, around the clipped mean
-    noisy = GradientDefense({"name": "dpsgd", "clip": 0.01, "noise_multiplier": 50.0})
+    noisy = build_defense({"name": "dpsgd", "clip": 0.01, "noise_multiplier": 50.0})
     draws = torch.stack(
         [
             torch.cat(
@@ -99,16 +99,16 @@ def test_dpsgd_epsilon_comes_from_the_opacus_accountant() -> None:
     acc = RDPAccountant()
     acc.step(noise_multiplier=1.0, sample_rate=0.1)
     ref = acc.get_epsilon(delta=1e-5)
-    b = GradientDefense({"name": "dpsgd", "noise_multiplier": 1.0, "sample_rate": 0.1}).budget()
+    b = build_defense({"name": "dpsgd", "noise_multiplier": 1.0, "sample_rate": 0.1}).budget()
     assert b.epsilon == pytest.approx(ref)
     assert (b.kind, b.delta) == ("dp", 1e-5)
-    more = GradientDefense({"name": "dpsgd", "noise_multiplier": 2.0, "sample_rate": 0.1}).budget()
+    more = build_defense({"name": "dpsgd", "noise_multiplier": 2.0, "sample_rate": 0.1}).budget()
     assert more.epsilon < b.epsilon
-    assert GradientDefense({"name": "prune", "percent": 10}).budget().kind == "none"
+    assert build_defense({"name": "prune", "percent": 10}).budget().kind == "none"
 
 
 def test_augment_hook_transforms_the_inputs() -> None:
     x = torch.arange(16.0).view(1, 1, 4, 4)
-    d = GradientDefense({"name": "augment", "transform": "flip"})
+    d = build_defense({"name": "augment", "transform": "flip"})
     torch.testing.assert_close(d.inputs(x, torch.Generator()), x.flip(-1))
-    assert GradientDefense({"name": "none"}).inputs(x, torch.Generator()) is x
+    assert build_defense({"name": "none"}).inputs(x, torch.Generator()) is x

@@ -54,7 +54,7 @@ def test_tue_registered_and_generates_class_separable_noise_in_budget() -> None:
     assert PROTECTIONS.entry("tue").meta["kind"] == "data"
     data = load_dataset("digits", "train", resize=16, limit=60, seed=0)
     cfg = TUEConfig(
-        backbone="lenet5",
+        encoder="lenet5",
         epochs=1,
         num_steps=5,
         step_size=2 / 255,
@@ -76,9 +76,9 @@ def test_tue_registered_and_generates_class_separable_noise_in_budget() -> None:
 def test_tue_other_backbones_and_class_wise(method: str) -> None:
     data = load_dataset("digits", "train", resize=16, limit=40, seed=0)
     cfg = TUEConfig(
-        ssl_method=method,
+        method=method,
         kind="class",
-        backbone="lenet5",
+        encoder="lenet5",
         epochs=1,
         num_steps=2,
         step_size=2 / 255,

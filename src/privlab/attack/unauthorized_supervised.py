@@ -1,31 +1,31 @@
 """Unauthorized supervised training: the attacker trains a classifier on the released (protected) training set.
 
-The attacker's architecture is chosen freely (independently of the backbone the noise was made on). The
-measurement is the trained model's accuracy on the *clean* test split: an unlearnable protection works when it is
-low although the same training on clean data reaches a high accuracy.
+The attacker's architecture is chosen freely (independently of the backbone the noise was made on). It sees only the
+released set and returns its trained classifier (``AttackOutput.model``); the pipeline measures it (accuracy on the
+*clean* test split: an unlearnable protection works when it is low although the same training on clean data reaches
+a high accuracy).
 
 Example:
     >>> from privlab.data import load_dataset
     >>> from privlab.attack.unauthorized_supervised import SupervisedAttackConfig, train_unauthorized
     >>> from privlab.train import TrainConfig
-    >>> train, test = load_dataset("digits", "train", limit=60), load_dataset("digits", "test", limit=30)
+    >>> train = load_dataset("digits", "train", limit=60)
     >>> cfg = SupervisedAttackConfig(model="lenet5", augment="none", train=TrainConfig(epochs=1))
-    >>> res = train_unauthorized(train, test, cfg, seed=0)
-    >>> 0.0 <= res.test_accuracy <= 1.0, len(res.history)
-    (True, 1)
+    >>> model, history = train_unauthorized(train, cfg, seed=0)
+    >>> len(history), model.training
+    (1, False)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from pydantic import Field
 from torch import nn
 
-from privlab.attack.base import ATTACKS, AttackOutput, Observation
+from privlab.attack.base import ATTACKS, Attack, AttackOutput, Observation
 from privlab.config import Spec
 from privlab.context import Progress
 from privlab.data.base import LabelledImages
@@ -34,7 +34,10 @@ from privlab.errors import ConfigError
 from privlab.models import build_model
 from privlab.train import TrainConfig, evaluate, fit
 
-__all__ = ["SupervisedAttackConfig", "UnauthorizedResult", "UnauthorizedSupervised", "train_unauthorized"]
+__all__ = ["EpochHook", "SupervisedAttackConfig", "UnauthorizedSupervised", "train_unauthorized"]
+
+# (epoch, fit stats, the model being trained) -> extra numbers for the history (e.g. a measured test accuracy)
+EpochHook = Callable[[int, dict[str, float], nn.Module], dict[str, float] | None]
 
 
 class SupervisedAttackConfig(Spec):
@@ -54,44 +57,24 @@ class SupervisedAttackConfig(Spec):
     )
 
 
-@dataclass
-class UnauthorizedResult:
-    """Outcome of one unauthorized training run.
-
-    Attributes:
-        test_accuracy: accuracy (fraction) on the clean test split after the last epoch.
-        train_accuracy: accuracy on the (protected) training set after the last epoch, eval mode.
-        history: per epoch the :func:`~privlab.train.fit` stats plus ``test_accuracy``.
-        model: the trained classifier (eval mode).
-    """
-
-    test_accuracy: float
-    train_accuracy: float
-    history: list[dict[str, float]] = field(default_factory=list)
-    model: nn.Module | None = None
-
-
 def train_unauthorized(
     train: LabelledImages,
-    test: LabelledImages,
     cfg: SupervisedAttackConfig,
     *,
     seed: int = 0,
     device: Any = "cpu",
     progress: Progress | None = None,
-    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-) -> UnauthorizedResult:
-    """Train ``cfg.model`` on ``train`` (clean or protected) and measure clean ``test`` accuracy every epoch.
+    on_epoch: EpochHook | None = None,
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """Train ``cfg.model`` on ``train`` (clean or protected); returns the classifier (eval mode) and per epoch the
+    :func:`~privlab.train.fit` stats plus whatever ``on_epoch(epoch, stats, model)`` returns.
 
     Args:
         train: the training set the attacker has (e.g. a :class:`~privlab.data.wrappers.PoisonedImages`).
-        test: the clean test split.
         cfg: architecture, augmentation and optimiser.
         seed: seeds weights, batch order and augmentation.
-        on_epoch: called as ``on_epoch(epoch, stats)`` with ``test_accuracy`` added to the fit stats.
+        on_epoch: a measurement hook called after every epoch (the attacker itself holds no evaluation data).
     """
-    if train.shape != test.shape:
-        raise ConfigError(f"training images {train.shape} and test images {test.shape} differ in shape")
     torch.manual_seed(seed)
     norm = {"mean": train.mean, "std": train.std} if cfg.normalize else {}
     model = build_model(cfg.model, train.num_classes, train.shape, **norm).to(device)
@@ -99,10 +82,8 @@ def train_unauthorized(
     history: list[dict[str, float]] = []
 
     def epoch_end(epoch: int, stats: dict[str, float]) -> None:
-        stats = {**stats, "test_accuracy": evaluate(model, test, device=device)["accuracy"]}
-        history.append(stats)
-        if on_epoch is not None:
-            on_epoch(epoch, stats)
+        extra = on_epoch(epoch, stats, model) if on_epoch is not None else None
+        history.append({**stats, **(extra or {})})
 
     fit(
         model,
@@ -115,36 +96,52 @@ def train_unauthorized(
         transform=transform,
     )
     model.eval()
-    return UnauthorizedResult(
-        test_accuracy=history[-1]["test_accuracy"],
-        train_accuracy=evaluate(model, train, device=device)["accuracy"],
-        history=history,
-        model=model,
-    )
+    return model, history
 
 
 @ATTACKS.register(
     "unauthorized-supervised",
     requires=("data", "labels"),
     config=SupervisedAttackConfig,
-    description="train a classifier on the released (protected) training set; measure clean test accuracy",
+    description="train a classifier on the released (protected) training set; returns the classifier",
 )
-class UnauthorizedSupervised:
-    """Attack form of :func:`train_unauthorized`: the observation holds the released images and labels, the clean
-    test split is passed as ``observation.meta["test"]`` (a :class:`LabelledImages`, used only for measurement)."""
+class UnauthorizedSupervised(Attack):
+    """Attack form of :func:`train_unauthorized`: the observation holds the released data set (a
+    :class:`LabelledImages`, or images with ``labels`` and ``meta["num_classes"]``).
 
-    def __init__(self, cfg: SupervisedAttackConfig | None = None) -> None:
-        self.cfg = cfg or SupervisedAttackConfig()
-        self.model: nn.Module | None = None
+    Args:
+        cfg: the recipe. on_epoch: measurement hook after every epoch (see :func:`train_unauthorized`).
+    """
 
-    def run(self, obs: Observation, *, seed: int = 0, device: Any = "cpu") -> AttackOutput:
-        """Train on ``obs.data``/``obs.labels``; ``stats`` hold ``test_accuracy`` and ``train_accuracy``."""
-        if obs.data is None or obs.labels is None:
+    config_class = SupervisedAttackConfig
+    requires = ("data", "labels")
+
+    def __init__(
+        self, cfg: SupervisedAttackConfig | dict[str, Any] | None = None, *, on_epoch: EpochHook | None = None
+    ) -> None:
+        super().__init__(cfg)
+        self.on_epoch = on_epoch
+
+    def run(
+        self,
+        observation: Observation,
+        *,
+        seed: int = 0,
+        generator: torch.Generator | None = None,
+        device: Any = "cpu",
+        progress: Progress | None = None,
+    ) -> AttackOutput:
+        """Train on the released set; returns the model, ``stats["train_accuracy"]`` (on the released set, eval
+        mode) and ``stats["history"]``."""
+        train = observation.data
+        if train is None:
             raise ConfigError("unauthorized-supervised needs the released images and labels (observation.data/labels)")
-        test = obs.meta.get("test")
-        if not isinstance(test, LabelledImages):
-            raise ConfigError("unauthorized-supervised needs the clean test split as observation.meta['test']")
-        train = LabelledImages(obs.data, obs.labels, test.num_classes, mean=test.mean, std=test.std)
-        res = train_unauthorized(train, test, self.cfg, seed=seed, device=device)
-        self.model = res.model
-        return AttackOutput(stats={"test_accuracy": res.test_accuracy, "train_accuracy": res.train_accuracy})
+        if not isinstance(train, LabelledImages):
+            if observation.labels is None or "num_classes" not in observation.meta:
+                raise ConfigError("unauthorized-supervised needs observation.labels and meta['num_classes']")
+            train = LabelledImages(train, observation.labels, int(observation.meta["num_classes"]))
+        model, history = train_unauthorized(
+            train, self.config, seed=seed, device=device, progress=progress, on_epoch=self.on_epoch
+        )
+        stats = {"train_accuracy": evaluate(model, train, device=device)["accuracy"], "history": history}
+        return AttackOutput(model=model, stats=stats)

@@ -63,7 +63,7 @@ def invert(
     Writes OUT/<run>/images/{idx}_{label}_{ori|rec}.png, per_image.csv, grid.png and a report section. The same as
     `privlab run` with `experiment: inversion` (use a spec file for sweeps over attack × defence).
     """
-    from privlab.protect.gradient_defense import parse_defense
+    from privlab.protect.gradient import parse_defense
     from privlab.run import execute, spec_from_mapping
 
     attack_config: dict[str, Any] = {}

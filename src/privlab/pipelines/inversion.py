@@ -26,8 +26,8 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
-from privlab.attack import ATTACKS, Observation
-from privlab.attack.inversion import InversionConfig, ThreatModel, client_update, make_attack
+from privlab.attack import ATTACKS, Observation, build_attack
+from privlab.attack import attack_config as resolve_attack_config
 from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
 from privlab.data import LabelledImages, dataset_info, load_dataset
@@ -36,7 +36,7 @@ from privlab.measure.image.matching import align_labels, match_reconstructions
 from privlab.models import build_model
 from privlab.pipelines import PIPELINES
 from privlab.pipelines.train import DatasetSpec, load_checkpoint
-from privlab.protect.gradient_defense import GradientDefense, GradientDefenseSpec
+from privlab.protect.gradient import DefenseSpec, ThreatModel, build_defense, client_update, resolve_defense
 from privlab.store import MetricRecord, load_tensors, save_tensors, sha256_file
 from privlab.train import TrainConfig, evaluate, fit
 
@@ -70,10 +70,14 @@ class InversionSpec(ExperimentSpec):
     num_images: int = Field(default=1, ge=1, le=100_000, description="images attacked in total")
     batch_size: int = Field(default=1, ge=1, description="images per shared gradient")
     victim: VictimSpec = Field(default_factory=VictimSpec)
-    attack: str = Field(default="inverting-gradients", description="dlg | idlg | inverting-gradients | …")
+    attack: str = Field(
+        default="inverting-gradients", description="dlg | idlg | inverting-gradients | any attack requiring gradients"
+    )
     attack_config: dict[str, Any] = Field(default_factory=dict, description="overrides of the attack's settings")
     threat: ThreatModel = Field(default_factory=ThreatModel)
-    defense: GradientDefenseSpec = Field(default_factory=GradientDefenseSpec)
+    defense: DefenseSpec = Field(
+        default_factory=lambda: resolve_defense(None), description="gradient defence (privlab protections gradient-*)"
+    )
     metrics: list[str] = Field(
         default_factory=lambda: ["mse", "psnr", "ssim", "lpips"],
         description="similarity metrics; lpips is skipped with a note when no backbone weights are available",
@@ -92,9 +96,9 @@ class InversionSpec(ExperimentSpec):
     @model_validator(mode="after")
     def _check(self) -> InversionSpec:
         entry = ATTACKS.entry(self.attack)
-        if "preset" not in entry.meta:
-            raise ConfigError(f"attack {self.attack!r} is not a gradient-inversion attack")
-        InversionConfig(**{**entry.meta["preset"], **self.attack_config})  # unknown / bad keys fail here
+        if "gradients" not in entry.meta.get("requires", ()):
+            raise ConfigError(f"attack {self.attack!r} is not a gradient-inversion attack (it does not use gradients)")
+        resolve_attack_config(self.attack, self.attack_config)  # unknown / bad keys fail here
         if self.num_images % self.batch_size:
             raise ConfigError(f"num_images ({self.num_images}) must be a multiple of batch_size ({self.batch_size})")
         return self
@@ -202,8 +206,8 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
     if reference is not None and "classifier" not in metrics:
         metrics.append("classifier")
 
-    defense = GradientDefense(spec.defense)
-    attack = make_attack(spec.attack, **spec.attack_config)
+    defense = build_defense(spec.defense)
+    attack = build_attack(spec.attack, spec.attack_config)
     order = torch.randperm(len(pool), generator=ctx.generator(1))[: spec.num_images]
     gen_client = ctx.generator(2)
     gen_attack = ctx.generator(3)
@@ -220,21 +224,23 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
             shared = exact if step_fn is None else client_update(model, x_in, y, spec.threat, gradient_fn=step_fn)
             shared = defense.shared(shared, gen_client)  # returns new tensors: `exact` stays the exact gradient
             cosines.append(_cosine(exact, shared))
-            known = attack.config.labels == "known"
-            obs = Observation(
-                gradients=shared,
-                labels=y if known else None,
+            obs = Observation.granted(
+                attack.requires,
                 meta={"batch_size": len(idx), "image_shape": tuple(pool.shape), "threat": spec.threat.model_dump()},
+                model=model,
+                gradients=shared,
+                labels=y,
             )
             t0 = time.perf_counter()
-            out = attack.run(model, obs, generator=gen_attack, progress=ctx.progress)
+            out = attack.run(obs, seed=ctx.seed, generator=gen_attack, device=ctx.device, progress=ctx.progress)
             t_attack += time.perf_counter() - t0
             rec = out.data.cpu()
             perm = match_reconstructions(x.cpu(), rec)
             rec = rec[perm]
             rl = out.labels.cpu() if out.labels is not None else torch.full((len(idx),), -1)
             # labels are matched as a multiset (order-free) for batch recovery; per image after the image matching
-            rec_labels.append(rl[perm] if out.stats["label_strategy"] in ("joint",) else align_labels(rl, y.cpu()))
+            joint = out.stats.get("label_strategy") in ("joint",)
+            rec_labels.append(rl[perm] if joint else align_labels(rl, y.cpu()))
             originals.append(x.cpu())
             recs.append(rec)
             labels.append(y.cpu())
@@ -287,7 +293,7 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
         MetricRecord("attack_seconds", t_attack, None, "s", "cost", False),
         MetricRecord(
             "attack_objective",
-            float(torch.tensor([b["objective"] for b in batch_stats]).mean()),
+            float(torch.tensor([float(b.get("objective", math.nan)) for b in batch_stats]).mean()),
             None,
             None,
             "info",

@@ -33,8 +33,7 @@ from typing import Any, Literal
 import torch
 from pydantic import Field, field_validator
 
-from privlab.attack import ATTACKS, Observation
-from privlab.attack.inversion import ThreatModel, client_update, make_attack
+from privlab.attack import ATTACKS, Observation, build_attack
 from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
 from privlab.data import dataset_info, load_dataset
@@ -48,7 +47,7 @@ from privlab.measure.semsim.train import SemSimTrainConfig, TripletData, train_s
 from privlab.models import build_model
 from privlab.pipelines import PIPELINES
 from privlab.pipelines.train import DatasetSpec
-from privlab.protect.gradient_defense import GradientDefense, GradientDefenseSpec
+from privlab.protect.gradient import DefenseSpec, ThreatModel, build_defense, client_update, resolve_defense
 from privlab.store import MetricRecord, sha256_file
 from privlab.store.artifacts import atomic_write_text
 from privlab.train import TrainConfig, evaluate, fit
@@ -62,7 +61,7 @@ class ProxySetting(Spec):
     name: str = Field(description="setting name (folder name of its PNGs; letters, digits, - _ .)")
     attack: str = Field(default="inverting-gradients", description="dlg | idlg | inverting-gradients")
     attack_config: dict[str, Any] = Field(default_factory=dict, description="overrides, e.g. {iterations: 30}")
-    defense: GradientDefenseSpec = Field(default_factory=GradientDefenseSpec)
+    defense: DefenseSpec = Field(default_factory=lambda: resolve_defense(None))
 
     @field_validator("name")
     @classmethod
@@ -74,7 +73,7 @@ class ProxySetting(Spec):
     @field_validator("attack")
     @classmethod
     def _attack(cls, v: str) -> str:
-        if "preset" not in ATTACKS.entry(v).meta:
+        if "gradients" not in ATTACKS.entry(v).meta.get("requires", ()):
             raise ValueError(f"attack {v!r} is not a gradient-inversion attack")
         return v
 
@@ -86,20 +85,20 @@ def _default_settings() -> list[ProxySetting]:
         ProxySetting(
             name="ig-60-shift",
             attack_config={"iterations": 60},
-            defense=GradientDefenseSpec(name="augment", transform="shift"),
+            defense={"name": "augment", "transform": "shift"},
         ),
-        ProxySetting(name="ig-60-flip", attack_config={"iterations": 60}, defense=GradientDefenseSpec(name="augment")),
+        ProxySetting(name="ig-60-flip", attack_config={"iterations": 60}, defense={"name": "augment"}),
         ProxySetting(
             name="ig-60-laplace",
             attack_config={"iterations": 60},
-            defense=GradientDefenseSpec(name="laplace", sigma=0.1),
+            defense={"name": "laplace", "sigma": 0.1},
         ),
         ProxySetting(name="dlg-2", attack="dlg", attack_config={"iterations": 2, "lbfgs_max_iter": 5}),
         ProxySetting(
             name="idlg-5-noise",
             attack="idlg",
             attack_config={"iterations": 5, "lbfgs_max_iter": 5},
-            defense=GradientDefenseSpec(name="gaussian", sigma=0.01),
+            defense={"name": "gaussian", "sigma": 0.01},
         ),
     ]
 
@@ -173,8 +172,8 @@ def _generate_proxy(spec: SemSimSpec, ctx: RunContext) -> tuple[Manifest, dict[s
     threat = ThreatModel()
     t0 = time.perf_counter()
     for k, setting in enumerate(spec.settings):
-        attack = make_attack(setting.attack, **setting.attack_config)
-        defense = GradientDefense(setting.defense)
+        attack = build_attack(setting.attack, setting.attack_config)
+        defense = build_defense(setting.defense)
         g_client, g_attack = ctx.generator(100 + 2 * k), ctx.generator(101 + 2 * k)
         recs = []
         with ctx.progress.task(f"proxy {setting.name}", total=spec.num_images) as advance:
@@ -183,13 +182,15 @@ def _generate_proxy(spec: SemSimSpec, ctx: RunContext) -> tuple[Manifest, dict[s
                 x_in = defense.inputs(x, g_client)
                 shared = client_update(victim, x_in, y, threat, gradient_fn=defense.gradient_fn(g_client))
                 shared = defense.shared(shared, g_client)
-                known = attack.config.labels == "known"
-                obs = Observation(
-                    gradients=shared,
-                    labels=y if known else None,
+                obs = Observation.granted(
+                    attack.requires,
                     meta={"batch_size": 1, "image_shape": tuple(test.shape), "threat": threat.model_dump()},
+                    model=victim,
+                    gradients=shared,
+                    labels=y,
                 )
-                recs.append(attack.run(victim, obs, generator=g_attack).data.detach().cpu().clamp(0, 1))
+                out = attack.run(obs, seed=ctx.seed, generator=g_attack, device=ctx.device)
+                recs.append(out.data.detach().cpu().clamp(0, 1))
                 advance(1)
         rec = torch.cat(recs)
         with torch.no_grad():

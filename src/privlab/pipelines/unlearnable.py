@@ -24,39 +24,42 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import Field, model_validator
 
-from privlab.attack.unauthorized_ssl import SSLAttackConfig, evaluate_encoder, pretrain_ssl
-from privlab.attack.unauthorized_supervised import SupervisedAttackConfig, train_unauthorized
+from privlab.attack import ATTACKS, Observation, build_attack
 from privlab.config import ExperimentSpec, Spec, deep_merge
 from privlab.context import RunContext
 from privlab.data import dataset_info
 from privlab.data.base import LabelledImages
 from privlab.data.transforms import build_transform
 from privlab.data.wrappers import PoisonedImages
+from privlab.errors import ConfigError, PrivlabError
 from privlab.measure.functional.image_similarity import psnr
+from privlab.measure.utility.ssl_eval import extract_features, knn_accuracy, linear_probe_accuracy
 from privlab.models import MODELS
 from privlab.pipelines import PIPELINES
 from privlab.pipelines.train import DatasetSpec, load_datasets
-from privlab.protect import PROTECTIONS
-from privlab.protect.unlearnable_csd import TUEConfig
-from privlab.protect.unlearnable_em import EMConfig, ErrorMaxConfig, PerturbationBank, RandomNoiseConfig
+from privlab.protect.perturbation import NoiseSpec, PerturbationBank, noise_entry, resolve_noise
 from privlab.store import MetricRecord
 from privlab.store.artifacts import atomic_write_text
-from privlab.train import TrainConfig
+from privlab.train import TrainConfig, evaluate
 
-__all__ = ["PoisonSpec", "SSLEvalSpec", "SupervisedEvalSpec", "UnlearnableSpec", "run_unlearnable", "setting_names"]
+__all__ = [
+    "PoisonSpec",
+    "SSLEvalSpec",
+    "SupervisedEvalSpec",
+    "UnlearnableSpec",
+    "evaluate_encoder",
+    "run_unlearnable",
+    "setting_names",
+]
 
-_CONFIGS: dict[str, type[Spec]] = {
-    "em": EMConfig,
-    "error-max": ErrorMaxConfig,
-    "random": RandomNoiseConfig,
-    "tue": TUEConfig,
-}
-ProtectionSpec = Annotated[EMConfig | ErrorMaxConfig | RandomNoiseConfig | TUEConfig, Field(discriminator="name")]
+# the attackers of this experiment, built by name through ATTACKS
+SUPERVISED_ATTACK = "unauthorized-supervised"
+SSL_ATTACK = "unauthorized-ssl"
 
 
 class PoisonSpec(Spec):
@@ -82,12 +85,34 @@ class SupervisedEvalSpec(Spec):
     )
 
 
-class SSLEvalSpec(SSLAttackConfig):
-    """The self-supervised attackers: the recipe of :class:`SSLAttackConfig` for each method in ``methods``."""
+def _ssl_attack_config() -> type[Spec]:
+    return ATTACKS.entry(SSL_ATTACK).meta["config"]
+
+
+class SSLEvalSpec(_ssl_attack_config()):  # type: ignore[misc]
+    """The self-supervised attackers: the attacker's recipe (``unauthorized-ssl``'s config: the SSL model settings
+    ``encoder`` … and the schedule) for each method in ``methods``, and how its encoder is measured."""
 
     methods: list[Literal["simclr", "moco", "simsiam"]] = Field(
         default_factory=lambda: ["simclr"], description="SSL methods to run (empty: no SSL evaluation)"
     )
+    probe_data: Literal["poisoned", "clean"] = Field(
+        default="poisoned", description="images the linear probe is fit on"
+    )
+    probe_c: float = Field(default=1.0, gt=0, description="inverse L2 strength of the logistic-regression probe")
+    knn_k: int = Field(default=200, ge=1, description="kNN neighbours (capped at the bank size)")
+    knn_temperature: float = Field(default=0.5, gt=0, description="kNN vote temperature τ")
+
+    @model_validator(mode="after")
+    def _methods_not_method(self) -> SSLEvalSpec:
+        if "method" in self.model_fields_set and self.method != "simclr":
+            raise ConfigError(f"ssl.method ({self.method}) is not used here: list the methods in ssl.methods")
+        return self
+
+    def attack_config(self, method: str) -> Spec:
+        """The ``unauthorized-ssl`` config for ``method``."""
+        fields = _ssl_attack_config().model_fields
+        return _ssl_attack_config()(**{k: v for k, v in self.model_dump().items() if k in fields} | {"method": method})
 
 
 class UnlearnableSpec(ExperimentSpec):
@@ -95,7 +120,9 @@ class UnlearnableSpec(ExperimentSpec):
 
     experiment: Literal["unlearnable"] = "unlearnable"
     dataset: DatasetSpec = Field(default_factory=lambda: DatasetSpec(name="digits", resize=32))
-    protection: ProtectionSpec = Field(default_factory=EMConfig, description="em, error-max, random or tue")
+    protection: NoiseSpec = Field(
+        default_factory=lambda: resolve_noise(None), description="em, error-max, random, tue or any noise protection"
+    )
     noise_file: str | None = Field(
         default=None, description="use this saved bank instead of generating one (noise transfer between runs)"
     )
@@ -125,10 +152,30 @@ class UnlearnableSpec(ExperimentSpec):
     @model_validator(mode="after")
     def _check_defaults(self) -> UnlearnableSpec:
         for name, block in self.protection_defaults.items():
-            if name not in _CONFIGS:
-                raise ValueError(f"protection_defaults: unknown protection {name!r}; use one of {', '.join(_CONFIGS)}")
-            _CONFIGS[name].model_validate({**block, "name": name})
+            try:
+                resolve_noise({**block, "name": name})
+            except PrivlabError as e:
+                raise ConfigError(f"protection_defaults.{name}: {e}") from None
+        for key in _sweep_keys(self.sweep):
+            if key.startswith("protection_defaults."):
+                field = key.split(".")[-1]
+                raise ConfigError(
+                    f"sweep key {key!r}: protection_defaults only fill `protection` before a sweep expands, so the "
+                    f"swept value would never reach a run; sweep over protection.{field} instead"
+                )
         return self
+
+
+def _sweep_keys(sweep: dict[str, Any] | None) -> list[str]:
+    """The dotted keys of a sweep block (grid keys and the keys of ``zip`` groups)."""
+    keys: list[str] = []
+    for key, values in (sweep or {}).items():
+        if key == "zip":
+            for group in values if isinstance(values, list) else [values]:
+                keys += list(group) if isinstance(group, dict) else []
+        else:
+            keys.append(key)
+    return keys
 
 
 def setting_names(spec: UnlearnableSpec) -> list[str]:
@@ -141,10 +188,7 @@ def setting_names(spec: UnlearnableSpec) -> list[str]:
 
 def protection_label(spec: UnlearnableSpec) -> str:
     """A short row label: ``em sample-wise (lenet5)``, ``tue-simclr sample-wise (lenet5)``, ``random class-wise``."""
-    p = spec.protection
-    name = f"tue-{p.ssl_method}" if isinstance(p, TUEConfig) else p.name
-    backbone = getattr(p, "backbone", None)
-    label = f"{name} {p.kind}-wise" + (f" ({backbone})" if backbone else "")
+    label = spec.protection.label()
     return label + (f" from {Path(spec.noise_file).name}" if spec.noise_file else "")
 
 
@@ -163,22 +207,60 @@ def _attack_settings(
     """Run every attacker setting on ``train``; returns ``{"accuracy": {setting: acc}, "curves": {...}}``."""
     acc: dict[str, float] = {}
     curves: dict[str, list[float]] = {}
+    if train.shape != test.shape:
+        raise ConfigError(f"training images {train.shape} and test images {test.shape} differ in shape")
+    released = Observation.granted(("data", "labels"), data=train, labels=train.labels)
+
+    def test_accuracy(epoch: int, stats: dict[str, float], model: Any) -> dict[str, float]:
+        return {"test_accuracy": evaluate(model, test, device=ctx.device)["accuracy"]}
+
     for i, m in enumerate(spec.supervised.models):
-        cfg = SupervisedAttackConfig(
-            model=m, augment=spec.supervised.augment, padding=spec.supervised.padding, train=spec.supervised.train
-        )
-        res = train_unauthorized(train, test, cfg, seed=ctx.seed + i, device=ctx.device, progress=ctx.progress)
-        acc[f"supervised:{m}"] = res.test_accuracy
-        curves[f"supervised:{m}"] = [h["test_accuracy"] for h in res.history]
+        cfg = {"model": m, "augment": spec.supervised.augment, "padding": spec.supervised.padding}
+        attack = build_attack(SUPERVISED_ATTACK, {**cfg, "train": spec.supervised.train}, on_epoch=test_accuracy)
+        obs = Observation.granted(attack.requires, data=released.data, labels=released.labels)
+        out = attack.run(obs, seed=ctx.seed + i, device=ctx.device, progress=ctx.progress)
+        history = out.stats["history"]
+        acc[f"supervised:{m}"] = history[-1]["test_accuracy"]
+        curves[f"supervised:{m}"] = [h["test_accuracy"] for h in history]
     for j, method in enumerate(spec.ssl.methods):
-        cfg_ssl = SSLAttackConfig(**spec.ssl.model_dump(exclude={"methods"}) | {"method": method})
-        model, hist = pretrain_ssl(train, cfg_ssl, seed=ctx.seed + 100 + j, device=ctx.device, progress=ctx.progress)
-        probe = train if cfg_ssl.probe_data == "poisoned" else clean_train
-        ev = evaluate_encoder(model, probe, clean_train, test, cfg_ssl, device=ctx.device)
-        acc[f"{method}-probe:{cfg_ssl.encoder}"] = ev["linear_probe_accuracy"]
-        acc[f"{method}-knn:{cfg_ssl.encoder}"] = ev["knn_accuracy"]
-        curves[f"{method}-ssl_loss"] = [h["ssl_loss"] for h in hist]
+        cfg_ssl = spec.ssl.attack_config(method)
+        attack = ATTACKS.get(SSL_ATTACK)(cfg_ssl)
+        obs = Observation.granted(attack.requires, data=released.data, labels=released.labels)
+        out = attack.run(obs, seed=ctx.seed + 100 + j, device=ctx.device, progress=ctx.progress)
+        probe = train if spec.ssl.probe_data == "poisoned" else clean_train
+        ev = evaluate_encoder(out.model, probe, clean_train, test, spec.ssl, device=ctx.device)
+        acc[f"{method}-probe:{spec.ssl.encoder}"] = ev["linear_probe_accuracy"]
+        acc[f"{method}-knn:{spec.ssl.encoder}"] = ev["knn_accuracy"]
+        curves[f"{method}-ssl_loss"] = [h["ssl_loss"] for h in out.stats["history"]]
     return {"accuracy": acc, "curves": curves, "tag": tag}
+
+
+def evaluate_encoder(
+    model: Any,
+    probe_train: LabelledImages,
+    clean_train: LabelledImages,
+    test: LabelledImages,
+    cfg: SSLEvalSpec,
+    *,
+    device: Any = "cpu",
+) -> dict[str, float]:
+    """Measure an SSL model's encoder (``model.encoder``): ``linear_probe_accuracy`` (probe fit on ``probe_train``)
+    and ``knn_accuracy`` (bank = ``clean_train``), both on the clean ``test`` split, as fractions."""
+    f_probe = extract_features(model.encoder, probe_train, device=device)
+    f_test = extract_features(model.encoder, test, device=device)
+    f_bank = f_probe if probe_train is clean_train else extract_features(model.encoder, clean_train, device=device)
+    return {
+        "linear_probe_accuracy": linear_probe_accuracy(f_probe, probe_train.labels, f_test, test.labels, c=cfg.probe_c),
+        "knn_accuracy": knn_accuracy(
+            f_bank,
+            clean_train.labels,
+            f_test,
+            test.labels,
+            num_classes=test.num_classes,
+            k=cfg.knn_k,
+            temperature=cfg.knn_temperature,
+        ),
+    }
 
 
 def _clean_key(spec: UnlearnableSpec, seed: int, device: str) -> str:
@@ -219,7 +301,7 @@ def _make_bank(spec: UnlearnableSpec, train: LabelledImages, test: LabelledImage
             bank.noise = bank.noise.clamp(-p.epsilon, p.epsilon)
         bank.epsilon = min(bank.epsilon, p.epsilon)
         return bank
-    generator = PROTECTIONS.get(p.name)(p)
+    generator = noise_entry(p.name).obj(p)
 
     def on_round(rnd: int, stats: dict[str, float]) -> None:
         recs = []
@@ -228,10 +310,9 @@ def _make_bank(spec: UnlearnableSpec, train: LabelledImages, test: LabelledImage
             recs.append(MetricRecord(f"noise_{k}", float(v), rnd, unit, "info", None))
         ctx.log_many(recs)
 
-    kw: dict[str, Any] = {"seed": ctx.seed, "device": ctx.device, "progress": ctx.progress, "on_round": on_round}
-    if isinstance(p, TUEConfig):
-        kw["monitor"] = test
-    return generator.generate(train, **kw)
+    return generator.generate(
+        train, seed=ctx.seed, device=ctx.device, progress=ctx.progress, on_round=on_round, monitor=test
+    )
 
 
 @PIPELINES.register(

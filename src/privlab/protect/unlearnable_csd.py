@@ -34,18 +34,18 @@ from pydantic import Field
 
 from privlab.context import Progress, seed_everything
 from privlab.data.base import LabelledImages
-from privlab.data.transforms import AugmentConfig, SimCLRAugment
-from privlab.measure.utility.ssl_eval import extract_features, knn_accuracy
-from privlab.models.ssl import SSLModel, build_ssl_model, ssl_optimizer
+from privlab.data.transforms import SimCLRAugment
+from privlab.models.ssl import SSLModel, ssl_optimizer
+from privlab.models.ssl_config import SSLConfig, build_ssl_from_config
 from privlab.protect.base import PROTECTIONS
-from privlab.protect.unlearnable_em import (
+from privlab.protect.perturbation import (
+    NoiseConfig,
+    NoiseGenerator,
     PerturbationBank,
     RoundCallback,
-    _check_budget,
-    _cycle,
-    _noise_shape,
-    _NoiseBase,
-    _uniform,
+    cycle_batches,
+    noise_shape,
+    uniform_noise,
 )
 
 __all__ = ["TUEConfig", "TransferableUnlearnable", "csd_loss"]
@@ -80,12 +80,11 @@ def csd_loss(
     return ratio.mean()  # symmetric in (c, c'): the mean over c < c' equals the mean over c ≠ c'
 
 
-class TUEConfig(_NoiseBase):
-    """TUE noise; defaults: the SimCLR row of the released demo (CIFAR-10, ResNet-18)."""
+class TUEConfig(NoiseConfig, SSLConfig):
+    """TUE noise; defaults: the SimCLR row of the released demo (CIFAR-10, ResNet-18). The SSL model's settings
+    (``method``, ``encoder``, ``momentum`` …) are :class:`~privlab.models.ssl_config.SSLConfig`'s."""
 
     name: Literal["tue"] = "tue"
-    ssl_method: Literal["simclr", "moco", "simsiam"] = Field(default="simclr", description="SSL backbone training")
-    backbone: str = Field(default="resnet18", description="encoder trunk (privlab models; last linear removed)")
     step_size: float = Field(default=0.8 / 255, gt=0, le=1, description="PGD step α, [0, 1] pixel units")
     num_steps: int = Field(default=20, ge=1, description="PGD steps per batch per sweep")
     train_steps: int = Field(default=20, ge=0, description="SSL batches trained between noise sweeps")
@@ -97,16 +96,11 @@ class TUEConfig(_NoiseBase):
     random_start: bool = Field(default=True, description="start from δ ~ U(−ε, ε)")
     allow_key_grad: bool = Field(default=False, description="gradient through MoCo's key / SimSiam's target branch")
     batch_size: int = Field(default=512, ge=2, description="batch size of SSL training and noise sweeps")
-    optimizer: Literal["adam", "sgd"] = Field(default="adam", description="SSL optimiser (SimCLR: adam)")
-    lr: float = Field(default=1e-3, gt=0, description="SSL learning rate")
-    weight_decay: float = Field(default=1e-6, ge=0, description="SSL weight decay")
-    temperature: float | None = Field(default=None, gt=0, description="NT-Xent/InfoNCE τ (None: 0.5 / 0.2)")
-    queue_size: int = Field(default=4096, ge=1, description="MoCo queue length")
-    moco_momentum: float = Field(default=0.99, ge=0, lt=1, description="MoCo key-encoder momentum")
-    normalize: bool = Field(default=True, description="normalise inputs inside the encoder with the data stats")
-    augment: AugmentConfig = Field(default_factory=AugmentConfig, description="SimCLR-style views")
-    knn_monitor: bool = Field(default=False, description="kNN accuracy of the SSL encoder each epoch (needs test)")
+    knn_monitor: bool = Field(default=False, description="kNN accuracy of the SSL encoder each epoch (needs monitor)")
     knn_k: int = Field(default=200, ge=1, description="kNN monitor neighbours")
+
+    def label(self) -> str:
+        return f"tue-{self.method} {self.kind}-wise ({self.encoder})"
 
 
 @PROTECTIONS.register(
@@ -115,12 +109,10 @@ class TUEConfig(_NoiseBase):
     config=TUEConfig,
     description="Transferable Unlearnable Examples: SSL min-min noise + CSD (SimCLR / MoCo v2 / SimSiam)",
 )
-class TransferableUnlearnable:
+class TransferableUnlearnable(NoiseGenerator):
     """TUE noise generator (see the module docstring)."""
 
-    def __init__(self, cfg: TUEConfig | None = None) -> None:
-        self.cfg = cfg or TUEConfig()
-        _check_budget(self.cfg)
+    config_class = TUEConfig
 
     def _noise_loss(
         self,
@@ -186,27 +178,18 @@ class TransferableUnlearnable:
         cfg, progress = self.cfg, progress or Progress(quiet=True)
         seed_everything(seed)
         t0 = time.perf_counter()
-        norm = {"mean": data.mean, "std": data.std} if cfg.normalize else {}
-        model = build_ssl_model(
-            cfg.ssl_method,
-            cfg.backbone,
-            data.shape,
-            temperature=cfg.temperature,
-            queue_size=cfg.queue_size,
-            momentum=cfg.moco_momentum,
-            **norm,
-        ).to(device)
+        model = build_ssl_from_config(cfg, data.shape, mean=data.mean, std=data.std).to(device)
         opt = ssl_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
         aug = SimCLRAugment(cfg.augment)
         g_aug = torch.Generator(device=device).manual_seed(seed + 5)
-        noise = _uniform(_noise_shape(data, cfg.kind), cfg.epsilon, seed + 17)
+        noise = uniform_noise(noise_shape(data, cfg.kind), cfg.epsilon, seed + 17)
         if not cfg.random_start:
             noise.zero_()
         n = len(data)
         order_gen = torch.Generator().manual_seed(seed + 3)
         history: list[dict[str, float]] = []
         images_done, noise_seconds = 0, 0.0
-        with progress.task(f"TUE ({cfg.ssl_method}) noise", total=cfg.epochs) as advance:
+        with progress.task(f"TUE ({cfg.method}) noise", total=cfg.epochs) as advance:
             for epoch in range(1, cfg.epochs + 1):
                 te = time.perf_counter()
                 batches = list(next(_epoch_batches(n, cfg.batch_size, order_gen)))
@@ -237,11 +220,7 @@ class TransferableUnlearnable:
                     "seconds": time.perf_counter() - te,
                 }
                 if cfg.knn_monitor and monitor is not None:
-                    bank = extract_features(model.encoder, data, device=device)
-                    feats = extract_features(model.encoder, monitor, device=device)
-                    stats["knn_accuracy"] = knn_accuracy(
-                        bank, data.labels, feats, monitor.labels, num_classes=data.num_classes, k=cfg.knn_k
-                    )
+                    stats["knn_accuracy"] = _knn_monitor(model, data, monitor, cfg.knn_k, device)
                 history.append({"round": epoch, **stats})
                 if on_round is not None:
                     on_round(epoch, stats)
@@ -249,7 +228,7 @@ class TransferableUnlearnable:
         seconds = time.perf_counter() - t0
         meta = {
             "protection": "tue",
-            "backbone": f"{cfg.ssl_method}:{cfg.backbone}",
+            "backbone": f"{cfg.method}:{cfg.encoder}",
             "dataset": data.name,
             "seed": seed,
             "rounds": len(history),
@@ -293,5 +272,17 @@ class TransferableUnlearnable:
 
 def _epoch_batches(n: int, batch_size: int, g: torch.Generator):
     """One shuffled pass as a list of index batches (wrapped in a generator for ``next``)."""
-    it = _cycle(n, batch_size, g)
+    it = cycle_batches(n, batch_size, g)
     yield [next(it) for _ in range((n + batch_size - 1) // batch_size)]
+
+
+def _knn_monitor(model: SSLModel, data: LabelledImages, monitor: LabelledImages, k: int, device: Any) -> float:
+    """The defender's own progress monitor: weighted-kNN accuracy of the encoder on ``monitor``, bank = ``data``.
+
+    The measurement module is imported here, at call time, so that protect/ does not depend on measure/ at import.
+    """
+    from privlab.measure.utility.ssl_eval import extract_features, knn_accuracy
+
+    bank = extract_features(model.encoder, data, device=device)
+    feats = extract_features(model.encoder, monitor, device=device)
+    return knn_accuracy(bank, data.labels, feats, monitor.labels, num_classes=data.num_classes, k=k)

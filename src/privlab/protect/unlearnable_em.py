@@ -29,9 +29,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -39,12 +36,19 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from privlab.config import Spec
 from privlab.context import Progress, seed_everything
 from privlab.data.base import LabelledImages
-from privlab.errors import BudgetError, FileFormatError
-from privlab.protect.base import PROTECTIONS, Budget
-from privlab.store import load_tensors, save_tensors
+from privlab.protect.base import PROTECTIONS
+from privlab.protect.perturbation import (
+    NoiseConfig,
+    NoiseGenerator,
+    NoiseKind,
+    PerturbationBank,
+    RoundCallback,
+    cycle_batches,
+    noise_shape,
+    uniform_noise,
+)
 from privlab.train import TrainConfig, evaluate, fit, make_optimizer
 
 __all__ = [
@@ -60,112 +64,16 @@ __all__ = [
     "sample_pgd",
 ]
 
-NoiseKind = Literal["sample", "class"]
-RoundCallback = Callable[[int, dict[str, float]], None]
-DEFAULT_EPS = 8 / 255
-
-
-# -- the bank -----------------------------------------------------------------------------------------------------
-@dataclass
-class PerturbationBank:
-    """A generated perturbation tensor and what it was made for.
-
-    Attributes:
-        noise: ``(N, C, H, W)`` (sample-wise, row = sample index) or ``(K, C, H, W)`` (class-wise, row = label),
-            in [0, 1] pixel units, within ``[−ε, ε]``.
-        kind: ``"sample"`` or ``"class"``.
-        epsilon: the L∞ radius ε in [0, 1] pixel units.
-        meta: protection name, backbone, data set, seed, generation statistics … (JSON-ready).
-        history: per outer round/epoch statistics of the generation.
-    """
-
-    noise: torch.Tensor
-    kind: NoiseKind
-    epsilon: float
-    meta: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, float]] = field(default_factory=list)
-
-    @property
-    def budget(self) -> Budget:
-        """The budget record: an L∞ radius per image."""
-        return Budget(kind="linf", scope="image", radius=self.epsilon, details={"noise": f"{self.kind}-wise"})
-
-    def metadata(self) -> dict[str, Any]:
-        """What goes into the file header."""
-        return {
-            "format": "privlab-perturbation-bank/1",
-            "kind": self.kind,
-            "epsilon": self.epsilon,
-            "shape": list(self.noise.shape),
-            **self.meta,
-        }
-
-    def save(self, path: str | Path) -> str:
-        """Write ``noise`` + metadata as safetensors (atomic); returns the file's SHA-256."""
-        return save_tensors(path, {"noise": self.noise.float()}, self.metadata())
-
-    @classmethod
-    def load(
-        cls,
-        path: str | Path,
-        *,
-        expected_shape: tuple[int, ...] | None = None,
-        kind: NoiseKind | None = None,
-    ) -> PerturbationBank:
-        """Read a bank written by :meth:`save`, checking it.
-
-        Args:
-            path: the ``.safetensors`` file.
-            expected_shape: the shape the caller needs (e.g. ``(len(train), C, H, W)``); checked when given.
-            kind: the kind the caller needs; checked when given.
-
-        Raises:
-            DataMissingError: no such file. FileFormatError: not a bank, another kind or shape, or noise beyond ε.
-        """
-        tensors, meta = load_tensors(path)
-        if "noise" not in tensors or "kind" not in meta or "epsilon" not in meta:
-            raise FileFormatError(f"{path}: not a privlab perturbation bank (needs tensor 'noise' and kind/epsilon)")
-        noise = tensors["noise"]
-        kind_, eps_ = meta.get("kind"), meta.get("epsilon")
-        if (
-            kind_ not in ("sample", "class")
-            or isinstance(eps_, bool)
-            or not isinstance(eps_, int | float)
-            or not 0 < eps_ <= 1  # also refuses NaN
-            or noise.ndim != 4
-            or not noise.is_floating_point()
-        ):
-            raise FileFormatError(
-                f"{path}: not a privlab perturbation bank (kind {kind_!r}, epsilon {eps_!r}, noise {noise.dtype} "
-                f"{tuple(noise.shape)}; need kind sample|class, 0 < epsilon ≤ 1 in [0, 1] pixel units, float N×C×H×W)"
-            )
-        if kind is not None and meta["kind"] != kind:
-            raise FileFormatError(f"{path}: holds {meta['kind']}-wise noise, expected {kind}-wise")
-        if expected_shape is not None and tuple(noise.shape) != tuple(expected_shape):
-            raise FileFormatError(
-                f"{path}: noise has shape {tuple(noise.shape)}, expected {tuple(expected_shape)} "
-                f"({meta['kind']}-wise rows × C×H×W of the data set it is applied to)"
-            )
-        eps = float(meta["epsilon"])
-        if noise.numel() and noise.abs().max().item() > eps + 1e-6:
-            raise FileFormatError(f"{path}: noise exceeds its budget ε = {eps:.6g} (max |δ| {noise.abs().max():.6g})")
-        extra = {k: v for k, v in meta.items() if k not in ("kind", "epsilon", "shape", "format")}
-        return cls(noise=noise, kind=meta["kind"], epsilon=eps, meta=extra)
 
 
 # -- configs ------------------------------------------------------------------------------------------------------
-class _NoiseBase(Spec):
-    kind: NoiseKind = Field(default="sample", description="sample-wise (one δ per image) or class-wise (per label)")
-    epsilon: float = Field(default=DEFAULT_EPS, gt=0, le=1, description="L∞ radius, [0, 1] pixel units (8/255)")
-
-
-class RandomNoiseConfig(_NoiseBase):
+class RandomNoiseConfig(NoiseConfig):
     """Uniform random noise ``U(−ε, ε)`` (baseline)."""
 
     name: Literal["random"] = "random"
 
 
-class _PGDBase(_NoiseBase):
+class _PGDBase(NoiseConfig):
     step_size: float = Field(default=0.8 / 255, gt=0, le=1, description="PGD step α, [0, 1] pixel units")
     num_steps: int = Field(default=20, ge=1, description="PGD steps per batch per sweep (UE: 20 sample-, 1 class-wise)")
     backbone: str = Field(default="resnet18", description="model the noise is optimised against (privlab models)")
@@ -253,26 +161,10 @@ def class_pgd(
     return d.detach()
 
 
-def _uniform(shape: tuple[int, ...], epsilon: float, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand(shape, generator=g) * 2 - 1) * epsilon
-
-
-def _noise_shape(data: LabelledImages, kind: NoiseKind) -> tuple[int, ...]:
-    return (len(data) if kind == "sample" else data.num_classes, *data.shape)
-
-
 def _poisoned_batch(data: LabelledImages, noise: torch.Tensor, kind: NoiseKind, idx: torch.Tensor, device: Any):
     x, y = data.batch(idx)
     d = noise[idx] if kind == "sample" else noise[y]
     return x.to(device), y.to(device), d.to(device)
-
-
-def _cycle(n: int, batch_size: int, g: torch.Generator) -> Iterator[torch.Tensor]:
-    while True:
-        order = torch.randperm(n, generator=g)
-        for i in range(0, n, batch_size):
-            yield order[i : i + batch_size]
 
 
 def _backbone(cfg: _PGDBase, data: LabelledImages, device: Any) -> nn.Module:
@@ -317,18 +209,12 @@ def _perturbed_error(
     return wrong / max(n, 1)
 
 
-def _check_budget(cfg: _NoiseBase) -> None:
-    if getattr(cfg, "step_size", 0) > cfg.epsilon:
-        raise BudgetError(f"step_size {cfg.step_size:.4g} exceeds the budget epsilon {cfg.epsilon:.4g}; lower it")
-
-
 # -- protections --------------------------------------------------------------------------------------------------
 @PROTECTIONS.register("random", kind="data", config=RandomNoiseConfig, description="uniform noise U(−ε, ε) (baseline)")
-class RandomNoise:
+class RandomNoise(NoiseGenerator):
     """Uniform random noise at the budget — the "does any noise hurt?" baseline."""
 
-    def __init__(self, cfg: RandomNoiseConfig | None = None) -> None:
-        self.cfg = cfg or RandomNoiseConfig()
+    config_class = RandomNoiseConfig
 
     def generate(
         self,
@@ -338,9 +224,10 @@ class RandomNoise:
         device: Any = "cpu",
         progress: Progress | None = None,
         on_round: RoundCallback | None = None,
+        monitor: LabelledImages | None = None,
     ) -> PerturbationBank:
         """Draw the noise for ``data`` (seeded)."""
-        noise = _uniform(_noise_shape(data, self.cfg.kind), self.cfg.epsilon, seed)
+        noise = uniform_noise(noise_shape(data, self.cfg.kind), self.cfg.epsilon, seed)
         meta = {"protection": "random", "backbone": None, "dataset": data.name, "seed": seed, "images_per_second": None}
         return PerturbationBank(noise, self.cfg.kind, self.cfg.epsilon, meta)
 
@@ -348,12 +235,10 @@ class RandomNoise:
 @PROTECTIONS.register(
     "em", kind="data", config=EMConfig, description="error-minimising (min-min) noise, sample- or class-wise"
 )
-class ErrorMinimizingNoise:
+class ErrorMinimizingNoise(NoiseGenerator):
     """Error-minimising noise (Unlearnable Examples): see the module docstring for the algorithm."""
 
-    def __init__(self, cfg: EMConfig | None = None) -> None:
-        self.cfg = cfg or EMConfig()
-        _check_budget(self.cfg)
+    config_class = EMConfig
 
     def generate(
         self,
@@ -363,6 +248,7 @@ class ErrorMinimizingNoise:
         device: Any = "cpu",
         progress: Progress | None = None,
         on_round: RoundCallback | None = None,
+        monitor: LabelledImages | None = None,
     ) -> PerturbationBank:
         """Run the min-min outer loop on ``data`` (clean images in [0, 1]); returns the bank and its history.
 
@@ -375,10 +261,10 @@ class ErrorMinimizingNoise:
         model = _backbone(cfg, data, device)
         tcfg = TrainConfig(optimizer=cfg.optimizer, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         opt = make_optimizer(model.parameters(), tcfg)
-        noise = _uniform(_noise_shape(data, cfg.kind), cfg.epsilon, seed + 17)
+        noise = uniform_noise(noise_shape(data, cfg.kind), cfg.epsilon, seed + 17)
         if not cfg.random_start:
             noise.zero_()
-        batches = _cycle(len(data), cfg.batch_size, torch.Generator().manual_seed(seed + 3))
+        batches = cycle_batches(len(data), cfg.batch_size, torch.Generator().manual_seed(seed + 3))
         history: list[dict[str, float]] = []
         images_done = 0
         with progress.task(f"{cfg.kind}-wise error-minimising noise", total=cfg.max_rounds) as advance:
@@ -425,12 +311,10 @@ class ErrorMinimizingNoise:
 @PROTECTIONS.register(
     "error-max", kind="data", config=ErrorMaxConfig, description="error-maximising (adversarial PGD) noise (baseline)"
 )
-class ErrorMaxNoise:
+class ErrorMaxNoise(NoiseGenerator):
     """Adversarial noise against a backbone trained on the clean data (the min-max baseline of UE)."""
 
-    def __init__(self, cfg: ErrorMaxConfig | None = None) -> None:
-        self.cfg = cfg or ErrorMaxConfig()
-        _check_budget(self.cfg)
+    config_class = ErrorMaxConfig
 
     def generate(
         self,
@@ -440,6 +324,7 @@ class ErrorMaxNoise:
         device: Any = "cpu",
         progress: Progress | None = None,
         on_round: RoundCallback | None = None,
+        monitor: LabelledImages | None = None,
     ) -> PerturbationBank:
         """Train the backbone on clean ``data`` for ``pretrain_epochs``, then one PGD-ascent sweep over the set."""
         cfg, progress = self.cfg, progress or Progress(quiet=True)
@@ -457,7 +342,7 @@ class ErrorMaxNoise:
         fit(model, data, tcfg, seed=seed, device=device, progress=progress)
         clean_acc = evaluate(model, data, device=device)["accuracy"]
         t1 = time.perf_counter()
-        noise = _uniform(_noise_shape(data, cfg.kind), cfg.epsilon, seed + 17)
+        noise = uniform_noise(noise_shape(data, cfg.kind), cfg.epsilon, seed + 17)
         if not cfg.random_start:
             noise.zero_()
         _sweep(model, data, noise, cfg, "max", device)

@@ -23,16 +23,16 @@ Example (a 2×2 image through a linear model: DLG recovers it):
     >>> import torch
     >>> from torch import nn
     >>> from privlab.attack.base import Observation
-    >>> from privlab.attack.inversion.threat import ThreatModel, client_update
+    >>> from privlab.protect.gradient.client import ThreatModel, client_update
     >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
     <torch._C.Generator object at ...>
     >>> model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.Sigmoid(), nn.Linear(3, 3))
     >>> x, y = torch.rand(1, 1, 2, 2), torch.tensor([2])
-    >>> obs = Observation(gradients=client_update(model, x, y, ThreatModel()), labels=y,
+    >>> obs = Observation(gradients=client_update(model, x, y, ThreatModel()), model=model, labels=y,
     ...                   meta={"batch_size": 1, "image_shape": (1, 2, 2)})
     >>> cfg = InversionConfig(objective="l2", optimizer="lbfgs", lr=0.1, iterations=30, signed=False,
     ...                       boxed=False, lr_decay=False, tv=0)
-    >>> out = GradientInversion(cfg).run(model, obs, generator=torch.Generator().manual_seed(0))
+    >>> out = GradientInversion(cfg).run(obs, generator=torch.Generator().manual_seed(0))
     >>> bool((out.data - x).abs().max() < 1e-2)
     True
 """
@@ -48,14 +48,14 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from privlab.attack.base import AttackOutput, Observation
+from privlab.attack.base import Attack, AttackOutput, Observation
 from privlab.attack.inversion.labels import batch_labels, idlg_label
 from privlab.attack.inversion.objectives import OBJECTIVES, layer_weights, select_layers
 from privlab.attack.inversion.regularizers import total_variation
-from privlab.attack.inversion.threat import ThreatModel, client_update, trainable
 from privlab.config import Spec
 from privlab.context import Progress
 from privlab.errors import ConfigError
+from privlab.protect.gradient.client import ThreatModel, client_update, trainable
 
 __all__ = ["GradientInversion", "InversionConfig", "last_linear_indices", "model_normalization"]
 
@@ -125,22 +125,24 @@ def _set_grads(variables: list[torch.Tensor], loss: torch.Tensor) -> None:
         v.grad = g
 
 
-class GradientInversion:
+class GradientInversion(Attack):
     """Reconstruct a client's images from its shared gradient (or FedAvg update).
 
     Args:
         config: engine settings (an :class:`InversionConfig` or a mapping of its fields).
+        callback: called as ``callback(restart, iteration, objective)`` every ``record_every`` iterations.
     """
 
-    requires = ("gradients",)
+    config_class = InversionConfig
 
-    def __init__(self, config: InversionConfig | dict[str, Any] | None = None) -> None:
-        from privlab.config import validate
+    def __init__(self, config: InversionConfig | dict[str, Any] | None = None, *, callback: Callback | None = None):
+        super().__init__(config)
+        self.callback = callback
 
-        if isinstance(config, InversionConfig):
-            self.config = config
-        else:
-            self.config = validate(InversionConfig, dict(config or {}), "attack config")
+    @property
+    def requires(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The server knows the model and the shared gradient; labels only where the config says they are known."""
+        return ("model", "gradients", "labels") if self.config.labels == "known" else ("model", "gradients")
 
     # -- setup -------------------------------------------------------------------------------------------------
     def _labels(
@@ -181,27 +183,32 @@ class GradientInversion:
     # -- main loop ---------------------------------------------------------------------------------------------
     def run(
         self,
-        model: nn.Module,
         observation: Observation,
         *,
+        seed: int = 0,
         generator: torch.Generator | None = None,
+        device: Any = None,
         progress: Progress | None = None,
-        callback: Callback | None = None,
     ) -> AttackOutput:
         """Reconstruct the batch behind ``observation.gradients``.
 
         Args:
-            model: the global model the client differentiated (eval mode; not modified).
-            observation: ``gradients`` (one tensor per trainable parameter) and ``meta`` with ``batch_size``,
-                ``image_shape`` and optionally ``threat`` (a :class:`ThreatModel` dict); ``labels`` if known.
+            observation: ``model`` (the global model the client differentiated; eval mode, not modified),
+                ``gradients`` (one tensor per trainable parameter) and ``meta`` with ``batch_size``, ``image_shape``
+                and optionally ``threat`` (a :class:`ThreatModel` dict); ``labels`` if known.
+            seed: seeds the initialisations when no ``generator`` is given.
             generator: seeds the initialisations (CPU generator).
+            device: unused (the attack runs where the model's parameters are).
             progress: progress reporter (one bar per restart).
-            callback: called as ``callback(restart, iteration, objective)`` every ``record_every`` iterations.
 
         Returns:
             :class:`AttackOutput` with ``data`` (``N×C×H×W`` in [0, 1]), ``labels`` and ``stats`` (final objective,
             per-restart scores, label strategy, seconds, objective history of the best restart).
         """
+        model = observation.model
+        if model is None:
+            raise ConfigError("gradient inversion needs the model the client differentiated (observation.model)")
+        callback = self.callback
         cfg = self.config
         if observation.gradients is None:
             raise ConfigError("gradient inversion needs the shared gradients in the observation")
@@ -238,7 +245,7 @@ class GradientInversion:
         mean, std = norm if norm is not None else (torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1))
         mean, std = mean.to(device), std.to(device)
         lo, hi = (0 - mean) / std, (1 - mean) / std
-        gen = generator or torch.Generator().manual_seed(0)
+        gen = generator or torch.Generator().manual_seed(seed)
         model.eval()
 
         def matching_loss(z: torch.Tensor, soft: torch.Tensor | None) -> torch.Tensor:

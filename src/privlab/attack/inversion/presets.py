@@ -70,10 +70,11 @@ def make_attack(name: str, **overrides: Any) -> GradientInversion:
     return GradientInversion({**base, **overrides})
 
 
+
 for _name, _preset in INVERSION_PRESETS.items():
     ATTACKS.register(
         _name,
-        requires=("gradients",),
+        requires=("model", "gradients"),
         preset=_preset,
         config=InversionConfig,
         description=_DESCRIPTIONS[_name],
