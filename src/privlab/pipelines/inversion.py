@@ -31,13 +31,14 @@ from privlab.attack.inversion import InversionConfig, ThreatModel, client_update
 from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
 from privlab.data import LabelledImages, dataset_info, load_dataset
+from privlab.data.spec import DatasetSpec
 from privlab.errors import ConfigError
 from privlab.models import build_model
 from privlab.pipelines import PIPELINES
-from privlab.pipelines.train import DatasetSpec, load_checkpoint
 from privlab.protect.gradient_defense import GradientDefense, GradientDefenseSpec
 from privlab.store import MetricRecord, load_tensors, save_tensors, sha256_file
 from privlab.train import TrainConfig, evaluate, fit
+from privlab.victim import load_checkpoint
 
 __all__ = ["InversionSpec", "VictimSpec", "run_inversion"]
 

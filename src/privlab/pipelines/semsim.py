@@ -38,6 +38,7 @@ from privlab.attack.inversion import ThreatModel, client_update, make_attack
 from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
 from privlab.data import dataset_info, load_dataset
+from privlab.data.spec import DatasetSpec
 from privlab.errors import ConfigError
 from privlab.measure.human_agreement import METRIC_DIRECTIONS, agreement
 from privlab.measure.semsim.annotations import Annotation, Manifest, load_manifest, save_manifest
@@ -46,7 +47,6 @@ from privlab.measure.semsim.score import semsim_distance
 from privlab.measure.semsim.train import SemSimTrainConfig, TripletData, train_semsim
 from privlab.models import build_model
 from privlab.pipelines import PIPELINES
-from privlab.pipelines.train import DatasetSpec
 from privlab.protect.gradient_defense import GradientDefense, GradientDefenseSpec
 from privlab.store import MetricRecord, sha256_file
 from privlab.store.artifacts import atomic_write_text

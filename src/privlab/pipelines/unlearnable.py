@@ -35,12 +35,12 @@ from privlab.config import ExperimentSpec, Spec, deep_merge
 from privlab.context import RunContext
 from privlab.data import dataset_info
 from privlab.data.base import LabelledImages
+from privlab.data.spec import DatasetSpec, load_datasets
 from privlab.data.transforms import build_transform
 from privlab.data.wrappers import PoisonedImages
 from privlab.measure.image_similarity import psnr
 from privlab.models import MODELS
 from privlab.pipelines import PIPELINES
-from privlab.pipelines.train import DatasetSpec, load_datasets
 from privlab.protect import PROTECTIONS
 from privlab.protect.unlearnable_csd import TUEConfig
 from privlab.protect.unlearnable_em import EMConfig, ErrorMaxConfig, PerturbationBank, RandomNoiseConfig
