@@ -23,7 +23,8 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -31,9 +32,19 @@ from pydantic import Field
 from torch import nn
 from torch.func import functional_call
 
+from privlab.attack.base import Observation
 from privlab.config import Spec
 
-__all__ = ["GradientFn", "ThreatModel", "client_update", "loss_on", "trainable"]
+__all__ = [
+    "GradientFn",
+    "LeakRound",
+    "SharedGradientDefense",
+    "ThreatModel",
+    "client_update",
+    "gradient_leak_round",
+    "loss_on",
+    "trainable",
+]
 
 
 class ThreatModel(Spec):
@@ -110,3 +121,51 @@ def client_update(
                 current = {n: p.detach().requires_grad_(True) for n, p in current.items()}
     return [(start[n] - current[n]) if create_graph else (start[n] - current[n]).detach() for n in params]
 
+
+class SharedGradientDefense(Protocol):
+    """A client-side defence of the shared gradient (e.g. :class:`privlab.protect.gradient_defense.GradientDefense`):
+    it may change the inputs, how each local step's gradient is computed, and what is finally shared."""
+
+    def inputs(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
+
+    def gradient_fn(self, generator: torch.Generator) -> GradientFn | None: ...
+
+    def shared(self, grads: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]: ...
+
+
+@dataclass
+class LeakRound:
+    """One round of the federated threat model: what the attacker observes and, when asked for, the exact update."""
+
+    observation: Observation
+    exact: list[torch.Tensor] | None = None
+
+
+def gradient_leak_round(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    threat: ThreatModel,
+    defense: SharedGradientDefense,
+    generator: torch.Generator,
+    *,
+    known_labels: bool,
+    keep_exact: bool = False,
+) -> LeakRound:
+    """Defence → client update → observation for the batch ``(x, y)`` (``N×C×H×W`` in [0, 1], int64 ``N``).
+
+    The client applies ``defense`` to its inputs, computes its update under ``threat`` (with the defence's per-step
+    gradient, e.g. DP-SGD), and the defence transforms what is shared; all randomness comes from ``generator``. The
+    observation holds the shared tensors, the labels when ``known_labels``, and ``meta`` (batch size, image shape,
+    threat). With ``keep_exact`` the undefended update of the defended inputs is returned as well.
+    """
+    x_in = defense.inputs(x, generator)
+    exact = client_update(model, x_in, y, threat) if keep_exact else None
+    step_fn = defense.gradient_fn(generator)
+    if exact is not None and step_fn is None:
+        shared = exact
+    else:
+        shared = client_update(model, x_in, y, threat, gradient_fn=step_fn)
+    shared = defense.shared(shared, generator)  # new tensors: `exact` stays the exact update
+    meta = {"batch_size": len(x), "image_shape": tuple(x.shape[1:]), "threat": threat.model_dump()}
+    return LeakRound(Observation(gradients=shared, labels=y if known_labels else None, meta=meta), exact)
