@@ -15,8 +15,6 @@ row per image), ``grid.png`` (originals above, reconstructions below) and ``atta
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from typing import Any, Literal
@@ -36,9 +34,9 @@ from privlab.errors import ConfigError
 from privlab.models import build_model
 from privlab.pipelines import PIPELINES
 from privlab.protect.gradient_defense import GradientDefense, GradientDefenseSpec
-from privlab.store import MetricRecord, load_tensors, save_tensors, sha256_file
-from privlab.train import TrainConfig, evaluate, fit
-from privlab.victim import load_checkpoint
+from privlab.store import MetricRecord, sha256_file
+from privlab.train import TrainConfig, evaluate
+from privlab.victim import load_checkpoint, reference_classifier, train_or_load
 
 __all__ = ["InversionSpec", "VictimSpec", "run_inversion"]
 
@@ -100,28 +98,9 @@ class InversionSpec(ExperimentSpec):
         return self
 
 
-def _cache_key(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _trained(
-    ctx: RunContext, name: str, model: nn.Module, train: LabelledImages, cfg: TrainConfig, key: str
-) -> nn.Module:
-    """Train ``model`` or load it from ``out/_cache`` (keyed by everything that determines it)."""
-    path = ctx.out / "_cache" / f"{name}-{key}.safetensors"
-    if path.exists():
-        try:
-            tensors, _ = load_tensors(path)
-            model.load_state_dict(tensors)
-            return model
-        except Exception:  # a corrupt or stale cache entry is rebuilt
-            path.unlink(missing_ok=True)
-    fit(model, train, cfg, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
-    save_tensors(path, {k: v.detach().cpu() for k, v in model.state_dict().items()}, {"what": name})
-    return model
-
-
 def _victim(spec: InversionSpec, ctx: RunContext, train: LabelledImages) -> nn.Module:
+    """The victim: a ``privlab train`` checkpoint, or ``victim.model`` (seeded, optionally DLG-initialised), trained
+    on ``train`` through the victim stage when ``victim.train`` is set."""
     v = spec.victim
     if v.checkpoint:
         model, meta = load_checkpoint(v.checkpoint, device=ctx.device)
@@ -131,26 +110,31 @@ def _victim(spec: InversionSpec, ctx: RunContext, train: LabelledImages) -> nn.M
                 f"gives {tuple(train.shape)}; set dataset.resize to match"
             )
         return model
-    torch.manual_seed(ctx.seed)
-    norm = {"mean": train.mean, "std": train.std} if v.normalize else {}
-    model = build_model(v.model, train.num_classes, train.shape, **norm)
-    if v.init == "dlg-uniform":
-        from privlab.models.lenet import dlg_uniform_init_
 
-        dlg_uniform_init_(model)
-    if v.train is not None:
-        key = _cache_key("victim", spec.dataset.model_dump(), v.model_dump(), ctx.seed)
-        model = _trained(ctx, "victim", model, train, v.train, key)
-    return model.to(ctx.device).eval()
+    def build() -> nn.Module:
+        norm = {"mean": train.mean, "std": train.std} if v.normalize else {}
+        model = build_model(v.model, train.num_classes, train.shape, **norm)
+        if v.init == "dlg-uniform":
+            from privlab.models.lenet import dlg_uniform_init_
+
+            dlg_uniform_init_(model)
+        return model
+
+    if v.train is None:
+        torch.manual_seed(ctx.seed)
+        return build().to(ctx.device).eval()
+    key_parts = {"dataset": spec.dataset.model_dump(mode="json"), "victim": v.model_dump(mode="json"), "seed": ctx.seed}
+    model, _ = train_or_load(
+        ctx, role="inversion-victim", model_factory=build, train_data=train, train_config=v.train,
+        key_parts=key_parts, init_seed=ctx.seed,
+    )  # fmt: skip
+    return model
 
 
 def _reference(spec: InversionSpec, ctx: RunContext, train: LabelledImages) -> nn.Module | None:
     if spec.reference_classifier is None:
         return None
-    torch.manual_seed(ctx.seed + 1)
-    model = build_model("lenet5", train.num_classes, train.shape, mean=train.mean, std=train.std)
-    key = _cache_key("reference", spec.dataset.model_dump(), spec.reference_classifier.model_dump(), ctx.seed)
-    return _trained(ctx, "reference", model, train, spec.reference_classifier, key).to(ctx.device).eval()
+    return reference_classifier(ctx, train, spec.reference_classifier, dataset=spec.dataset.model_dump(mode="json"))
 
 
 def _match(x: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
