@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -200,10 +201,15 @@ def _clean_baselines(
     if spec.reuse_clean and path.is_file():
         try:
             cached = json.loads(path.read_text("utf-8"))
-            if set(cached.get("accuracy", {})) == set(setting_names(spec)):
+            got = set(cached.get("accuracy", {})) if isinstance(cached, dict) else set()
+            if got == set(setting_names(spec)):
                 return cached
-        except (OSError, json.JSONDecodeError):
-            pass
+            why = f"it holds settings {sorted(got)}, not {sorted(setting_names(spec))}"
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as e:
+            why = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        warnings.warn(
+            f"clean-baseline cache {path} is unusable ({why}); recomputing it and overwriting the file", stacklevel=2
+        )
     result = _attack_settings(spec, train, train, test, ctx, "clean")
     if spec.reuse_clean:
         atomic_write_text(path, json.dumps(result, sort_keys=True))
