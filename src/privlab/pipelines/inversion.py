@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -24,12 +25,13 @@ from pydantic import Field, field_validator, model_validator
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-from privlab.attack import ATTACKS, Observation
-from privlab.attack.inversion import InversionConfig, ThreatModel, client_update, make_attack
+from privlab.attack import ATTACKS
+from privlab.attack.inversion import InversionConfig, ThreatModel, make_attack
+from privlab.attack.inversion.threat import gradient_leak_round
 from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
-from privlab.data import LabelledImages, dataset_info, load_dataset
-from privlab.data.spec import DatasetSpec
+from privlab.data import LabelledImages, dataset_info
+from privlab.data.spec import DatasetSpec, load_split
 from privlab.errors import ConfigError
 from privlab.models import build_model
 from privlab.pipelines import PIPELINES
@@ -153,32 +155,29 @@ def _cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return dot / (na * nb) if na > 0 and nb > 0 else float("nan")
 
 
-@PIPELINES.register(
-    "inversion", spec=InversionSpec, description="gradient inversion (DLG, iDLG, Inverting Gradients) under defences"
-)
-def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
-    """Attack ``num_images`` client images through their shared gradients; score and store the reconstructions."""
-    from privlab.data.reconstructions import save_pairs
-    from privlab.measure.image_similarity import psnr as image_psnr
-    from privlab.measure.lpips import lpips_available
-    from privlab.measure.similarity import score
-    from privlab.report.grids import save_grid
-
+def _client_images(spec: InversionSpec, ctx: RunContext) -> tuple[LabelledImages, LabelledImages]:
+    """``(train split, the split the client's images come from)``; too few images there is a ConfigError."""
     dataset_info(spec.dataset.name)
-    kw = {"root": ctx.data_root, "download": ctx.download, "resize": spec.dataset.resize, "seed": ctx.seed}
-    train = load_dataset(spec.dataset.name, "train", limit=spec.dataset.train_limit, **kw)
-    if spec.split == "train":
-        pool = train
-    else:
-        pool = load_dataset(spec.dataset.name, "test", limit=spec.dataset.test_limit, **kw)
+    train = load_split(spec.dataset, "train", ctx)
+    pool = train if spec.split == "train" else load_split(spec.dataset, "test", ctx)
     if spec.num_images > len(pool):
         raise ConfigError(f"num_images {spec.num_images} > {len(pool)} images in the {spec.split} split")
-    model = _victim(spec, ctx, train)
-    victim_acc = None
-    if spec.victim.train is not None or spec.victim.checkpoint:
-        test = pool if spec.split == "test" else load_dataset(spec.dataset.name, "test", **kw)
-        victim_acc = evaluate(model, test, device=ctx.device)["accuracy"]
-    reference = _reference(spec, ctx, train)
+    return train, pool
+
+
+def _victim_accuracy(spec: InversionSpec, ctx: RunContext, model: nn.Module, pool: LabelledImages) -> float | None:
+    """Test accuracy of a trained or loaded victim (None for one at initialisation)."""
+    if spec.victim.train is None and not spec.victim.checkpoint:
+        return None
+    test = pool if spec.split == "test" else load_split(spec.dataset, "test", ctx, limited=False)
+    return evaluate(model, test, device=ctx.device)["accuracy"]
+
+
+def _similarity_metrics(
+    spec: InversionSpec, pool: LabelledImages, reference: nn.Module | None
+) -> tuple[list[str], dict[str, str]]:
+    """The metrics that can be computed here, and a note for each one skipped (no LPIPS weights, images too small)."""
+    from privlab.measure.lpips import lpips_available
 
     metrics = list(spec.metrics)
     notes: dict[str, str] = {}
@@ -194,9 +193,30 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
             notes[name] = f"skipped: images are {small}×{small}, smaller than the 11×11 SSIM window; set dataset.resize"
     if reference is not None and "classifier" not in metrics:
         metrics.append("classifier")
+    return metrics, notes
 
-    defense = GradientDefense(spec.defense)
-    attack = make_attack(spec.attack, **spec.attack_config)
+
+@dataclass
+class _Attacked:
+    """Every attacked image with its reconstruction (matched to it), true and recovered label, and statistics."""
+
+    x: torch.Tensor
+    rec: torch.Tensor
+    y: torch.Tensor
+    y_rec: torch.Tensor
+    indices: list[int]
+    batch_stats: list[dict[str, Any]]
+    cosines: list[float]
+    seconds: float
+
+
+def _attack_batches(
+    spec: InversionSpec, ctx: RunContext, model: nn.Module, pool: LabelledImages, defense: GradientDefense,
+    attack: Any,
+) -> _Attacked:  # fmt: skip
+    """One gradient-leak round and one attack per batch of ``batch_size`` images chosen by the run's seed."""
+    from privlab.measure.image_similarity import psnr as image_psnr
+
     order = torch.randperm(len(pool), generator=ctx.generator(1))[: spec.num_images]
     gen_client = ctx.generator(2)
     gen_attack = ctx.generator(3)
@@ -207,20 +227,14 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
             idx = order[start : start + spec.batch_size]
             x, y = pool.batch(idx)
             x, y = x.to(ctx.device), y.to(ctx.device)
-            x_in = defense.inputs(x, gen_client)
-            exact = client_update(model, x_in, y, spec.threat)
-            step_fn = defense.gradient_fn(gen_client)  # DP-SGD changes each local step; other defences do not
-            shared = exact if step_fn is None else client_update(model, x_in, y, spec.threat, gradient_fn=step_fn)
-            shared = defense.shared(shared, gen_client)  # returns new tensors: `exact` stays the exact gradient
-            cosines.append(_cosine(exact, shared))
             known = attack.config.labels == "known"
-            obs = Observation(
-                gradients=shared,
-                labels=y if known else None,
-                meta={"batch_size": len(idx), "image_shape": tuple(pool.shape), "threat": spec.threat.model_dump()},
+            leak = gradient_leak_round(
+                model, x, y, spec.threat, defense, gen_client, known_labels=known, keep_exact=True
             )
+            assert leak.observation.gradients is not None and leak.exact is not None
+            cosines.append(_cosine(leak.exact, leak.observation.gradients))
             t0 = time.perf_counter()
-            out = attack.run(model, obs, generator=gen_attack, progress=ctx.progress)
+            out = attack.run(model, leak.observation, generator=gen_attack, progress=ctx.progress)
             t_attack += time.perf_counter() - t0
             rec = out.data.cpu()
             perm = _match(x.cpu(), rec)
@@ -233,35 +247,36 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
             labels.append(y.cpu())
             batch_stats.append({k: v for k, v in out.stats.items() if k != "history"} | {"indices": idx.tolist()})
             advance(len(idx), psnr=float(image_psnr(x.cpu(), rec).mean()))
-    x_all, rec_all, y_all, yr_all = torch.cat(originals), torch.cat(recs), torch.cat(labels), torch.cat(rec_labels)
-    indices = order.tolist()
-    table = score(
-        x_all,
-        rec_all,
-        metrics,
-        labels=y_all,
-        classifier=reference,
-        lpips_net=spec.lpips_net,
-        device=ctx.device,
-        indices=indices,
-    )
-    label_correct = (yr_all == y_all).float()
-    rows = []
-    for i, row in enumerate(table.rows):
-        rows.append({**row, "recovered_label": int(yr_all[i]), "label_correct": bool(label_correct[i])})
-    notes.update(table.notes)
+    return _Attacked(
+        torch.cat(originals), torch.cat(recs), torch.cat(labels), torch.cat(rec_labels), order.tolist(), batch_stats,
+        cosines, t_attack,
+    )  # fmt: skip
 
-    save_pairs(ctx.run_dir / "images", x_all, rec_all, y_all, indices)
-    grid = torch.cat([x_all, rec_all])
-    grid_path = save_grid(ctx.run_dir / "grid.png", grid, nrow=len(x_all), scale=max(1, 64 // max(x_all.shape[-2:])))
+
+def _save_artifacts(
+    ctx: RunContext, a: _Attacked, table: Any, rows: list[dict[str, Any]], notes: dict[str, str], attack: Any
+) -> None:
+    """Image pairs, ``grid.png``, ``per_image.csv``/``.json`` and ``attack.json`` in the run folder."""
+    from privlab.data.reconstructions import save_pairs
+    from privlab.report.grids import save_grid
+
+    save_pairs(ctx.run_dir / "images", a.x, a.rec, a.y, a.indices)
+    grid = torch.cat([a.x, a.rec])
+    grid_path = save_grid(ctx.run_dir / "grid.png", grid, nrow=len(a.x), scale=max(1, 64 // max(a.x.shape[-2:])))
     rows_meta = {"rows": ["original", "reconstruction"]}
     ctx.store.add_artifact(ctx.run_id, "grid", grid_path, sha256_file(grid_path), rows_meta)
     table_path = ctx.run_dir / "per_image.csv"
     table.to_csv(table_path)
     ctx.store.add_artifact(ctx.run_id, "table", table_path, sha256_file(table_path), {"format": "csv"})
     ctx.save_json("per_image", "per_image.json", {"rows": rows, "means": table.means, "notes": notes})
-    ctx.save_json("attack", "attack.json", {"batches": batch_stats, "attack_config": attack.config.model_dump()})
+    ctx.save_json("attack", "attack.json", {"batches": a.batch_stats, "attack_config": attack.config.model_dump()})
 
+
+def _records(
+    spec: InversionSpec, ctx: RunContext, a: _Attacked, table: Any, label_correct: torch.Tensor,
+    defense: GradientDefense, victim_acc: float | None,
+) -> list[MetricRecord]:  # fmt: skip
+    """Mean similarity per metric (privacy direction), label accuracy, noise baseline, gradient cosine, costs, ε."""
     steps = 1
     if spec.threat.kind == "fedavg":
         steps = spec.threat.local_steps * math.ceil(spec.batch_size / (spec.threat.local_batch_size or spec.batch_size))
@@ -272,25 +287,47 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
         similar_up = table.higher_is_better.get(name)
         privacy_hib = None if similar_up is None else not similar_up
         recs_out.append(MetricRecord(name, float(value), None, table.units.get(name), "privacy", privacy_hib))
+    objective = float(torch.tensor([b["objective"] for b in a.batch_stats]).mean())
     recs_out += [
         MetricRecord("label_accuracy", float(label_correct.mean()), None, "fraction", "privacy", False),
-        MetricRecord("psnr_noise_baseline", _noise_baseline(x_all, ctx.generator(4)), None, "dB", "info", None),
-        MetricRecord("gradient_cosine", float(torch.tensor(cosines).mean()), None, None, "utility", True),
-        MetricRecord("attack_seconds", t_attack, None, "s", "cost", False),
-        MetricRecord(
-            "attack_objective",
-            float(torch.tensor([b["objective"] for b in batch_stats]).mean()),
-            None,
-            None,
-            "info",
-            None,
-        ),
+        MetricRecord("psnr_noise_baseline", _noise_baseline(a.x, ctx.generator(4)), None, "dB", "info", None),
+        MetricRecord("gradient_cosine", float(torch.tensor(a.cosines).mean()), None, None, "utility", True),
+        MetricRecord("attack_seconds", a.seconds, None, "s", "cost", False),
+        MetricRecord("attack_objective", objective, None, None, "info", None),
     ]
     if victim_acc is not None:
         recs_out.append(MetricRecord("victim_test_accuracy", victim_acc, None, "fraction", "utility", True))
     if budget.epsilon is not None:
         recs_out.append(MetricRecord("epsilon", budget.epsilon, None, None, "privacy", False))
-    ctx.log_many(recs_out)
+    return recs_out
+
+
+@PIPELINES.register(
+    "inversion", spec=InversionSpec, description="gradient inversion (DLG, iDLG, Inverting Gradients) under defences"
+)
+def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
+    """Attack ``num_images`` client images through their shared gradients; score and store the reconstructions."""
+    from privlab.measure.similarity import score
+
+    train, pool = _client_images(spec, ctx)
+    model = _victim(spec, ctx, train)
+    victim_acc = _victim_accuracy(spec, ctx, model, pool)
+    reference = _reference(spec, ctx, train)
+    metrics, notes = _similarity_metrics(spec, pool, reference)
+    defense = GradientDefense(spec.defense)
+    attack = make_attack(spec.attack, **spec.attack_config)
+    a = _attack_batches(spec, ctx, model, pool, defense, attack)
+    table = score(
+        a.x, a.rec, metrics, labels=a.y, classifier=reference, lpips_net=spec.lpips_net, device=ctx.device,
+        indices=a.indices,
+    )  # fmt: skip
+    label_correct = (a.y_rec == a.y).float()
+    rows = []
+    for i, row in enumerate(table.rows):
+        rows.append({**row, "recovered_label": int(a.y_rec[i]), "label_correct": bool(label_correct[i])})
+    notes.update(table.notes)
+    _save_artifacts(ctx, a, table, rows, notes, attack)
+    ctx.log_many(_records(spec, ctx, a, table, label_correct, defense, victim_acc))
 
 
 def _noise_baseline(x: torch.Tensor, generator: torch.Generator) -> float:
