@@ -240,6 +240,88 @@ def _make_bank(spec: UnlearnableSpec, train: LabelledImages, test: LabelledImage
     return generator.generate(train, **kw)
 
 
+def _poison(spec: UnlearnableSpec, ctx: RunContext, train: LabelledImages, bank: PerturbationBank) -> PoisonedImages:
+    """The released training set: ``train`` with the bank's noise on a ``poison.rate`` share of the images."""
+    transform = build_transform(spec.supervised.augment, channels=train.shape[0], padding=spec.supervised.padding)
+    return PoisonedImages(
+        train,
+        bank.noise,
+        kind=bank.kind,
+        epsilon=bank.epsilon,
+        poison_rate=spec.poison.rate,
+        quantize=spec.poison.quantize,
+        noise_position=spec.poison.noise_position,
+        transform=transform if spec.poison.noise_position == "after" else None,
+        seed=ctx.seed,
+    )
+
+
+def _release_records(
+    spec: UnlearnableSpec, train: LabelledImages, poisoned: PoisonedImages, bank: PerturbationBank, gen_seconds: float
+) -> list[MetricRecord]:
+    """How visible and how large the protection is (PSNR, L∞ in 1/255), its budget and generation cost."""
+    linf = float((poisoned.images - train.images).abs().max()) if len(train) else 0.0
+    # how visible the protection is to the data owner: PSNR of released vs clean images (the plane's utility)
+    per_image = psnr(train.images, poisoned.images)
+    finite = per_image[torch.isfinite(per_image)]
+    protected_psnr = float(finite.mean()) if len(finite) else float("inf")
+    records = [
+        MetricRecord("protected_psnr", protected_psnr, None, "dB", "utility", True),
+        MetricRecord("noise_linf", float(bank.noise.abs().max()) * 255, None, "1/255", "info", None),
+        MetricRecord("poisoned_linf", linf * 255, None, "1/255", "info", None),
+        MetricRecord("budget_epsilon", bank.epsilon * 255, None, "1/255", "privacy", None),
+        MetricRecord("poison_rate", spec.poison.rate, None, "fraction", "info", None),
+        MetricRecord("generation_seconds", gen_seconds, None, "s", "cost", False),
+    ]
+    if bank.meta.get("images_per_second"):
+        ips = bank.meta["images_per_second"]
+        records.append(MetricRecord("generation_images_per_second", ips, None, "images/s", "cost", True))
+    return records
+
+
+def _save_examples(
+    spec: UnlearnableSpec, ctx: RunContext, train: LabelledImages, poisoned: PoisonedImages, bank: PerturbationBank
+) -> None:
+    """The first ``grid_images`` training images clean, their noise and poisoned (``examples.safetensors``)."""
+    k = min(spec.grid_images, len(train))
+    idx = torch.arange(k)
+    ctx.save_tensors(
+        "unlearnable-examples",
+        "examples.safetensors",
+        {"clean": train.batch(idx)[0], "noise": poisoned.noise_for(idx), "poisoned": poisoned.batch(idx)[0]},
+        {"epsilon": bank.epsilon, "kind": bank.kind, "label": protection_label(spec)},
+    )
+
+
+def _transfer_records(spec: UnlearnableSpec, clean: dict[str, Any], pois: dict[str, Any]) -> list[MetricRecord]:
+    """Clean vs poisoned accuracy of every attacker setting, the headline drops and the supervised curves."""
+    records: list[MetricRecord] = []
+    for setting in setting_names(spec):
+        c, p = clean["accuracy"][setting], pois["accuracy"][setting]
+        records += [_acc(f"clean_accuracy/{setting}", c), _acc(f"poisoned_accuracy/{setting}", p)]
+    sup0 = f"supervised:{spec.supervised.models[0]}"
+    drop = clean["accuracy"][sup0] - pois["accuracy"][sup0]
+    records += [
+        _acc("clean_train_test_accuracy", clean["accuracy"][sup0]),
+        _acc("poisoned_train_test_accuracy", pois["accuracy"][sup0]),
+        MetricRecord("supervised_accuracy_drop", drop, None, "fraction", "privacy", True),
+    ]
+    for e, (cv, pv) in enumerate(zip(clean["curves"][sup0], pois["curves"][sup0], strict=False), start=1):
+        records += [_acc("clean_train_test_accuracy", cv, e), _acc("poisoned_train_test_accuracy", pv, e)]
+    if spec.ssl.methods:
+        m0 = f"{spec.ssl.methods[0]}-probe:{spec.ssl.encoder}"
+        k0 = f"{spec.ssl.methods[0]}-knn:{spec.ssl.encoder}"
+        probe_drop = clean["accuracy"][m0] - pois["accuracy"][m0]
+        records += [
+            _acc("clean_linear_probe_accuracy", clean["accuracy"][m0]),
+            _acc("poisoned_linear_probe_accuracy", pois["accuracy"][m0]),
+            MetricRecord("linear_probe_accuracy_drop", probe_drop, None, "fraction", "privacy", True),
+            _acc("clean_knn_accuracy", clean["accuracy"][k0]),
+            _acc("poisoned_knn_accuracy", pois["accuracy"][k0]),
+        ]
+    return records
+
+
 @PIPELINES.register(
     "unlearnable",
     spec=UnlearnableSpec,
@@ -256,92 +338,13 @@ def run_unlearnable(spec: UnlearnableSpec, ctx: RunContext) -> None:
     gen_seconds = time.perf_counter() - t0
     bank.meta.setdefault("dataset", spec.dataset.name)
     ctx.save_tensors("perturbation", "perturbation.safetensors", {"noise": bank.noise}, bank.metadata())
-
-    transform = build_transform(spec.supervised.augment, channels=train.shape[0], padding=spec.supervised.padding)
-    poisoned = PoisonedImages(
-        train,
-        bank.noise,
-        kind=bank.kind,
-        epsilon=bank.epsilon,
-        poison_rate=spec.poison.rate,
-        quantize=spec.poison.quantize,
-        noise_position=spec.poison.noise_position,
-        transform=transform if spec.poison.noise_position == "after" else None,
-        seed=ctx.seed,
-    )
-    linf = float((poisoned.images - train.images).abs().max()) if len(train) else 0.0
-    # how visible the protection is to the data owner: PSNR of released vs clean images (the plane's utility)
-    per_image = psnr(train.images, poisoned.images)
-    finite = per_image[torch.isfinite(per_image)]
-    protected_psnr = float(finite.mean()) if len(finite) else float("inf")
-    ctx.log_many(
-        [
-            MetricRecord("protected_psnr", protected_psnr, None, "dB", "utility", True),
-            MetricRecord("noise_linf", float(bank.noise.abs().max()) * 255, None, "1/255", "info", None),
-            MetricRecord("poisoned_linf", linf * 255, None, "1/255", "info", None),
-            MetricRecord("budget_epsilon", bank.epsilon * 255, None, "1/255", "privacy", None),
-            MetricRecord("poison_rate", spec.poison.rate, None, "fraction", "info", None),
-            MetricRecord("generation_seconds", gen_seconds, None, "s", "cost", False),
-            *(
-                [
-                    MetricRecord(
-                        "generation_images_per_second", bank.meta["images_per_second"], None, "images/s", "cost", True
-                    )
-                ]
-                if bank.meta.get("images_per_second")
-                else []
-            ),
-        ]
-    )
+    poisoned = _poison(spec, ctx, train, bank)
+    ctx.log_many(_release_records(spec, train, poisoned, bank, gen_seconds))
     if spec.grid_images:
-        k = min(spec.grid_images, len(train))
-        idx = torch.arange(k)
-        ctx.save_tensors(
-            "unlearnable-examples",
-            "examples.safetensors",
-            {"clean": train.batch(idx)[0], "noise": poisoned.noise_for(idx), "poisoned": poisoned.batch(idx)[0]},
-            {"epsilon": bank.epsilon, "kind": bank.kind, "label": protection_label(spec)},
-        )
-
+        _save_examples(spec, ctx, train, poisoned, bank)
     clean = _clean_baselines(spec, train, test, ctx)
     pois = _attack_settings(spec, poisoned, train, test, ctx, "poisoned")
-    records: list[MetricRecord] = []
-    for setting in setting_names(spec):
-        c, p = clean["accuracy"][setting], pois["accuracy"][setting]
-        records += [_acc(f"clean_accuracy/{setting}", c), _acc(f"poisoned_accuracy/{setting}", p)]
-    sup0 = f"supervised:{spec.supervised.models[0]}"
-    records += [
-        _acc("clean_train_test_accuracy", clean["accuracy"][sup0]),
-        _acc("poisoned_train_test_accuracy", pois["accuracy"][sup0]),
-        MetricRecord(
-            "supervised_accuracy_drop",
-            clean["accuracy"][sup0] - pois["accuracy"][sup0],
-            None,
-            "fraction",
-            "privacy",
-            True,
-        ),
-    ]
-    for e, (cv, pv) in enumerate(zip(clean["curves"][sup0], pois["curves"][sup0], strict=False), start=1):
-        records += [_acc("clean_train_test_accuracy", cv, e), _acc("poisoned_train_test_accuracy", pv, e)]
-    if spec.ssl.methods:
-        m0 = f"{spec.ssl.methods[0]}-probe:{spec.ssl.encoder}"
-        k0 = f"{spec.ssl.methods[0]}-knn:{spec.ssl.encoder}"
-        records += [
-            _acc("clean_linear_probe_accuracy", clean["accuracy"][m0]),
-            _acc("poisoned_linear_probe_accuracy", pois["accuracy"][m0]),
-            MetricRecord(
-                "linear_probe_accuracy_drop",
-                clean["accuracy"][m0] - pois["accuracy"][m0],
-                None,
-                "fraction",
-                "privacy",
-                True,
-            ),
-            _acc("clean_knn_accuracy", clean["accuracy"][k0]),
-            _acc("poisoned_knn_accuracy", pois["accuracy"][k0]),
-        ]
-    ctx.log_many(records)
+    ctx.log_many(_transfer_records(spec, clean, pois))
     ctx.save_json(
         "unlearnable-transfer",
         "transfer.json",
