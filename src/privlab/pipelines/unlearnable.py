@@ -15,7 +15,8 @@ attacker setting listed in the spec:
    pair per setting — a row of the transfer matrix (``transfer.json``; the report puts the rows of all runs together).
 
 Clean baselines do not depend on the protection; with ``reuse_clean`` they are computed once per output folder and
-spec (``<out>/cache/unlearnable-clean-<hash>.json``) and re-used by the other protections of a sweep.
+spec (``<out>/cache/unlearnable-clean-<hash>.json``) and re-used by the other protections of a sweep. A cache file
+that cannot be used is reported in a warning naming it and why, then recomputed and overwritten.
 """
 
 from __future__ import annotations
