@@ -80,7 +80,7 @@ def test_batch_with_label_recovery_and_trained_victim(tmp_path):
     (o,) = execute(spec, tmp_path, quiet=True)
     assert o.status == "finished"
     assert "victim_test_accuracy" in o.metrics
-    assert list((tmp_path / "_cache").glob("victim-*.safetensors"))  # cached for the next run
+    assert list((tmp_path / "cache" / "models").glob("inversion-victim-*.safetensors"))  # cached for the next run
 
 
 def test_bad_specs_name_the_problem():

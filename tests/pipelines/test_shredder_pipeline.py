@@ -101,8 +101,8 @@ def test_smoke_run_end_to_end(smoke_run):
 
 def test_victim_cache_is_reused_and_a_corrupt_one_retrained(tmp_path):
     from privlab.context import RunContext
+    from privlab.data.spec import load_datasets
     from privlab.pipelines.shredder import get_victim
-    from privlab.pipelines.train import load_datasets
 
     spec = load_spec(
         experiment="shredder",
@@ -126,7 +126,9 @@ def test_victim_cache_is_reused_and_a_corrupt_one_retrained(tmp_path):
         _, info3 = get_victim(other, ctx, "greater_than_5", pub)
         assert info3["key"] != info1["key"] and not info3["cached"]
         # a corrupt cache file is retrained (same seed → same weights) and rewritten
-        (tmp_path / "cache" / "shredder-victims" / f"greater_than_5-{info1['key']}.safetensors").write_bytes(b"x")
+        path = tmp_path / "cache" / "models" / f"shredder-greater_than_5-{info1['key']}.safetensors"
+        assert info1["path"] == str(path)
+        path.write_bytes(b"x")
         with pytest.warns(UserWarning, match="unusable"):
             m4, info4 = get_victim(spec, ctx, "greater_than_5", pub)
         assert not info4["cached"]

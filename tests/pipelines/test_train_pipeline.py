@@ -1,9 +1,9 @@
 import pytest
 
 from privlab.errors import DataMissingError
-from privlab.pipelines.train import load_checkpoint
 from privlab.run import execute, load_spec
 from privlab.store import Store
+from privlab.victim import load_checkpoint
 
 
 @pytest.fixture(scope="module")

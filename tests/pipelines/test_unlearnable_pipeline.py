@@ -129,3 +129,20 @@ def test_cli_json_lists_headline_metrics(smoke_runs) -> None:
     data = json.loads(result.output)
     assert data["runs"][0]["status"] == "skipped"  # same spec as the fixture's random run
     assert set(HEADLINE) <= set(data["runs"][0]["metrics"])
+
+
+def test_a_bad_clean_baseline_cache_is_reported_and_recomputed(smoke_runs) -> None:
+    out, runs = smoke_runs
+    (cache,) = (out / "cache").glob("unlearnable-clean-*.json")
+    cache.write_text("{not json", "utf-8")
+    spec = load_spec(
+        experiment="unlearnable", preset="smoke", overrides={"protection": {"name": "random", "epsilon": 32 / 255}}
+    )
+    with pytest.warns(UserWarning, match=r"clean-baseline cache .*unlearnable-clean-.*\.json is unusable"):
+        (outcome,) = execute(spec, out, quiet=True)
+    assert outcome.status == "finished", outcome.error
+    # recomputed: the same clean numbers as the first runs, and a good file again
+    assert outcome.metrics["clean_train_test_accuracy"] == runs["em"].metrics["clean_train_test_accuracy"]
+    from privlab.pipelines.unlearnable import setting_names
+
+    assert set(json.loads(cache.read_text("utf-8"))["accuracy"]) == set(setting_names(spec))

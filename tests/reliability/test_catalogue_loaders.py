@@ -88,7 +88,7 @@ def load_bank(path: Path) -> Any:
 
 
 def load_checkpoint(path: Path) -> Any:
-    from privlab.pipelines.train import load_checkpoint
+    from privlab.victim import load_checkpoint
 
     return load_checkpoint(path)
 

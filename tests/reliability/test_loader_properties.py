@@ -141,8 +141,8 @@ META_KEYS = st.sampled_from(["model", "num_classes", "in_shape", "mean", "std", 
 def test_checkpoint_loaders_survive_forged_metadata(tmp_path_factory, good, meta):
     """Whatever JSON a file's header holds, the checkpoint loaders return a model or refuse it (FileFormatError)."""
     from privlab.measure.semsim import load_semsim
-    from privlab.pipelines.train import load_checkpoint
     from privlab.store import load_tensors, save_tensors
+    from privlab.victim import load_checkpoint
 
     d = tmp_path_factory.mktemp("meta")
     for src, loader in ((good["checkpoint"], load_checkpoint), (good["semsim"], load_semsim)):

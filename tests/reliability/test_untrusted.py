@@ -59,7 +59,7 @@ def _bank(path: Path) -> Any:
 
 
 def _checkpoint(path: Path) -> Any:
-    from privlab.pipelines.train import load_checkpoint
+    from privlab.victim import load_checkpoint
 
     return load_checkpoint(path)
 
@@ -116,7 +116,7 @@ LOADERS: dict[str, tuple[Callable[[Path], Any], list[str]]] = {
                                   "torch.safetensors", "raw.pt", "raw.pkl"]),
     "store.load_tensors": (_tensors, ["raw.safetensors", "torch.safetensors", "bank.safetensors", "raw.pt"]),
     "PerturbationBank.load": (_bank, ["bank.safetensors", "raw.safetensors"]),
-    "pipelines.train.load_checkpoint": (_checkpoint, ["model.safetensors", "raw.pt", "torch.pth"]),
+    "victim.load_checkpoint": (_checkpoint, ["model.safetensors", "raw.pt", "torch.pth"]),
     "semsim.load_semsim": (_semsim, ["model.safetensors", "raw.pt"]),
     "models.alexnet.load_alexnet_features": (_alexnet, ["torch.safetensors", "torch.pth"]),
     "measure.image.lpips (weights file)": (_lpips, ["torch.pth", "raw.pth", "raw.pt"]),

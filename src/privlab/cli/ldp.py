@@ -73,7 +73,7 @@ def budget(
     rest to the image, split equally over `--epochs` releases with `--fresh-noise`.
     """
     from privlab.errors import ConfigError
-    from privlab.protect.ldp_budget import account, allocate, check_epsilon
+    from privlab.protect.ldp_budget import account, check_epsilon
 
     check_epsilon(epsilon)
     if epochs < 1:
@@ -106,25 +106,23 @@ def budget(
         typer.echo(f"DP-SGD (central): ε = {epsilon:g}, δ = {delta:g} per example after {epochs} epochs")
         typer.echo(f"noise multiplier σ/C = {sigma:.4g} at sample rate {out['sample_rate']:.4g} (RDP accountant)")
         return
-    from privlab.protect.ldp_label import UnaryEncoding
-    from privlab.protect.ldp_pixel import build_pixel_mechanism
+    from privlab.protect.ldp import build_ldp_mechanisms
 
     if label_mechanism not in ("none", "sue", "oue"):
         raise ConfigError(f"--label-mechanism must be none, sue or oue, got {label_mechanism!r}")
     dims = _parse_shape(shape)
     pixels = math.prod(dims)
     releases = epochs if fresh_noise else 1
-    alloc = allocate(
+    params: dict[str, Any] = {"calibration": calibration, "strict": False} if mechanism == "gaussian" else {}
+    mech, label, alloc = build_ldp_mechanisms(
+        mechanism,
         epsilon,
-        label_fraction=label_fraction if label_mechanism != "none" else 0.0,
+        label_mechanism=label_mechanism,
+        label_fraction=label_fraction,
         releases=releases,
-        delta=delta if mechanism == "gaussian" else None,
+        delta=delta,
+        **params,
     )
-    params: dict[str, Any] = {"epsilon": alloc.image_epsilon}
-    if mechanism == "gaussian":
-        params |= {"delta": alloc.image_delta, "calibration": calibration, "strict": False}
-    mech = build_pixel_mechanism(mechanism, **params)
-    label = UnaryEncoding(kind=label_mechanism, epsilon=alloc.label_epsilon) if label_mechanism != "none" else None
     acct = account(mech.budget(pixels), label.budget() if label else None, releases=releases)
     out = {
         "mechanism": mechanism,

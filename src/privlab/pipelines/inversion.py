@@ -16,29 +16,30 @@ attack's settings and the defence's label, e.g. ``prune 70%``, which the report 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
-from privlab.attack import ATTACKS, Observation, build_attack
+from privlab.attack import ATTACKS, build_attack
 from privlab.attack import attack_config as resolve_attack_config
+from privlab.attack.inversion import gradient_leak_round
 from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
-from privlab.data import LabelledImages, dataset_info, load_dataset
+from privlab.data import LabelledImages, dataset_info
+from privlab.data.spec import DatasetSpec, load_split
 from privlab.errors import ConfigError
 from privlab.measure.image.matching import align_labels, match_reconstructions
 from privlab.models import build_model
 from privlab.pipelines import PIPELINES
-from privlab.pipelines.train import DatasetSpec, load_checkpoint
-from privlab.protect.gradient import DefenseSpec, ThreatModel, build_defense, client_update, resolve_defense
-from privlab.store import MetricRecord, load_tensors, save_tensors, sha256_file
-from privlab.train import TrainConfig, evaluate, fit
+from privlab.protect.gradient import DefenseSpec, GradientDefense, ThreatModel, build_defense, resolve_defense
+from privlab.store import MetricRecord, sha256_file
+from privlab.train import TrainConfig, evaluate
+from privlab.victim import load_checkpoint, reference_classifier, train_or_load
 
 __all__ = ["InversionSpec", "VictimSpec", "run_inversion"]
 
@@ -104,28 +105,9 @@ class InversionSpec(ExperimentSpec):
         return self
 
 
-def _cache_key(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _trained(
-    ctx: RunContext, name: str, model: nn.Module, train: LabelledImages, cfg: TrainConfig, key: str
-) -> nn.Module:
-    """Train ``model`` or load it from ``out/_cache`` (keyed by everything that determines it)."""
-    path = ctx.out / "_cache" / f"{name}-{key}.safetensors"
-    if path.exists():
-        try:
-            tensors, _ = load_tensors(path)
-            model.load_state_dict(tensors)
-            return model
-        except Exception:  # a corrupt or stale cache entry is rebuilt
-            path.unlink(missing_ok=True)
-    fit(model, train, cfg, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
-    save_tensors(path, {k: v.detach().cpu() for k, v in model.state_dict().items()}, {"what": name})
-    return model
-
-
 def _victim(spec: InversionSpec, ctx: RunContext, train: LabelledImages) -> nn.Module:
+    """The victim: a ``privlab train`` checkpoint, or ``victim.model`` (seeded, optionally DLG-initialised), trained
+    on ``train`` through the victim stage when ``victim.train`` is set."""
     v = spec.victim
     if v.checkpoint:
         model, meta = load_checkpoint(v.checkpoint, device=ctx.device)
@@ -135,26 +117,31 @@ def _victim(spec: InversionSpec, ctx: RunContext, train: LabelledImages) -> nn.M
                 f"gives {tuple(train.shape)}; set dataset.resize to match"
             )
         return model
-    torch.manual_seed(ctx.seed)
-    norm = {"mean": train.mean, "std": train.std} if v.normalize else {}
-    model = build_model(v.model, train.num_classes, train.shape, **norm)
-    if v.init == "dlg-uniform":
-        from privlab.models.lenet import dlg_uniform_init_
 
-        dlg_uniform_init_(model)
-    if v.train is not None:
-        key = _cache_key("victim", spec.dataset.model_dump(), v.model_dump(), ctx.seed)
-        model = _trained(ctx, "victim", model, train, v.train, key)
-    return model.to(ctx.device).eval()
+    def build() -> nn.Module:
+        norm = {"mean": train.mean, "std": train.std} if v.normalize else {}
+        model = build_model(v.model, train.num_classes, train.shape, **norm)
+        if v.init == "dlg-uniform":
+            from privlab.models.lenet import dlg_uniform_init_
+
+            dlg_uniform_init_(model)
+        return model
+
+    if v.train is None:
+        torch.manual_seed(ctx.seed)
+        return build().to(ctx.device).eval()
+    key_parts = {"dataset": spec.dataset.model_dump(mode="json"), "victim": v.model_dump(mode="json"), "seed": ctx.seed}
+    model, _ = train_or_load(
+        ctx, role="inversion-victim", model_factory=build, train_data=train, train_config=v.train,
+        key_parts=key_parts, init_seed=ctx.seed,
+    )  # fmt: skip
+    return model
 
 
 def _reference(spec: InversionSpec, ctx: RunContext, train: LabelledImages) -> nn.Module | None:
     if spec.reference_classifier is None:
         return None
-    torch.manual_seed(ctx.seed + 1)
-    model = build_model("lenet5", train.num_classes, train.shape, mean=train.mean, std=train.std)
-    key = _cache_key("reference", spec.dataset.model_dump(), spec.reference_classifier.model_dump(), ctx.seed)
-    return _trained(ctx, "reference", model, train, spec.reference_classifier, key).to(ctx.device).eval()
+    return reference_classifier(ctx, train, spec.reference_classifier, dataset=spec.dataset.model_dump(mode="json"))
 
 
 def _cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
@@ -164,32 +151,29 @@ def _cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return dot / (na * nb) if na > 0 and nb > 0 else float("nan")
 
 
-@PIPELINES.register(
-    "inversion", spec=InversionSpec, description="gradient inversion (DLG, iDLG, Inverting Gradients) under defences"
-)
-def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
-    """Attack ``num_images`` client images through their shared gradients; score and store the reconstructions."""
-    from privlab.data.reconstructions import save_pairs
-    from privlab.measure.functional.image_similarity import psnr as image_psnr
-    from privlab.measure.image import score
-    from privlab.measure.image.lpips import lpips_available
-    from privlab.store.images import save_grid
-
+def _client_images(spec: InversionSpec, ctx: RunContext) -> tuple[LabelledImages, LabelledImages]:
+    """``(train split, the split the client's images come from)``; too few images there is a ConfigError."""
     dataset_info(spec.dataset.name)
-    kw = {"root": ctx.data_root, "download": ctx.download, "resize": spec.dataset.resize, "seed": ctx.seed}
-    train = load_dataset(spec.dataset.name, "train", limit=spec.dataset.train_limit, **kw)
-    if spec.split == "train":
-        pool = train
-    else:
-        pool = load_dataset(spec.dataset.name, "test", limit=spec.dataset.test_limit, **kw)
+    train = load_split(spec.dataset, "train", ctx)
+    pool = train if spec.split == "train" else load_split(spec.dataset, "test", ctx)
     if spec.num_images > len(pool):
         raise ConfigError(f"num_images {spec.num_images} > {len(pool)} images in the {spec.split} split")
-    model = _victim(spec, ctx, train)
-    victim_acc = None
-    if spec.victim.train is not None or spec.victim.checkpoint:
-        test = pool if spec.split == "test" else load_dataset(spec.dataset.name, "test", **kw)
-        victim_acc = evaluate(model, test, device=ctx.device)["accuracy"]
-    reference = _reference(spec, ctx, train)
+    return train, pool
+
+
+def _victim_accuracy(spec: InversionSpec, ctx: RunContext, model: nn.Module, pool: LabelledImages) -> float | None:
+    """Test accuracy of a trained or loaded victim (None for one at initialisation)."""
+    if spec.victim.train is None and not spec.victim.checkpoint:
+        return None
+    test = pool if spec.split == "test" else load_split(spec.dataset, "test", ctx, limited=False)
+    return evaluate(model, test, device=ctx.device)["accuracy"]
+
+
+def _similarity_metrics(
+    spec: InversionSpec, pool: LabelledImages, reference: nn.Module | None
+) -> tuple[list[str], dict[str, str]]:
+    """The metrics that can be computed here, and a note for each one skipped (no LPIPS weights, images too small)."""
+    from privlab.measure.image.lpips import lpips_available
 
     metrics = list(spec.metrics)
     notes: dict[str, str] = {}
@@ -205,9 +189,30 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
             notes[name] = f"skipped: images are {small}×{small}, smaller than the 11×11 SSIM window; set dataset.resize"
     if reference is not None and "classifier" not in metrics:
         metrics.append("classifier")
+    return metrics, notes
 
-    defense = build_defense(spec.defense)
-    attack = build_attack(spec.attack, spec.attack_config)
+
+@dataclass
+class _Attacked:
+    """Every attacked image with its reconstruction (matched to it), true and recovered label, and statistics."""
+
+    x: torch.Tensor
+    rec: torch.Tensor
+    y: torch.Tensor
+    y_rec: torch.Tensor
+    indices: list[int]
+    batch_stats: list[dict[str, Any]]
+    cosines: list[float]
+    seconds: float
+
+
+def _attack_batches(
+    spec: InversionSpec, ctx: RunContext, model: nn.Module, pool: LabelledImages, defense: GradientDefense,
+    attack: Any,
+) -> _Attacked:  # fmt: skip
+    """One gradient-leak round and one attack per batch of ``batch_size`` images chosen by the run's seed."""
+    from privlab.measure.functional.image_similarity import psnr as image_psnr
+
     order = torch.randperm(len(pool), generator=ctx.generator(1))[: spec.num_images]
     gen_client = ctx.generator(2)
     gen_attack = ctx.generator(3)
@@ -218,21 +223,15 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
             idx = order[start : start + spec.batch_size]
             x, y = pool.batch(idx)
             x, y = x.to(ctx.device), y.to(ctx.device)
-            x_in = defense.inputs(x, gen_client)
-            exact = client_update(model, x_in, y, spec.threat)
-            step_fn = defense.gradient_fn(gen_client)  # DP-SGD changes each local step; other defences do not
-            shared = exact if step_fn is None else client_update(model, x_in, y, spec.threat, gradient_fn=step_fn)
-            shared = defense.shared(shared, gen_client)  # returns new tensors: `exact` stays the exact gradient
-            cosines.append(_cosine(exact, shared))
-            obs = Observation.granted(
-                attack.requires,
-                meta={"batch_size": len(idx), "image_shape": tuple(pool.shape), "threat": spec.threat.model_dump()},
-                model=model,
-                gradients=shared,
-                labels=y,
+            leak = gradient_leak_round(
+                model, x, y, spec.threat, defense, gen_client, requires=attack.requires, keep_exact=True
             )
+            assert leak.observation.gradients is not None and leak.exact is not None
+            cosines.append(_cosine(leak.exact, leak.observation.gradients))
             t0 = time.perf_counter()
-            out = attack.run(obs, seed=ctx.seed, generator=gen_attack, device=ctx.device, progress=ctx.progress)
+            out = attack.run(
+                leak.observation, seed=ctx.seed, generator=gen_attack, device=ctx.device, progress=ctx.progress
+            )
             t_attack += time.perf_counter() - t0
             rec = out.data.cpu()
             perm = match_reconstructions(x.cpu(), rec)
@@ -246,36 +245,39 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
             labels.append(y.cpu())
             batch_stats.append({k: v for k, v in out.stats.items() if k != "history"} | {"indices": idx.tolist()})
             advance(len(idx), psnr=float(image_psnr(x.cpu(), rec).mean()))
-    x_all, rec_all, y_all, yr_all = torch.cat(originals), torch.cat(recs), torch.cat(labels), torch.cat(rec_labels)
-    indices = order.tolist()
-    table = score(
-        x_all,
-        rec_all,
-        metrics,
-        labels=y_all,
-        classifier=reference,
-        lpips_net=spec.lpips_net,
-        device=ctx.device,
-        indices=indices,
-    )
-    label_correct = (yr_all == y_all).float()
-    rows = []
-    for i, row in enumerate(table.rows):
-        rows.append({**row, "recovered_label": int(yr_all[i]), "label_correct": bool(label_correct[i])})
-    notes.update(table.notes)
+    return _Attacked(
+        torch.cat(originals), torch.cat(recs), torch.cat(labels), torch.cat(rec_labels), order.tolist(), batch_stats,
+        cosines, t_attack,
+    )  # fmt: skip
 
-    save_pairs(ctx.run_dir / "images", x_all, rec_all, y_all, indices)
-    grid = torch.cat([x_all, rec_all])
-    grid_path = save_grid(ctx.run_dir / "grid.png", grid, nrow=len(x_all), scale=max(1, 64 // max(x_all.shape[-2:])))
+
+def _save_artifacts(
+    spec: InversionSpec, ctx: RunContext, a: _Attacked, table: Any, rows: list[dict[str, Any]], notes: dict[str, str],
+    attack: Any,
+) -> None:  # fmt: skip
+    """Image pairs, ``grid.png``, ``per_image.csv``/``.json`` and ``attack.json`` in the run folder."""
+    from privlab.data.reconstructions import save_pairs
+    from privlab.store.images import save_grid
+
+    save_pairs(ctx.run_dir / "images", a.x, a.rec, a.y, a.indices)
+    grid = torch.cat([a.x, a.rec])
+    grid_path = save_grid(ctx.run_dir / "grid.png", grid, nrow=len(a.x), scale=max(1, 64 // max(a.x.shape[-2:])))
     rows_meta = {"rows": ["original", "reconstruction"]}
     ctx.store.add_artifact(ctx.run_id, "grid", grid_path, sha256_file(grid_path), rows_meta)
     table_path = ctx.run_dir / "per_image.csv"
     table.to_csv(table_path)
     ctx.store.add_artifact(ctx.run_id, "table", table_path, sha256_file(table_path), {"format": "csv"})
     ctx.save_json("per_image", "per_image.json", {"rows": rows, "means": table.means, "notes": notes})
-    attack_json = {"batches": batch_stats, "attack_config": attack.config.model_dump(), "defense": spec.defense.label()}
+    defense = spec.defense.label()
+    attack_json = {"batches": a.batch_stats, "attack_config": attack.config.model_dump(), "defense": defense}
     ctx.save_json("attack", "attack.json", attack_json)  # the report reads the defence's label from here
 
+
+def _records(
+    spec: InversionSpec, ctx: RunContext, a: _Attacked, table: Any, label_correct: torch.Tensor,
+    defense: GradientDefense, victim_acc: float | None,
+) -> list[MetricRecord]:  # fmt: skip
+    """Mean similarity per metric (privacy direction), label accuracy, noise baseline, gradient cosine, costs, ε."""
     steps = 1
     if spec.threat.kind == "fedavg":
         steps = spec.threat.local_steps * math.ceil(spec.batch_size / (spec.threat.local_batch_size or spec.batch_size))
@@ -286,25 +288,47 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
         similar_up = table.higher_is_better.get(name)
         privacy_hib = None if similar_up is None else not similar_up
         recs_out.append(MetricRecord(name, float(value), None, table.units.get(name), "privacy", privacy_hib))
+    objective = float(torch.tensor([b["objective"] for b in a.batch_stats]).mean())
     recs_out += [
         MetricRecord("label_accuracy", float(label_correct.mean()), None, "fraction", "privacy", False),
-        MetricRecord("psnr_noise_baseline", _noise_baseline(x_all, ctx.generator(4)), None, "dB", "info", None),
-        MetricRecord("gradient_cosine", float(torch.tensor(cosines).mean()), None, None, "utility", True),
-        MetricRecord("attack_seconds", t_attack, None, "s", "cost", False),
-        MetricRecord(
-            "attack_objective",
-            float(torch.tensor([float(b.get("objective", math.nan)) for b in batch_stats]).mean()),
-            None,
-            None,
-            "info",
-            None,
-        ),
+        MetricRecord("psnr_noise_baseline", _noise_baseline(a.x, ctx.generator(4)), None, "dB", "info", None),
+        MetricRecord("gradient_cosine", float(torch.tensor(a.cosines).mean()), None, None, "utility", True),
+        MetricRecord("attack_seconds", a.seconds, None, "s", "cost", False),
+        MetricRecord("attack_objective", objective, None, None, "info", None),
     ]
     if victim_acc is not None:
         recs_out.append(MetricRecord("victim_test_accuracy", victim_acc, None, "fraction", "utility", True))
     if budget.epsilon is not None:
         recs_out.append(MetricRecord("epsilon", budget.epsilon, None, None, "privacy", False))
-    ctx.log_many(recs_out)
+    return recs_out
+
+
+@PIPELINES.register(
+    "inversion", spec=InversionSpec, description="gradient inversion (DLG, iDLG, Inverting Gradients) under defences"
+)
+def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
+    """Attack ``num_images`` client images through their shared gradients; score and store the reconstructions."""
+    from privlab.measure.image import score
+
+    train, pool = _client_images(spec, ctx)
+    model = _victim(spec, ctx, train)
+    victim_acc = _victim_accuracy(spec, ctx, model, pool)
+    reference = _reference(spec, ctx, train)
+    metrics, notes = _similarity_metrics(spec, pool, reference)
+    defense = build_defense(spec.defense)
+    attack = build_attack(spec.attack, spec.attack_config)
+    a = _attack_batches(spec, ctx, model, pool, defense, attack)
+    table = score(
+        a.x, a.rec, metrics, labels=a.y, classifier=reference, lpips_net=spec.lpips_net, device=ctx.device,
+        indices=a.indices,
+    )  # fmt: skip
+    label_correct = (a.y_rec == a.y).float()
+    rows = []
+    for i, row in enumerate(table.rows):
+        rows.append({**row, "recovered_label": int(a.y_rec[i]), "label_correct": bool(label_correct[i])})
+    notes.update(table.notes)
+    _save_artifacts(spec, ctx, a, table, rows, notes, attack)
+    ctx.log_many(_records(spec, ctx, a, table, label_correct, defense, victim_acc))
 
 
 def _noise_baseline(x: torch.Tensor, generator: torch.Generator) -> float:

@@ -38,14 +38,15 @@ from pydantic import Field, model_validator
 from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
 from privlab.data import LabelledImages, dataset_info
+from privlab.data.spec import DatasetSpec, load_datasets
 from privlab.errors import ConfigError
 from privlab.measure.utility.clustering import hungarian_accuracy, kmeans_classifier
 from privlab.models import build_model
 from privlab.models.iic import IICConfig, predict_clusters, train_iic
 from privlab.pipelines import PIPELINES
-from privlab.pipelines.train import DatasetSpec, load_datasets
 from privlab.protect.dpsgd import DPSGDConfig, train_dpsgd
-from privlab.protect.ldp_budget import Allocation, LDPAccount, account, allocate
+from privlab.protect.ldp import build_ldp_mechanisms
+from privlab.protect.ldp_budget import Allocation, LDPAccount, account
 from privlab.protect.ldp_label import UnaryEncoding
 from privlab.protect.ldp_pixel import PixelMechanism, build_pixel_mechanism
 from privlab.store import MetricRecord, sha256_file
@@ -148,34 +149,27 @@ def _releases(spec: LDPSpec) -> int:
 def build_mechanisms(
     spec: LDPSpec, num_classes: int
 ) -> tuple[PixelMechanism | None, UnaryEncoding | None, Allocation | None]:
-    """The image and label mechanisms of ``spec`` with its budget allocation (Nones for ``none``/``dpsgd``)."""
+    """The image and label mechanisms of ``spec`` with its budget allocation (Nones for ``none``/``dpsgd``), from
+    :func:`privlab.protect.ldp.build_ldp_mechanisms`."""
     if spec.mechanism in ("none", "dpsgd") or not spec.noise:
         return None, None, None
     assert spec.epsilon is not None
-    releases = _releases(spec)
-    alloc = allocate(
-        spec.epsilon,
-        label_fraction=spec.label_fraction if spec.label_mechanism != "none" else 0.0,
-        releases=releases,
-        delta=spec.delta if spec.mechanism == "gaussian" else None,
-    )
-    params: dict[str, Any] = {"epsilon": alloc.image_epsilon}
+    params: dict[str, Any] = {}
     if spec.mechanism == "gaussian":
-        params |= {
-            "delta": alloc.image_delta,
-            "calibration": spec.calibration,
-            "strict": spec.strict,
-            "sensitivity": spec.sensitivity,
-        }
+        params = {"calibration": spec.calibration, "strict": spec.strict, "sensitivity": spec.sensitivity}
     elif spec.mechanism == "rr":
-        params |= {"threshold": spec.threshold, "binarize": spec.binarize}
-    mech = build_pixel_mechanism(spec.mechanism, **params)
-    label = None
-    if spec.label_mechanism != "none":
-        label = UnaryEncoding(
-            kind=spec.label_mechanism, epsilon=alloc.label_epsilon, num_classes=num_classes, decode=spec.label_decode
-        )
-    return mech, label, alloc
+        params = {"threshold": spec.threshold, "binarize": spec.binarize}
+    return build_ldp_mechanisms(
+        spec.mechanism,
+        spec.epsilon,
+        label_mechanism=spec.label_mechanism,
+        label_fraction=spec.label_fraction,
+        releases=_releases(spec),
+        delta=spec.delta,
+        num_classes=num_classes,
+        label_decode=spec.label_decode,
+        **params,
+    )
 
 
 def _noise_metrics(mech: PixelMechanism, pixels: int) -> list[MetricRecord]:
@@ -225,21 +219,12 @@ def _save_examples(ctx: RunContext, clean: torch.Tensor, private: torch.Tensor, 
     ctx.store.add_artifact(ctx.run_id, "grid", path, sha256_file(path), {"rows": ["clean", "private"], **meta})
 
 
-@PIPELINES.register(
-    "ldp",
-    spec=LDPSpec,
-    description="local DP on images/labels (laplace, gaussian, rr; sue/oue) → CNN, k-means, IIC; DP-SGD baseline",
-)
-def run_ldp(spec: LDPSpec, ctx: RunContext) -> None:
-    """Privatise the training split, train ``spec.learner`` on it, evaluate on the raw test split, log everything."""
-    dataset_info(spec.dataset.name)
-    train, test = load_datasets(spec.dataset, ctx)
-    k = train.num_classes
-    pixels = math.prod(train.shape)
-    mech, label_mech, alloc = build_mechanisms(spec, k)
-    fresh = spec.fresh_noise and mech is not None and spec.learner != "kmeans"
-
-    # -- privatise ---------------------------------------------------------------------------------------------
+def _privatise(
+    spec: LDPSpec, ctx: RunContext, train: LabelledImages, test: LabelledImages, mech: PixelMechanism | None,
+    label_mech: UnaryEncoding | None, fresh: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[MetricRecord]]:  # fmt: skip
+    """Training images and labels as released, and the test images in the same (public) form:
+    ``(train_x, train_y, test_x, records)``; records has ``label_agreement`` when labels are privatised."""
     raw_x = train.images
     if not spec.noise and spec.mechanism in ("gaussian", "rr"):  # baseline: public preprocessing only, ε = ∞
         extra_params: dict[str, Any] = {"delta": spec.delta}
@@ -256,90 +241,122 @@ def run_ldp(spec: LDPSpec, ctx: RunContext) -> None:
     records: list[MetricRecord] = []
     if label_mech is not None:
         train_y = label_mech.privatize_labels(train.labels, ctx.generator(2))
-        records.append(
-            MetricRecord(
-                "label_agreement", (train_y == train.labels).double().mean().item(), None, "fraction", "info", None
-            )
+        agreement = (train_y == train.labels).double().mean().item()
+        records.append(MetricRecord("label_agreement", agreement, None, "fraction", "info", None))
+    return train_x, train_y, test_x, records
+
+
+def _learn_kmeans(
+    spec: LDPSpec, ctx: RunContext, k: int, train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
+    test_y: torch.Tensor,
+) -> tuple[float, list[MetricRecord], dict[str, Any]]:  # fmt: skip
+    r = kmeans_classifier(
+        train_x, train_y, test_x, test_y, num_clusters=spec.kmeans.clusters, num_classes=k, seed=ctx.seed,
+        n_init=spec.kmeans.n_init,
+    )  # fmt: skip
+    records = []
+    if r.hungarian_accuracy is not None:
+        records.append(MetricRecord("hungarian_accuracy", r.hungarian_accuracy, None, "fraction", "utility", True))
+    return r.accuracy, records, {"kmeans": {"mapping": r.mapping, "confusion": r.confusion, "inertia": r.inertia}}
+
+
+def _learn_iic(
+    spec: LDPSpec, ctx: RunContext, k: int, train_x: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+    fresh_mech: PixelMechanism | None,
+) -> tuple[float, list[MetricRecord], dict[str, Any]]:  # fmt: skip
+    view = (lambda x, g: fresh_mech.privatize(x, g)) if fresh_mech is not None else None
+    net, res = train_iic(
+        train_x, k, spec.iic, seed=ctx.seed, device=ctx.device, progress=ctx.progress, view_transform=view
+    )
+    for h in res.history:
+        ctx.log_many(
+            [
+                MetricRecord("iic_loss_a", h["loss_a"], int(h["epoch"]), "nats", "info", False),
+                MetricRecord("iic_loss_b", h["loss_b"], int(h["epoch"]), "nats", "info", False),
+            ]
         )
+    preds = predict_clusters(net, test_x)
+    accs = [hungarian_accuracy(p, test_y, k, k)[0] for p in preds]
+    records = [
+        MetricRecord("iic_subhead_accuracy_min", min(accs), None, "fraction", "info", True),
+        MetricRecord("iic_subhead_accuracy_mean", sum(accs) / len(accs), None, "fraction", "info", True),
+        MetricRecord("iic_subhead_accuracy_max", max(accs), None, "fraction", "info", True),
+        MetricRecord("iic_loss", res.subhead_losses[res.best_subhead], None, "nats", "info", False),
+    ]
+    extra = {"iic": {"subhead_accuracy": accs, "subhead_loss": res.subhead_losses, "best_subhead": res.best_subhead}}
+    return accs[res.best_subhead], records, extra
+
+
+def _learn_dpsgd(
+    spec: LDPSpec, ctx: RunContext, train: LabelledImages, test: LabelledImages
+) -> tuple[float, list[MetricRecord], dict[str, Any]]:
+    """Central DP baseline: the CNN trained with DP-SGD on raw data at the run's ε and δ."""
+    assert spec.epsilon is not None
+    torch.manual_seed(ctx.seed)
+    model = build_model(_MODEL[spec.dpsgd.model], train.num_classes, train.shape, mean=train.mean, std=train.std)
+    d = spec.dpsgd
+    cfg = DPSGDConfig(
+        epsilon=spec.epsilon, delta=spec.delta, max_grad_norm=d.max_grad_norm, epochs=d.epochs,
+        batch_size=d.batch_size, optimizer=d.optimizer, lr=d.lr, accountant=d.accountant,
+    )  # fmt: skip
+    model, res_dp = train_dpsgd(model, train, cfg, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    acc = evaluate(model, test, device=ctx.device)["accuracy"]
+    records = [
+        MetricRecord("epsilon_spent", res_dp.epsilon, None, "nats", "privacy", False),
+        MetricRecord("noise_multiplier", res_dp.noise_multiplier, None, "σ/C", "info", None),
+        MetricRecord("delta", spec.delta, None, "probability", "privacy", False),
+    ]
+    extra = {"dpsgd": {"budget": res_dp.budget().as_dict(), "history": res_dp.history, "model_fixed": res_dp.fixed}}
+    return acc, records, extra
+
+
+def _save_examples_of(
+    spec: LDPSpec, ctx: RunContext, mech: PixelMechanism, raw_x: torch.Tensor, train_x: torch.Tensor, fresh: bool,
+    alloc: Allocation,
+) -> None:  # fmt: skip
+    n = min(spec.examples, len(raw_x))
+    shown = mech.privatize(raw_x[:n], ctx.generator(1)) if fresh else train_x[:n]
+    meta = {"mechanism": spec.mechanism, "epsilon": spec.epsilon, "epsilon_image": alloc.image_epsilon}
+    _save_examples(ctx, mech.preprocess(raw_x[:n]), shown, meta)
+
+
+@PIPELINES.register(
+    "ldp",
+    spec=LDPSpec,
+    description="local DP on images/labels (laplace, gaussian, rr; sue/oue) → CNN, k-means, IIC; DP-SGD baseline",
+)
+def run_ldp(spec: LDPSpec, ctx: RunContext) -> None:
+    """Privatise the training split, train ``spec.learner`` on it, evaluate on the raw test split, log everything."""
+    dataset_info(spec.dataset.name)
+    train, test = load_datasets(spec.dataset, ctx)
+    k = train.num_classes
+    pixels = math.prod(train.shape)
+    mech, label_mech, alloc = build_mechanisms(spec, k)
+    fresh = spec.fresh_noise and mech is not None and spec.learner != "kmeans"
+    train_x, train_y, test_x, records = _privatise(spec, ctx, train, test, mech, label_mech, fresh)
     acct = None
     if mech is not None:
-        acct = account(mech.budget(pixels), label_mech.budget() if label_mech else None, releases=alloc.releases)  # type: ignore[union-attr]
+        assert alloc is not None
+        acct = account(mech.budget(pixels), label_mech.budget() if label_mech else None, releases=alloc.releases)
         records += _noise_metrics(mech, pixels)
-    if mech is not None and spec.examples:
-        n = min(spec.examples, len(train))
-        shown = mech.privatize(raw_x[:n], ctx.generator(1)) if fresh else train_x[:n]
-        _save_examples(
-            ctx,
-            mech.preprocess(raw_x[:n]),
-            shown,
-            {"mechanism": spec.mechanism, "epsilon": spec.epsilon, "epsilon_image": alloc.image_epsilon},
-        )  # type: ignore[union-attr]
+        if spec.examples:
+            _save_examples_of(spec, ctx, mech, train.images, train_x, fresh, alloc)
 
     # -- learn and evaluate on the raw test split ----------------------------------------------------------------
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
+    fresh_mech = mech if fresh else None
     if spec.learner in ("cnn_shallow", "cnn_deep"):
-        acc = _run_cnn(spec, ctx, train, train_x, train_y, test_x, test.labels, mech if fresh else None)
+        acc = _run_cnn(spec, ctx, train, train_x, train_y, test_x, test.labels, fresh_mech)
     elif spec.learner == "kmeans":
-        r = kmeans_classifier(
-            train_x,
-            train_y,
-            test_x,
-            test.labels,
-            num_clusters=spec.kmeans.clusters,
-            num_classes=k,
-            seed=ctx.seed,
-            n_init=spec.kmeans.n_init,
-        )
-        acc = r.accuracy
-        if r.hungarian_accuracy is not None:
-            records.append(MetricRecord("hungarian_accuracy", r.hungarian_accuracy, None, "fraction", "utility", True))
-        extra["kmeans"] = {"mapping": r.mapping, "confusion": r.confusion, "inertia": r.inertia}
+        acc, learner_records, extra = _learn_kmeans(spec, ctx, k, train_x, train_y, test_x, test.labels)
+        records += learner_records
     elif spec.learner == "iic":
-        view = (lambda x, g: mech.privatize(x, g)) if fresh else None  # type: ignore[union-attr]
-        net, res = train_iic(
-            train_x, k, spec.iic, seed=ctx.seed, device=ctx.device, progress=ctx.progress, view_transform=view
-        )
-        for h in res.history:
-            ctx.log_many(
-                [
-                    MetricRecord("iic_loss_a", h["loss_a"], int(h["epoch"]), "nats", "info", False),
-                    MetricRecord("iic_loss_b", h["loss_b"], int(h["epoch"]), "nats", "info", False),
-                ]
-            )
-        preds = predict_clusters(net, test_x)
-        accs = [hungarian_accuracy(p, test.labels, k, k)[0] for p in preds]
-        acc = accs[res.best_subhead]
-        records += [
-            MetricRecord("iic_subhead_accuracy_min", min(accs), None, "fraction", "info", True),
-            MetricRecord("iic_subhead_accuracy_mean", sum(accs) / len(accs), None, "fraction", "info", True),
-            MetricRecord("iic_subhead_accuracy_max", max(accs), None, "fraction", "info", True),
-            MetricRecord("iic_loss", res.subhead_losses[res.best_subhead], None, "nats", "info", False),
-        ]
-        extra["iic"] = {"subhead_accuracy": accs, "subhead_loss": res.subhead_losses, "best_subhead": res.best_subhead}
+        acc, learner_records, extra = _learn_iic(spec, ctx, k, train_x, test_x, test.labels, fresh_mech)
+        records += learner_records
     else:  # dpsgd
-        assert spec.epsilon is not None
-        torch.manual_seed(ctx.seed)
-        model = build_model(_MODEL[spec.dpsgd.model], k, train.shape, mean=train.mean, std=train.std)
-        d = spec.dpsgd
-        cfg = DPSGDConfig(
-            epsilon=spec.epsilon,
-            delta=spec.delta,
-            max_grad_norm=d.max_grad_norm,
-            epochs=d.epochs,
-            batch_size=d.batch_size,
-            optimizer=d.optimizer,
-            lr=d.lr,
-            accountant=d.accountant,
-        )
-        model, res_dp = train_dpsgd(model, train, cfg, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
-        acc = evaluate(model, test, device=ctx.device)["accuracy"]
-        records += [
-            MetricRecord("epsilon_spent", res_dp.epsilon, None, "nats", "privacy", False),
-            MetricRecord("noise_multiplier", res_dp.noise_multiplier, None, "σ/C", "info", None),
-            MetricRecord("delta", spec.delta, None, "probability", "privacy", False),
-        ]
-        extra["dpsgd"] = {"budget": res_dp.budget().as_dict(), "history": res_dp.history, "model_fixed": res_dp.fixed}
+        acc, learner_records, extra = _learn_dpsgd(spec, ctx, train, test)
+        records += learner_records
     records += [
         MetricRecord("test_accuracy", acc, None, "fraction", "utility", True),
         MetricRecord("test_error", 1.0 - acc, None, "fraction", "info", False),
@@ -347,21 +364,12 @@ def run_ldp(spec: LDPSpec, ctx: RunContext) -> None:
         *_budget_records(acct, spec, alloc),
     ]
     ctx.log_many(records)
-    ctx.save_json(
-        "budget",
-        "ldp-budget.json",
-        {
-            "mechanism": spec.mechanism,
-            "learner": spec.learner,
-            "label_mechanism": spec.label_mechanism,
-            "epsilon": spec.epsilon,
-            "pixels": pixels,
-            "allocation": None if alloc is None else alloc.__dict__,
-            "account": None if acct is None else acct.as_dict(),
-            "test_accuracy": acc,
-            **extra,
-        },
-    )
+    budget = {
+        "mechanism": spec.mechanism, "learner": spec.learner, "label_mechanism": spec.label_mechanism,
+        "epsilon": spec.epsilon, "pixels": pixels, "allocation": None if alloc is None else alloc.__dict__,
+        "account": None if acct is None else acct.as_dict(), "test_accuracy": acc, **extra,
+    }  # fmt: skip
+    ctx.save_json("budget", "ldp-budget.json", budget)
 
 
 def _run_cnn(

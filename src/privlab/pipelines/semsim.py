@@ -7,8 +7,8 @@ Two sources of labels:
 - otherwise the **proxy** (no human data ships with privlab): digits are reconstructed by gradient-inversion attacks
   at several strengths (``settings:`` — attack, its overrides and a defence on the shared gradient, one sigmoid
   LeNet victim at DLG initialisation), and a reconstruction counts as *recognised* when a reference classifier
-  trained on clean digits (a LeNet-5 on the train split; the attacked images come from the test split) predicts its
-  true label. The PNGs and the manifest are written to ``proxy/`` in the run folder.
+  trained on clean digits (a LeNet-5 on the train split, from the victim stage's cache; the attacked images come
+  from the test split) predicts its true label. The PNGs and the manifest are written to ``proxy/`` in the run folder.
 
 The originals are split (seeded) into a training part and a held-out part; SemSim is trained on the triplets of the
 training part (with ``semsim.pretrain: classifier`` its trunk is first trained as a classifier on the CLEAN train
@@ -32,11 +32,14 @@ from typing import Any, Literal
 
 import torch
 from pydantic import Field, field_validator
+from torch import nn
 
-from privlab.attack import ATTACKS, Observation, build_attack
+from privlab.attack import ATTACKS, build_attack
+from privlab.attack.inversion import gradient_leak_round
 from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
-from privlab.data import dataset_info, load_dataset
+from privlab.data import LabelledImages, dataset_info
+from privlab.data.spec import DatasetSpec, load_datasets, load_split
 from privlab.errors import ConfigError
 from privlab.measure.image.base import similarity_directions
 from privlab.measure.semsim.agreement import agreement
@@ -46,11 +49,11 @@ from privlab.measure.semsim.score import semsim_distance
 from privlab.measure.semsim.train import SemSimTrainConfig, TripletData, train_semsim
 from privlab.models import build_model
 from privlab.pipelines import PIPELINES
-from privlab.pipelines.train import DatasetSpec
-from privlab.protect.gradient import DefenseSpec, ThreatModel, build_defense, client_update, resolve_defense
+from privlab.protect.gradient import DefenseSpec, ThreatModel, build_defense, resolve_defense
 from privlab.store import MetricRecord, sha256_file
 from privlab.store.artifacts import atomic_write_text
-from privlab.train import TrainConfig, evaluate, fit
+from privlab.train import TrainConfig, evaluate
+from privlab.victim import reference_classifier
 
 __all__ = ["ProxySetting", "SemSimSpec", "run_semsim"]
 
@@ -142,57 +145,56 @@ class SemSimSpec(ExperimentSpec):
 
 
 # -- the proxy ------------------------------------------------------------------------------------------------------
-def _generate_proxy(spec: SemSimSpec, ctx: RunContext) -> tuple[Manifest, dict[str, Any]]:
-    """Attack ``num_images`` test digits in every setting, label with the reference classifier, write the manifest."""
-    from privlab.data.reconstructions import save_pairs
+def _proxy_victim(spec: SemSimSpec, ctx: RunContext, train: LabelledImages) -> nn.Module:
+    """The attacked model: ``spec.victim`` untrained (seeded with the run's seed; DLG-uniform for ``lenet_dlg``)."""
     from privlab.models.lenet import dlg_uniform_init_
 
-    dataset_info(spec.dataset.name)
-    kw = {"root": ctx.data_root, "download": ctx.download, "resize": spec.dataset.resize, "seed": ctx.seed}
-    train = load_dataset(spec.dataset.name, "train", limit=spec.dataset.train_limit, **kw)
-    test = load_dataset(spec.dataset.name, "test", limit=spec.dataset.test_limit, **kw)
-    if spec.num_images > len(test):
-        raise ConfigError(f"num_images {spec.num_images} > {len(test)} test images of {spec.dataset.name}")
-    torch.manual_seed(ctx.seed + 1)
-    ref = build_model("lenet5", train.num_classes, train.shape, mean=train.mean, std=train.std)
-    fit(ref, train, spec.reference_classifier, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
-    ref = ref.to(ctx.device).eval()
-    ref_acc = evaluate(ref, test, device=ctx.device)["accuracy"]
     torch.manual_seed(ctx.seed)
     victim = build_model(spec.victim, train.num_classes, train.shape, mean=train.mean, std=train.std)
     if spec.victim == "lenet_dlg":
         dlg_uniform_init_(victim)
-    victim = victim.to(ctx.device).eval()
+    return victim.to(ctx.device).eval()
+
+
+def _attack_setting(
+    ctx: RunContext, setting: ProxySetting, k: int, victim: nn.Module, x_all: torch.Tensor, y_all: torch.Tensor
+) -> torch.Tensor:
+    """Reconstructions of every image (one gradient each) under ``setting``, the ``k``-th setting (its generators)."""
+    attack = build_attack(setting.attack, setting.attack_config)
+    defense = build_defense(setting.defense)
+    g_client, g_attack = ctx.generator(100 + 2 * k), ctx.generator(101 + 2 * k)
+    threat = ThreatModel()
+    recs = []
+    with ctx.progress.task(f"proxy {setting.name}", total=len(x_all)) as advance:
+        for i in range(len(x_all)):
+            x, y = x_all[i : i + 1].to(ctx.device), y_all[i : i + 1].to(ctx.device)
+            leak = gradient_leak_round(victim, x, y, threat, defense, g_client, requires=attack.requires)
+            out = attack.run(leak.observation, seed=ctx.seed, generator=g_attack, device=ctx.device)
+            recs.append(out.data.detach().cpu().clamp(0, 1))
+            advance(1)
+    return torch.cat(recs)
+
+
+def _generate_proxy(spec: SemSimSpec, ctx: RunContext) -> tuple[Manifest, dict[str, Any]]:
+    """Attack ``num_images`` test digits in every setting, label with the reference classifier, write the manifest."""
+    from privlab.data.reconstructions import save_pairs
+
+    dataset_info(spec.dataset.name)
+    train, test = load_datasets(spec.dataset, ctx)
+    if spec.num_images > len(test):
+        raise ConfigError(f"num_images {spec.num_images} > {len(test)} test images of {spec.dataset.name}")
+    ref = reference_classifier(ctx, train, spec.reference_classifier, dataset=spec.dataset.model_dump(mode="json"))
+    ref_acc = evaluate(ref, test, device=ctx.device)["accuracy"]
+    victim = _proxy_victim(spec, ctx, train)
     order = torch.randperm(len(test), generator=ctx.generator(1))[: spec.num_images]
     x_all, y_all = test.batch(order)
     root = ctx.run_dir / "proxy"
     records: list[Annotation] = []
     per_setting: dict[str, float] = {}
     first_oris: list[str] = []
-    threat = ThreatModel()
     t0 = time.perf_counter()
     for k, setting in enumerate(spec.settings):
-        attack = build_attack(setting.attack, setting.attack_config)
-        defense = build_defense(setting.defense)
-        g_client, g_attack = ctx.generator(100 + 2 * k), ctx.generator(101 + 2 * k)
-        recs = []
-        with ctx.progress.task(f"proxy {setting.name}", total=spec.num_images) as advance:
-            for i in range(spec.num_images):
-                x, y = x_all[i : i + 1].to(ctx.device), y_all[i : i + 1].to(ctx.device)
-                x_in = defense.inputs(x, g_client)
-                shared = client_update(victim, x_in, y, threat, gradient_fn=defense.gradient_fn(g_client))
-                shared = defense.shared(shared, g_client)
-                obs = Observation.granted(
-                    attack.requires,
-                    meta={"batch_size": 1, "image_shape": tuple(test.shape), "threat": threat.model_dump()},
-                    model=victim,
-                    gradients=shared,
-                    labels=y,
-                )
-                out = attack.run(obs, seed=ctx.seed, generator=g_attack, device=ctx.device)
-                recs.append(out.data.detach().cpu().clamp(0, 1))
-                advance(1)
-        rec = torch.cat(recs)
+        rec = _attack_setting(ctx, setting, k, victim, x_all, y_all)
         with torch.no_grad():
             ok = (ref(rec.to(ctx.device)).argmax(1).cpu() == y_all).tolist()
         per_setting[setting.name] = sum(ok) / len(ok)
@@ -200,16 +202,8 @@ def _generate_proxy(spec: SemSimSpec, ctx: RunContext) -> tuple[Manifest, dict[s
         if k == 0:  # one original file per image (the first setting's copy), so the split is by image
             first_oris = [files[2 * i].relative_to(root).as_posix() for i in range(spec.num_images)]
         for i in range(spec.num_images):
-            rec_f = files[2 * i + 1]
-            records.append(
-                Annotation(
-                    first_oris[i],
-                    rec_f.relative_to(root).as_posix(),
-                    setting.name,
-                    bool(ok[i]),
-                    "proxy-classifier",
-                )
-            )
+            rel = files[2 * i + 1].relative_to(root).as_posix()
+            records.append(Annotation(first_oris[i], rel, setting.name, bool(ok[i]), "proxy-classifier"))
     path = save_manifest(root / "manifest.csv", records)
     ctx.store.add_artifact(ctx.run_id, "manifest", path, sha256_file(path), {"format": "csv", "proxy": True})
     info = {
@@ -311,6 +305,90 @@ def rows_to_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def _train_semsim(
+    spec: SemSimSpec, ctx: RunContext, manifest: Manifest, train_m: Manifest, train_originals: int, info: dict[str, Any]
+) -> tuple[Any, float]:
+    """Train SemSim on the triplets of ``train_m`` (pretrained as a classifier on the CLEAN train split when asked;
+    the proxy's originals are test images) and save ``semsim.safetensors``: ``(result, seconds)``."""
+    from privlab.data.reconstructions import read_png
+
+    first = manifest.resolve(next(r.original for r in manifest.records if r.original))
+    channels = int(read_png(first).shape[0])
+    cfg = spec.semsim
+    data = TripletData.from_manifest(train_m, in_channels=channels, input_size=cfg.input_size)
+    pretrain_data = None
+    if cfg.pretrain == "classifier":
+        pretrain_data = load_split(spec.dataset, "train", ctx)
+        info["pretrain_dataset"] = f"{spec.dataset.name}/train ({len(pretrain_data)} images)"
+    t0 = time.perf_counter()
+    result = train_semsim(
+        data, cfg, seed=ctx.seed, device=ctx.device, progress=ctx.progress, pretrain_data=pretrain_data
+    )
+    train_seconds = time.perf_counter() - t0
+    ckpt = ctx.run_dir / "semsim.safetensors"
+    meta = {
+        "train_config": cfg.model_dump(),
+        "seed": ctx.seed,
+        "history": result.history,
+        "pretrain_history": result.pretrain_history,
+        "manifest": str(manifest.path),
+        "train_originals": train_originals,
+        "proxy": spec.manifest is None,
+    }
+    digest = save_semsim(ckpt, result.model, meta)
+    ctx.store.add_artifact(ctx.run_id, "checkpoint", ckpt, digest, {"format": "safetensors", "what": "semsim"})
+    return result, train_seconds
+
+
+def _verdict(agr: Any) -> dict[str, Any]:
+    """Whether SemSim beats PSNR and SSIM in ordering accuracy and in Spearman correlation (per image)."""
+    baselines = [m for m in ("psnr", "ssim") if m in agr.metrics]
+    sem = agr.metrics["semsim"]["image"]
+
+    def beats(key: str) -> bool:
+        vals = [agr.metrics[b]["image"][key] for b in baselines]
+        v = sem[key]["value"] if key == "spearman" else sem[key]
+        return all(v > (b["value"] if key == "spearman" else b) for b in vals)
+
+    return {"ordering_accuracy": beats("ordering_accuracy"), "spearman": beats("spearman"), "baselines": baselines}
+
+
+def _records(
+    result: Any, agr: Any, rows: list[dict[str, Any]], train_pairs: int, verdict: dict[str, Any], train_seconds: float,
+    info: dict[str, Any],
+) -> list[MetricRecord]:  # fmt: skip
+    """The run's metrics: training curves, per-metric agreement, held-out rates, verdict and costs."""
+    recs: list[MetricRecord] = []
+    for h in result.pretrain_history:
+        if "train_accuracy" in h:
+            step = int(h.get("epoch", 0))
+            recs.append(MetricRecord("semsim_pretrain_accuracy", h["train_accuracy"], step, "fraction", "info", True))
+    for h in result.history:
+        recs.append(MetricRecord("semsim_train_loss", h["loss"], int(h["epoch"]), None, "info", False))
+    for m, d in agr.metrics.items():
+        recs += [
+            MetricRecord(f"{m}_ordering_accuracy", d["image"]["ordering_accuracy"], None, "fraction", "info", True),
+            MetricRecord(f"{m}_spearman", d["image"]["spearman"]["value"], None, None, "info", True),
+            MetricRecord(f"{m}_setting_spearman", d["setting"]["spearman"]["value"], None, None, "info", True),
+            MetricRecord(f"{m}_setting_kendall", d["setting"]["kendall"]["value"], None, None, "info", True),
+        ]
+    recognised = sum(r["recognised"] for r in rows) / len(rows)
+    beats = float(verdict["ordering_accuracy"] and verdict["spearman"])
+    recs += [
+        MetricRecord("heldout_recognised_rate", recognised, None, "fraction", "info", None),
+        MetricRecord("heldout_pairs", float(len(rows)), None, None, "info", None),
+        MetricRecord("train_pairs", float(train_pairs), None, None, "info", None),
+        MetricRecord("semsim_beats_psnr_ssim", beats, None, None, "info", True),
+        MetricRecord("semsim_train_seconds", train_seconds, None, "s", "cost", False),
+    ]
+    if "reference_test_accuracy" in info:
+        recs += [
+            MetricRecord("reference_test_accuracy", info["reference_test_accuracy"], None, "fraction", "info", True),
+            MetricRecord("proxy_generation_seconds", info["generation_seconds"], None, "s", "cost", False),
+        ]
+    return recs
+
+
 @PIPELINES.register(
     "semsim",
     spec=SemSimSpec,
@@ -327,41 +405,7 @@ def run_semsim(spec: SemSimSpec, ctx: RunContext) -> None:
     train_keys, held_keys = _split(manifest, spec.train_fraction, ctx.generator(7))
     train_m = _subset(manifest, train_keys, pool=True)
     held_m = _subset(manifest, held_keys, pool=False)
-    first = manifest.resolve(next(r.original for r in manifest.records if r.original))
-    from privlab.data.reconstructions import read_png
-
-    channels = int(read_png(first).shape[0])
-    cfg = spec.semsim
-    data = TripletData.from_manifest(train_m, in_channels=channels, input_size=cfg.input_size)
-    pretrain_data = None
-    if cfg.pretrain == "classifier":  # the CLEAN train split; the proxy's originals are test images
-        pretrain_data = load_dataset(
-            spec.dataset.name,
-            "train",
-            root=ctx.data_root,
-            download=ctx.download,
-            resize=spec.dataset.resize,
-            limit=spec.dataset.train_limit,
-            seed=ctx.seed,
-        )
-        info["pretrain_dataset"] = f"{spec.dataset.name}/train ({len(pretrain_data)} images)"
-    t0 = time.perf_counter()
-    result = train_semsim(
-        data, cfg, seed=ctx.seed, device=ctx.device, progress=ctx.progress, pretrain_data=pretrain_data
-    )
-    train_seconds = time.perf_counter() - t0
-    ckpt = ctx.run_dir / "semsim.safetensors"
-    meta = {
-        "train_config": cfg.model_dump(),
-        "seed": ctx.seed,
-        "history": result.history,
-        "pretrain_history": result.pretrain_history,
-        "manifest": str(manifest.path),
-        "train_originals": len(train_keys),
-        "proxy": spec.manifest is None,
-    }
-    digest = save_semsim(ckpt, result.model, meta)
-    ctx.store.add_artifact(ctx.run_id, "checkpoint", ckpt, digest, {"format": "safetensors", "what": "semsim"})
+    result, train_seconds = _train_semsim(spec, ctx, manifest, train_m, len(train_keys), info)
 
     rows, notes = score_manifest(held_m, list(spec.metrics), result.model, device=ctx.device)
     scores_path = atomic_write_text(ctx.run_dir / "heldout_scores.csv", rows_to_csv(rows))
@@ -369,19 +413,7 @@ def run_semsim(spec: SemSimSpec, ctx: RunContext) -> None:
     directions = similarity_directions()
     metric_names = [m for m in rows[0] if m in directions]
     agr = agreement(rows, {m: directions[m] for m in metric_names}, n_boot=spec.n_boot, seed=ctx.seed)
-    baselines = [m for m in ("psnr", "ssim") if m in agr.metrics]
-    sem = agr.metrics["semsim"]["image"]
-
-    def beats(key: str) -> bool:
-        vals = [agr.metrics[b]["image"][key] for b in baselines]
-        v = sem[key]["value"] if key == "spearman" else sem[key]
-        return all(v > (b["value"] if key == "spearman" else b) for b in vals)
-
-    verdict = {
-        "ordering_accuracy": beats("ordering_accuracy"),
-        "spearman": beats("spearman"),
-        "baselines": baselines,
-    }
+    verdict = _verdict(agr)
     ctx.save_json(
         "semsim_agreement",
         "agreement.json",
@@ -397,38 +429,4 @@ def run_semsim(spec: SemSimSpec, ctx: RunContext) -> None:
             "heldout_pairs": len(held_m.records),
         },
     )
-    recs: list[MetricRecord] = []
-    for h in result.pretrain_history:
-        if "train_accuracy" in h:
-            step = int(h.get("epoch", 0))
-            recs.append(MetricRecord("semsim_pretrain_accuracy", h["train_accuracy"], step, "fraction", "info", True))
-    for h in result.history:
-        recs.append(MetricRecord("semsim_train_loss", h["loss"], int(h["epoch"]), None, "info", False))
-    for m, d in agr.metrics.items():
-        recs += [
-            MetricRecord(f"{m}_ordering_accuracy", d["image"]["ordering_accuracy"], None, "fraction", "info", True),
-            MetricRecord(f"{m}_spearman", d["image"]["spearman"]["value"], None, None, "info", True),
-            MetricRecord(f"{m}_setting_spearman", d["setting"]["spearman"]["value"], None, None, "info", True),
-            MetricRecord(f"{m}_setting_kendall", d["setting"]["kendall"]["value"], None, None, "info", True),
-        ]
-    recognised = sum(r["recognised"] for r in rows) / len(rows)
-    recs += [
-        MetricRecord("heldout_recognised_rate", recognised, None, "fraction", "info", None),
-        MetricRecord("heldout_pairs", float(len(rows)), None, None, "info", None),
-        MetricRecord("train_pairs", float(len(train_m.records)), None, None, "info", None),
-        MetricRecord(
-            "semsim_beats_psnr_ssim",
-            float(verdict["ordering_accuracy"] and verdict["spearman"]),
-            None,
-            None,
-            "info",
-            True,
-        ),
-        MetricRecord("semsim_train_seconds", train_seconds, None, "s", "cost", False),
-    ]
-    if "reference_test_accuracy" in info:
-        recs += [
-            MetricRecord("reference_test_accuracy", info["reference_test_accuracy"], None, "fraction", "info", True),
-            MetricRecord("proxy_generation_seconds", info["generation_seconds"], None, "s", "cost", False),
-        ]
-    ctx.log_many(recs)
+    ctx.log_many(_records(result, agr, rows, len(train_m.records), verdict, train_seconds, info))

@@ -4,8 +4,8 @@ Steps (each seeded by the run's seed):
 
 1. load the data set; relabel it for the **public** task (v2: ``greater_than_5``, "digit > 5") and the **private**
    task (``identity``: the digit);
-2. train (or load from the cache ``OUT/cache/shredder-victims/``) the two victim classifiers with
-   :func:`privlab.train.fit`; the cache key is a hash of everything that determines a victim;
+2. train (or load from the model cache ``OUT/cache/models/``) the two victim classifiers with the victim stage
+   (:func:`privlab.victim.train_or_load`); the cache key is a hash of everything that determines a victim;
 3. cut the public model after ``cut``, freeze it, compute the clean activations once, and train the noise bank
    (:func:`privlab.protect.shredder.train_noise_bank`); the bank is saved as ``noise-bank.safetensors`` with its
    shape, seed, acceptance rule and accuracies;
@@ -23,7 +23,6 @@ Metrics: ``public_accuracy_clean``, ``public_accuracy_noisy``, ``adversary_accur
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 import warnings
@@ -39,24 +38,26 @@ from privlab.context import RunContext
 from privlab.data import dataset_info
 from privlab.data.base import LabelledImages
 from privlab.data.relabel import relabel, task_num_classes
-from privlab.errors import ConfigError, DataMissingError, FileFormatError
+from privlab.data.spec import DatasetSpec, load_datasets
+from privlab.errors import ConfigError, DataMissingError
 from privlab.models import build_model
 from privlab.models.split import freeze, split_model
 from privlab.pipelines import PIPELINES
-from privlab.pipelines.train import DatasetSpec, load_datasets
 from privlab.protect.shredder import (
     BankConfig,
     BankSampler,
     DeployedNoise,
     LaplaceFitSampler,
     LossConfig,
+    NoiseBank,
     NoiseConfig,
     snr_db,
     snr_per_batch,
     train_noise_bank,
 )
-from privlab.store import MetricRecord, load_tensors, save_tensors
-from privlab.train import TrainConfig, fit
+from privlab.store import MetricRecord
+from privlab.train import TrainConfig
+from privlab.victim import train_or_load
 
 __all__ = [
     "AdversarySpec",
@@ -161,17 +162,16 @@ def _build_victim(spec: ShredderSpec, num_classes: int, data: LabelledImages, we
 def get_victim(
     spec: ShredderSpec, ctx: RunContext, task: str, train: LabelledImages
 ) -> tuple[nn.Sequential, dict[str, Any]]:
-    """The victim classifier for ``task`` (``train`` already relabelled): from the cache, or trained and cached.
+    """The victim classifier for ``task`` (``train`` already relabelled), from the victim stage
+    (:func:`privlab.victim.train_or_load`, role ``shredder-<task>``): cached, or trained and cached.
 
-    The cache file is ``OUT/cache/shredder-victims/<task>-<key>.safetensors`` where ``key`` hashes the data set,
-    model, task, victim settings (and the edge weights' SHA-256) and seed. A cache file that cannot be read, or
-    whose key or weights do not match, is retrained and overwritten (with a warning).
+    The cache key hashes the data set, model, task, victim settings (and the edge weights' SHA-256) and seed.
 
     Returns:
         ``(model in eval mode, info)``: info has ``cached`` (bool), ``path``, ``key`` and ``train_seconds``.
     """
     weights = _resolve_weights(spec.victim.edge_weights, ctx) if spec.victim.edge_weights else None
-    key_src = {
+    key_parts = {
         "dataset": spec.dataset.model_dump(mode="json"),
         "model": spec.model,
         "task": task,
@@ -181,28 +181,17 @@ def get_victim(
         "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest() if weights else None,
         "seed": spec.seed,
     }
-    key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:20]
-    path = ctx.out / "cache" / "shredder-victims" / f"{task}-{key}.safetensors"
-    if path.is_file():
-        model = _build_victim(spec, train.num_classes, train, weights)
-        try:
-            tensors, meta = load_tensors(path)
-            if meta.get("key") != key:
-                raise FileFormatError(f"{path}: cache key {meta.get('key')!r} is not {key!r}")
-            model.load_state_dict(tensors)
-            return model.to(ctx.device).eval(), {"cached": True, "path": str(path), "key": key, "train_seconds": 0.0}
-        except (FileFormatError, RuntimeError, KeyError) as e:
-            warnings.warn(f"victim cache {path} is unusable ({str(e)[:120]}); retraining it", stacklevel=2)
-    torch.manual_seed(ctx.seed + 7 * len(task))
-    model = _build_victim(spec, train.num_classes, train, weights)  # rebuilt: seeded initial weights
-    if spec.victim.freeze_edge:
-        freeze(split_model(model, spec.cut)[0])
-    t0 = time.perf_counter()
-    fit(model, train, spec.victim.train, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
-    seconds = time.perf_counter() - t0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_tensors(path, model.state_dict(), {"key": key, "source": key_src, "train_seconds": seconds})
-    return model.to(ctx.device).eval(), {"cached": False, "path": str(path), "key": key, "train_seconds": seconds}
+    model, info = train_or_load(
+        ctx,
+        role=f"shredder-{task}",
+        model_factory=lambda: _build_victim(spec, train.num_classes, train, weights),
+        train_data=train,
+        train_config=spec.victim.train,
+        key_parts=key_parts,
+        init_seed=ctx.seed + 7 * len(task),
+        before_fit=(lambda m: freeze(split_model(m, spec.cut)[0])) if spec.victim.freeze_edge else None,
+    )
+    return model, info  # type: ignore[return-value]
 
 
 @torch.no_grad()
@@ -229,34 +218,35 @@ def _noisy(deployed: DeployedNoise, acts: torch.Tensor, device: torch.device, ba
     return torch.cat([deployed(acts[i : i + batch].to(device)).cpu() for i in range(0, len(acts), batch)])
 
 
-# -- the experiment -----------------------------------------------------------------------------------------------
-@PIPELINES.register(
-    "shredder", spec=ShredderSpec, description="Shredder: learned activation noise for split inference (v1/v2)"
-)
-def run_shredder(spec: ShredderSpec, ctx: RunContext) -> None:
-    """Run the Shredder experiment described in the module docstring."""
-    from privlab.attack.activation_adversary import ActivationAdversary, original_adversary_accuracy
-    from privlab.measure.mi import estimate_mi
-    from privlab.measure.mi.reduction import log_mi_reduction
-    from privlab.pipelines.mi import log_mi
+# -- stages of the experiment ----------------------------------------------------------------------------------
+def _eval_seed(ctx: RunContext) -> int:
+    return ctx.seed * 1_000_003 + 11
 
-    dataset_info(spec.dataset.name)
-    t_start = time.perf_counter()
-    train, test = load_datasets(spec.dataset, ctx)
-    task_num_classes(spec.public_task, train.num_classes)
+
+def _check_tasks(spec: ShredderSpec, num_classes: int) -> None:
+    task_num_classes(spec.public_task, num_classes)
     if spec.private_task is not None:
-        task_num_classes(spec.private_task, train.num_classes)
-    pub_train, pub_test = relabel(train, spec.public_task), relabel(test, spec.public_task)
-    dev, eb = ctx.device, spec.victim.train.eval_batch_size
+        task_num_classes(spec.private_task, num_classes)
 
-    public_model, pub_info = get_victim(spec, ctx, spec.public_task, pub_train)
-    edge, cloud = split_model(public_model, spec.cut)
+
+def _cut(
+    spec: ShredderSpec, ctx: RunContext, model: nn.Sequential, train: LabelledImages, test: LabelledImages
+) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """Split ``model`` after ``spec.cut``, freeze both parts: ``(cloud, train activations, test activations)``."""
+    edge, cloud = split_model(model, spec.cut)
     freeze(edge)
     freeze(cloud)
-    a_train = compute_activations(edge, train.images, device=dev, batch_size=eb)
-    a_test = compute_activations(edge, test.images, device=dev, batch_size=eb)
+    eb = spec.victim.train.eval_batch_size
+    a_train = compute_activations(edge, train.images, device=ctx.device, batch_size=eb)
+    a_test = compute_activations(edge, test.images, device=ctx.device, batch_size=eb)
+    return cloud, a_train, a_test
 
-    # -- noise bank
+
+def _train_bank(
+    spec: ShredderSpec, ctx: RunContext, cloud: nn.Module, a_train: torch.Tensor, labels: torch.Tensor
+) -> NoiseBank:
+    """Train, log and save the noise bank; an empty bank (nothing accepted) is a :class:`ConfigError`."""
+
     def on_restart(rec: dict[str, Any]) -> None:
         ctx.log_many(
             [
@@ -267,8 +257,8 @@ def run_shredder(spec: ShredderSpec, ctx: RunContext) -> None:
 
     t0 = time.perf_counter()
     bank = train_noise_bank(
-        cloud, a_train, pub_train.labels, spec.noise, spec.loss, spec.bank,
-        seed=ctx.seed, device=dev, progress=ctx.progress, on_restart=on_restart,
+        cloud, a_train, labels, spec.noise, spec.loss, spec.bank,
+        seed=ctx.seed, device=ctx.device, progress=ctx.progress, on_restart=on_restart,
     )  # fmt: skip
     bank_seconds = time.perf_counter() - t0
     tried = len(bank.records)
@@ -287,22 +277,36 @@ def run_shredder(spec: ShredderSpec, ctx: RunContext) -> None:
             f"noise.laplace_scale / loss.magnitude_weight"
         )
     ctx.save_tensors("noise_bank", "noise-bank.safetensors", bank.tensors(), bank.full_meta())
+    return bank
 
-    # -- deployment and utility
+
+def _deploy(spec: ShredderSpec, ctx: RunContext, bank: NoiseBank) -> DeployedNoise:
+    """The inference-time noise: a v1 Laplace fit or v2 bank draws, fresh per image or per batch."""
     sampler = (
         LaplaceFitSampler(bank)
         if spec.deploy.sampler == "v1-laplace"
         else BankSampler(bank, resample_w=spec.deploy.resample_w)
     )
-    deployed = DeployedNoise(sampler.to(dev), spec.deploy.per, seed=ctx.seed)
-    eval_seed = ctx.seed * 1_000_003 + 11
-    acc_clean = _accuracy(cloud, a_test, pub_test.labels, dev, eb)
-    noisy_draws = [_noisy(deployed, a_test, dev, eb, eval_seed + d) for d in range(spec.deploy.eval_draws)]
-    acc_noisy = sum(_accuracy(cloud, z, pub_test.labels, dev, eb) for z in noisy_draws) / len(noisy_draws)
-    z_test = noisy_draws[0]
-    snrs = snr_per_batch(a_test, z_test, eb)
-    snr_mean = sum(snrs) / len(snrs)
-    records = [
+    return DeployedNoise(sampler.to(ctx.device), spec.deploy.per, seed=ctx.seed)
+
+
+def _public_utility(
+    spec: ShredderSpec, ctx: RunContext, cloud: nn.Module, deployed: DeployedNoise, a_test: torch.Tensor,
+    labels: torch.Tensor,
+) -> tuple[dict[str, float], torch.Tensor, list[float]]:  # fmt: skip
+    """Public accuracy clean/noisy (averaged over ``eval_draws``) and SNR per batch: ``(values, the first noisy
+    test activations, SNR per batch)``; values has ``public_clean``, ``public_noisy`` and ``snr``."""
+    dev, eb = ctx.device, spec.victim.train.eval_batch_size
+    acc_clean = _accuracy(cloud, a_test, labels, dev, eb)
+    noisy_draws = [_noisy(deployed, a_test, dev, eb, _eval_seed(ctx) + d) for d in range(spec.deploy.eval_draws)]
+    acc_noisy = sum(_accuracy(cloud, z, labels, dev, eb) for z in noisy_draws) / len(noisy_draws)
+    snrs = snr_per_batch(a_test, noisy_draws[0], eb)
+    return {"public_clean": acc_clean, "public_noisy": acc_noisy, "snr": sum(snrs) / len(snrs)}, noisy_draws[0], snrs
+
+
+def _utility_records(values: dict[str, float], pub_info: dict[str, Any]) -> list[MetricRecord]:
+    acc_clean, acc_noisy, snr_mean = values["public_clean"], values["public_noisy"], values["snr"]
+    return [
         MetricRecord("public_accuracy_clean", acc_clean, None, "fraction", "utility", True),
         MetricRecord("public_accuracy_noisy", acc_noisy, None, "fraction", "utility", True),
         MetricRecord("public_accuracy_loss_points", 100 * (acc_clean - acc_noisy), None, "points", "utility", False),
@@ -312,53 +316,73 @@ def run_shredder(spec: ShredderSpec, ctx: RunContext) -> None:
         MetricRecord("victim_train_seconds", pub_info["train_seconds"], None, "s", "cost", False),
     ]
 
-    # -- adversaries
-    adv: dict[str, float] = {}
-    if spec.private_task is not None:
-        priv_train, priv_test = relabel(train, spec.private_task), relabel(test, spec.private_task)
-        private_model, priv_info = get_victim(spec, ctx, spec.private_task, priv_train)
-        freeze(private_model)
-        adv["adversary_accuracy_clean"] = original_adversary_accuracy(
-            private_model, spec.cut, None, test.images, priv_test.labels, device=dev, batch_size=eb
-        )
-        deployed.reseed(eval_seed + 101)
-        adv["adversary_accuracy_noisy"] = original_adversary_accuracy(
-            private_model, spec.cut, deployed, test.images, priv_test.labels, device=dev, batch_size=eb
-        )
-        t0 = time.perf_counter()
-        n_priv = priv_train.num_classes
-        clean_adv = ActivationAdversary(n_priv, spec.adversary.hidden).fit(
-            a_train, priv_train.labels, train=spec.adversary.train, seed=ctx.seed, device=dev
-        )
-        adv["adversary_retrained_accuracy_clean"] = clean_adv.accuracy(a_test, priv_test.labels)
-        deployed.reseed(eval_seed + 202)
-        noisy_adv = ActivationAdversary(n_priv, spec.adversary.hidden).fit(
-            a_train, priv_train.labels, noise=lambda x, g: deployed(x, g), train=spec.adversary.train,
-            seed=ctx.seed, device=dev,
-        )  # fmt: skip
-        adv["adversary_retrained_accuracy_noisy"] = noisy_adv.accuracy(z_test, priv_test.labels)
-        records += [MetricRecord(k, v, None, "fraction", "privacy", False) for k, v in adv.items()]
-        records += [
-            MetricRecord("adversary_seconds", time.perf_counter() - t0, None, "s", "cost", False),
-            MetricRecord("victim_private_cached", float(priv_info["cached"]), None, None, "info", None),
-        ]
-    ctx.log_many(records)
 
-    # -- mutual information
+def _adversaries(
+    spec: ShredderSpec, ctx: RunContext, deployed: DeployedNoise, train: LabelledImages, test: LabelledImages,
+    acts: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+) -> tuple[dict[str, float], list[MetricRecord]]:  # fmt: skip
+    """The original adversary (private victim with the noise inserted) and a retrained one (MLP on activations),
+    clean and noisy; ``acts`` = (train, test, noisy test) activations. Returns ``(accuracies, records)``."""
+    from privlab.attack.activation_adversary import ActivationAdversary, original_adversary_accuracy
+
+    assert spec.private_task is not None
+    a_train, a_test, z_test = acts
+    dev, eb, eval_seed = ctx.device, spec.victim.train.eval_batch_size, _eval_seed(ctx)
+    priv_train, priv_test = relabel(train, spec.private_task), relabel(test, spec.private_task)
+    private_model, priv_info = get_victim(spec, ctx, spec.private_task, priv_train)
+    freeze(private_model)
+    adv: dict[str, float] = {}
+    adv["adversary_accuracy_clean"] = original_adversary_accuracy(
+        private_model, spec.cut, None, test.images, priv_test.labels, device=dev, batch_size=eb
+    )
+    deployed.reseed(eval_seed + 101)
+    adv["adversary_accuracy_noisy"] = original_adversary_accuracy(
+        private_model, spec.cut, deployed, test.images, priv_test.labels, device=dev, batch_size=eb
+    )
+    t0 = time.perf_counter()
+    n_priv = priv_train.num_classes
+    clean_adv = ActivationAdversary(n_priv, spec.adversary.hidden).fit(
+        a_train, priv_train.labels, train=spec.adversary.train, seed=ctx.seed, device=dev
+    )
+    adv["adversary_retrained_accuracy_clean"] = clean_adv.accuracy(a_test, priv_test.labels)
+    deployed.reseed(eval_seed + 202)
+    noisy_adv = ActivationAdversary(n_priv, spec.adversary.hidden).fit(
+        a_train, priv_train.labels, noise=lambda x, g: deployed(x, g), train=spec.adversary.train,
+        seed=ctx.seed, device=dev,
+    )  # fmt: skip
+    adv["adversary_retrained_accuracy_noisy"] = noisy_adv.accuracy(z_test, priv_test.labels)
+    records = [MetricRecord(k, v, None, "fraction", "privacy", False) for k, v in adv.items()]
+    records += [
+        MetricRecord("adversary_seconds", time.perf_counter() - t0, None, "s", "cost", False),
+        MetricRecord("victim_private_cached", float(priv_info["cached"]), None, None, "info", None),
+    ]
+    return adv, records
+
+
+def _mutual_information(
+    spec: ShredderSpec, ctx: RunContext, deployed: DeployedNoise, images: tuple[torch.Tensor, torch.Tensor],
+    acts: tuple[torch.Tensor, torch.Tensor],
+) -> dict[str, float]:  # fmt: skip
+    """MI(X; Z) clean and noisy (logged as ``mi_clean_nats``, ``mi_noisy_nats``, ``mi_reduction``); ``images`` and
+    ``acts`` are (train, test). Returns ``clean``, ``noisy`` (nats), ``reduction`` (%) and ``seconds``."""
+    from privlab.measure.mi import estimate_mi
+    from privlab.measure.mi.reduction import log_mi_reduction
+    from privlab.pipelines.mi import log_mi
+
     if spec.mi.rows == "all":
-        x_mi, a_mi = torch.cat([train.images, test.images]), torch.cat([a_train, a_test])
+        x_mi, a_mi = torch.cat(images), torch.cat(acts)
     else:
-        x_mi, a_mi = test.images, a_test
+        x_mi, a_mi = images[1], acts[1]
     if spec.mi.limit is not None and spec.mi.limit < len(x_mi):
         keep = torch.randperm(len(x_mi), generator=ctx.generator(31))[: spec.mi.limit].sort().values
         x_mi, a_mi = x_mi[keep], a_mi[keep]
     x_flat = x_mi.flatten(1)
     if spec.mi.x_dims is not None:
         x_flat = x_flat[:, : spec.mi.x_dims]
-    z_noisy = _noisy(deployed, a_mi, dev, eb, eval_seed + 303)
+    z_noisy = _noisy(deployed, a_mi, ctx.device, spec.victim.train.eval_batch_size, _eval_seed(ctx) + 303)
     mi_kw: dict[str, Any] = {
         "k": spec.mi.k, "repeats": spec.mi.repeats, "seed": ctx.seed, "preprocess": spec.mi.preprocess,
-        "device": str(dev),
+        "device": str(ctx.device),
     }  # fmt: skip
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -368,14 +392,14 @@ def run_shredder(spec: ShredderSpec, ctx: RunContext) -> None:
     log_mi(ctx, "mi_clean_nats", clean)
     log_mi(ctx, "mi_noisy_nats", noisy)
     red = log_mi_reduction(ctx, "mi_reduction", clean, noisy)
-    ctx.log_many(
-        [
-            MetricRecord("mi_seconds", time.perf_counter() - t0, None, "s", "cost", False),
-            MetricRecord("total_seconds", time.perf_counter() - t_start, None, "s", "cost", False),
-        ]
-    )
+    return {"clean": clean.nats, "noisy": noisy.nats, "reduction": red, "seconds": time.perf_counter() - t0}
 
-    # -- summary for the report
+
+def _save_summary(
+    spec: ShredderSpec, ctx: RunContext, bank: NoiseBank, a_test: torch.Tensor, accuracy: dict[str, float],
+    snrs: list[float], snr: float, mi: dict[str, float],
+) -> None:  # fmt: skip
+    """``shredder-summary.json``: settings, accuracies, SNR, MI and noise statistics for the report."""
     flat_n = bank.n.flatten() if bank.n is not None else None
     flat_w = bank.w.flatten() if bank.w is not None else None
     ctx.save_json(
@@ -391,10 +415,10 @@ def run_shredder(spec: ShredderSpec, ctx: RunContext) -> None:
             "per": spec.deploy.per,
             "loss": spec.loss.model_dump(),
             "noise": spec.noise.model_dump(),
-            "accuracy": {"public_clean": acc_clean, "public_noisy": acc_noisy, **adv},
+            "accuracy": accuracy,
             "snr_per_batch": snrs,
-            "snr": snr_mean,
-            "mi": {"clean": clean.nats, "noisy": noisy.nats, "reduction": red},
+            "snr": snr,
+            "mi": {"clean": mi["clean"], "noisy": mi["noisy"], "reduction": mi["reduction"]},
             "bank": {"size": len(bank), "records": bank.records, "acceptance": bank.meta["acceptance"]},
             "noise_stats": {
                 "n_mean_abs": float(flat_n.abs().mean()) if flat_n is not None else None,
@@ -405,3 +429,36 @@ def run_shredder(spec: ShredderSpec, ctx: RunContext) -> None:
             },
         },
     )
+
+
+# -- the experiment -----------------------------------------------------------------------------------------------
+@PIPELINES.register(
+    "shredder", spec=ShredderSpec, description="Shredder: learned activation noise for split inference (v1/v2)"
+)
+def run_shredder(spec: ShredderSpec, ctx: RunContext) -> None:
+    """Run the Shredder experiment described in the module docstring."""
+    dataset_info(spec.dataset.name)
+    t_start = time.perf_counter()
+    train, test = load_datasets(spec.dataset, ctx)
+    _check_tasks(spec, train.num_classes)
+    pub_train, pub_test = relabel(train, spec.public_task), relabel(test, spec.public_task)
+    public_model, pub_info = get_victim(spec, ctx, spec.public_task, pub_train)
+    cloud, a_train, a_test = _cut(spec, ctx, public_model, train, test)
+    bank = _train_bank(spec, ctx, cloud, a_train, pub_train.labels)
+    deployed = _deploy(spec, ctx, bank)
+    utility, z_test, snrs = _public_utility(spec, ctx, cloud, deployed, a_test, pub_test.labels)
+    records = _utility_records(utility, pub_info)
+    adv: dict[str, float] = {}
+    if spec.private_task is not None:
+        adv, adv_records = _adversaries(spec, ctx, deployed, train, test, (a_train, a_test, z_test))
+        records += adv_records
+    ctx.log_many(records)
+    mi = _mutual_information(spec, ctx, deployed, (train.images, test.images), (a_train, a_test))
+    ctx.log_many(
+        [
+            MetricRecord("mi_seconds", mi["seconds"], None, "s", "cost", False),
+            MetricRecord("total_seconds", time.perf_counter() - t_start, None, "s", "cost", False),
+        ]
+    )
+    accuracy = {"public_clean": utility["public_clean"], "public_noisy": utility["public_noisy"], **adv}
+    _save_summary(spec, ctx, bank, a_test, accuracy, snrs, utility["snr"], mi)

@@ -15,7 +15,8 @@ attacker setting listed in the spec:
    pair per setting — a row of the transfer matrix (``transfer.json``; the report puts the rows of all runs together).
 
 Clean baselines do not depend on the protection; with ``reuse_clean`` they are computed once per output folder and
-spec (``<out>/cache/unlearnable-clean-<hash>.json``) and re-used by the other protections of a sweep.
+spec (``<out>/cache/unlearnable-clean-<hash>.json``) and re-used by the other protections of a sweep. A cache file
+that cannot be used is reported in a warning naming it and why, then recomputed and overwritten.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +36,7 @@ from privlab.config import ExperimentSpec, Spec, deep_merge
 from privlab.context import RunContext
 from privlab.data import dataset_info
 from privlab.data.base import LabelledImages
+from privlab.data.spec import DatasetSpec, load_datasets
 from privlab.data.transforms import build_transform
 from privlab.data.wrappers import PoisonedImages
 from privlab.errors import ConfigError, PrivlabError
@@ -41,7 +44,6 @@ from privlab.measure.functional.image_similarity import psnr
 from privlab.measure.utility.ssl_eval import extract_features, knn_accuracy, linear_probe_accuracy
 from privlab.models import MODELS
 from privlab.pipelines import PIPELINES
-from privlab.pipelines.train import DatasetSpec, load_datasets
 from privlab.protect.perturbation import NoiseSpec, PerturbationBank, noise_entry, resolve_noise
 from privlab.store import MetricRecord
 from privlab.store.artifacts import atomic_write_text
@@ -282,10 +284,15 @@ def _clean_baselines(
     if spec.reuse_clean and path.is_file():
         try:
             cached = json.loads(path.read_text("utf-8"))
-            if set(cached.get("accuracy", {})) == set(setting_names(spec)):
+            got = set(cached.get("accuracy", {})) if isinstance(cached, dict) else set()
+            if got == set(setting_names(spec)):
                 return cached
-        except (OSError, json.JSONDecodeError):
-            pass
+            why = f"it holds settings {sorted(got)}, not {sorted(setting_names(spec))}"
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as e:
+            why = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        warnings.warn(
+            f"clean-baseline cache {path} is unusable ({why}); recomputing it and overwriting the file", stacklevel=2
+        )
     result = _attack_settings(spec, train, train, test, ctx, "clean")
     if spec.reuse_clean:
         atomic_write_text(path, json.dumps(result, sort_keys=True))
@@ -310,9 +317,97 @@ def _make_bank(spec: UnlearnableSpec, train: LabelledImages, test: LabelledImage
             recs.append(MetricRecord(f"noise_{k}", float(v), rnd, unit, "info", None))
         ctx.log_many(recs)
 
+    def monitor(encoder: Any) -> dict[str, float]:  # the defender's own progress measure (TUE's knn_monitor)
+        bank = extract_features(encoder, train, device=ctx.device)
+        feats = extract_features(encoder, test, device=ctx.device)
+        k, n = getattr(p, "knn_k", 200), train.num_classes
+        return {"knn_accuracy": knn_accuracy(bank, train.labels, feats, test.labels, num_classes=n, k=k)}
+
     return generator.generate(
-        train, seed=ctx.seed, device=ctx.device, progress=ctx.progress, on_round=on_round, monitor=test
+        train, seed=ctx.seed, device=ctx.device, progress=ctx.progress, on_round=on_round, monitor=monitor
     )
+
+
+def _poison(spec: UnlearnableSpec, ctx: RunContext, train: LabelledImages, bank: PerturbationBank) -> PoisonedImages:
+    """The released training set: ``train`` with the bank's noise on a ``poison.rate`` share of the images."""
+    transform = build_transform(spec.supervised.augment, channels=train.shape[0], padding=spec.supervised.padding)
+    return PoisonedImages(
+        train,
+        bank.noise,
+        kind=bank.kind,
+        epsilon=bank.epsilon,
+        poison_rate=spec.poison.rate,
+        quantize=spec.poison.quantize,
+        noise_position=spec.poison.noise_position,
+        transform=transform if spec.poison.noise_position == "after" else None,
+        seed=ctx.seed,
+    )
+
+
+def _release_records(
+    spec: UnlearnableSpec, train: LabelledImages, poisoned: PoisonedImages, bank: PerturbationBank, gen_seconds: float
+) -> list[MetricRecord]:
+    """How visible and how large the protection is (PSNR, L∞ in 1/255), its budget and generation cost."""
+    linf = float((poisoned.images - train.images).abs().max()) if len(train) else 0.0
+    # how visible the protection is to the data owner: PSNR of released vs clean images (the plane's utility)
+    per_image = psnr(train.images, poisoned.images)
+    finite = per_image[torch.isfinite(per_image)]
+    protected_psnr = float(finite.mean()) if len(finite) else float("inf")
+    records = [
+        MetricRecord("protected_psnr", protected_psnr, None, "dB", "utility", True),
+        MetricRecord("noise_linf", float(bank.noise.abs().max()) * 255, None, "1/255", "info", None),
+        MetricRecord("poisoned_linf", linf * 255, None, "1/255", "info", None),
+        MetricRecord("budget_epsilon", bank.epsilon * 255, None, "1/255", "privacy", None),
+        MetricRecord("poison_rate", spec.poison.rate, None, "fraction", "info", None),
+        MetricRecord("generation_seconds", gen_seconds, None, "s", "cost", False),
+    ]
+    if bank.meta.get("images_per_second"):
+        ips = bank.meta["images_per_second"]
+        records.append(MetricRecord("generation_images_per_second", ips, None, "images/s", "cost", True))
+    return records
+
+
+def _save_examples(
+    spec: UnlearnableSpec, ctx: RunContext, train: LabelledImages, poisoned: PoisonedImages, bank: PerturbationBank
+) -> None:
+    """The first ``grid_images`` training images clean, their noise and poisoned (``examples.safetensors``)."""
+    k = min(spec.grid_images, len(train))
+    idx = torch.arange(k)
+    ctx.save_tensors(
+        "unlearnable-examples",
+        "examples.safetensors",
+        {"clean": train.batch(idx)[0], "noise": poisoned.noise_for(idx), "poisoned": poisoned.batch(idx)[0]},
+        {"epsilon": bank.epsilon, "kind": bank.kind, "label": protection_label(spec)},
+    )
+
+
+def _transfer_records(spec: UnlearnableSpec, clean: dict[str, Any], pois: dict[str, Any]) -> list[MetricRecord]:
+    """Clean vs poisoned accuracy of every attacker setting, the headline drops and the supervised curves."""
+    records: list[MetricRecord] = []
+    for setting in setting_names(spec):
+        c, p = clean["accuracy"][setting], pois["accuracy"][setting]
+        records += [_acc(f"clean_accuracy/{setting}", c), _acc(f"poisoned_accuracy/{setting}", p)]
+    sup0 = f"supervised:{spec.supervised.models[0]}"
+    drop = clean["accuracy"][sup0] - pois["accuracy"][sup0]
+    records += [
+        _acc("clean_train_test_accuracy", clean["accuracy"][sup0]),
+        _acc("poisoned_train_test_accuracy", pois["accuracy"][sup0]),
+        MetricRecord("supervised_accuracy_drop", drop, None, "fraction", "privacy", True),
+    ]
+    for e, (cv, pv) in enumerate(zip(clean["curves"][sup0], pois["curves"][sup0], strict=False), start=1):
+        records += [_acc("clean_train_test_accuracy", cv, e), _acc("poisoned_train_test_accuracy", pv, e)]
+    if spec.ssl.methods:
+        m0 = f"{spec.ssl.methods[0]}-probe:{spec.ssl.encoder}"
+        k0 = f"{spec.ssl.methods[0]}-knn:{spec.ssl.encoder}"
+        probe_drop = clean["accuracy"][m0] - pois["accuracy"][m0]
+        records += [
+            _acc("clean_linear_probe_accuracy", clean["accuracy"][m0]),
+            _acc("poisoned_linear_probe_accuracy", pois["accuracy"][m0]),
+            MetricRecord("linear_probe_accuracy_drop", probe_drop, None, "fraction", "privacy", True),
+            _acc("clean_knn_accuracy", clean["accuracy"][k0]),
+            _acc("poisoned_knn_accuracy", pois["accuracy"][k0]),
+        ]
+    return records
 
 
 @PIPELINES.register(
@@ -331,92 +426,13 @@ def run_unlearnable(spec: UnlearnableSpec, ctx: RunContext) -> None:
     gen_seconds = time.perf_counter() - t0
     bank.meta.setdefault("dataset", spec.dataset.name)
     ctx.save_tensors("perturbation", "perturbation.safetensors", {"noise": bank.noise}, bank.metadata())
-
-    transform = build_transform(spec.supervised.augment, channels=train.shape[0], padding=spec.supervised.padding)
-    poisoned = PoisonedImages(
-        train,
-        bank.noise,
-        kind=bank.kind,
-        epsilon=bank.epsilon,
-        poison_rate=spec.poison.rate,
-        quantize=spec.poison.quantize,
-        noise_position=spec.poison.noise_position,
-        transform=transform if spec.poison.noise_position == "after" else None,
-        seed=ctx.seed,
-    )
-    linf = float((poisoned.images - train.images).abs().max()) if len(train) else 0.0
-    # how visible the protection is to the data owner: PSNR of released vs clean images (the plane's utility)
-    per_image = psnr(train.images, poisoned.images)
-    finite = per_image[torch.isfinite(per_image)]
-    protected_psnr = float(finite.mean()) if len(finite) else float("inf")
-    ctx.log_many(
-        [
-            MetricRecord("protected_psnr", protected_psnr, None, "dB", "utility", True),
-            MetricRecord("noise_linf", float(bank.noise.abs().max()) * 255, None, "1/255", "info", None),
-            MetricRecord("poisoned_linf", linf * 255, None, "1/255", "info", None),
-            MetricRecord("budget_epsilon", bank.epsilon * 255, None, "1/255", "privacy", None),
-            MetricRecord("poison_rate", spec.poison.rate, None, "fraction", "info", None),
-            MetricRecord("generation_seconds", gen_seconds, None, "s", "cost", False),
-            *(
-                [
-                    MetricRecord(
-                        "generation_images_per_second", bank.meta["images_per_second"], None, "images/s", "cost", True
-                    )
-                ]
-                if bank.meta.get("images_per_second")
-                else []
-            ),
-        ]
-    )
+    poisoned = _poison(spec, ctx, train, bank)
+    ctx.log_many(_release_records(spec, train, poisoned, bank, gen_seconds))
     if spec.grid_images:
-        k = min(spec.grid_images, len(train))
-        idx = torch.arange(k)
-        ctx.save_tensors(
-            "unlearnable-examples",
-            "examples.safetensors",
-            {"clean": train.batch(idx)[0], "noise": poisoned.noise_for(idx), "poisoned": poisoned.batch(idx)[0]},
-            {"epsilon": bank.epsilon, "kind": bank.kind, "label": protection_label(spec)},
-        )
-
+        _save_examples(spec, ctx, train, poisoned, bank)
     clean = _clean_baselines(spec, train, test, ctx)
     pois = _attack_settings(spec, poisoned, train, test, ctx, "poisoned")
-    records: list[MetricRecord] = []
-    for setting in setting_names(spec):
-        c, p = clean["accuracy"][setting], pois["accuracy"][setting]
-        records += [_acc(f"clean_accuracy/{setting}", c), _acc(f"poisoned_accuracy/{setting}", p)]
-    sup0 = f"supervised:{spec.supervised.models[0]}"
-    records += [
-        _acc("clean_train_test_accuracy", clean["accuracy"][sup0]),
-        _acc("poisoned_train_test_accuracy", pois["accuracy"][sup0]),
-        MetricRecord(
-            "supervised_accuracy_drop",
-            clean["accuracy"][sup0] - pois["accuracy"][sup0],
-            None,
-            "fraction",
-            "privacy",
-            True,
-        ),
-    ]
-    for e, (cv, pv) in enumerate(zip(clean["curves"][sup0], pois["curves"][sup0], strict=False), start=1):
-        records += [_acc("clean_train_test_accuracy", cv, e), _acc("poisoned_train_test_accuracy", pv, e)]
-    if spec.ssl.methods:
-        m0 = f"{spec.ssl.methods[0]}-probe:{spec.ssl.encoder}"
-        k0 = f"{spec.ssl.methods[0]}-knn:{spec.ssl.encoder}"
-        records += [
-            _acc("clean_linear_probe_accuracy", clean["accuracy"][m0]),
-            _acc("poisoned_linear_probe_accuracy", pois["accuracy"][m0]),
-            MetricRecord(
-                "linear_probe_accuracy_drop",
-                clean["accuracy"][m0] - pois["accuracy"][m0],
-                None,
-                "fraction",
-                "privacy",
-                True,
-            ),
-            _acc("clean_knn_accuracy", clean["accuracy"][k0]),
-            _acc("poisoned_knn_accuracy", pois["accuracy"][k0]),
-        ]
-    ctx.log_many(records)
+    ctx.log_many(_transfer_records(spec, clean, pois))
     ctx.save_json(
         "unlearnable-transfer",
         "transfer.json",

@@ -26,6 +26,7 @@ from privlab.store import load_tensors, save_tensors
 
 __all__ = [
     "DEFAULT_EPS",
+    "Monitor",
     "NoiseConfig",
     "NoiseGenerator",
     "NoiseKind",
@@ -42,6 +43,8 @@ __all__ = [
 
 NoiseKind = Literal["sample", "class"]
 RoundCallback = Callable[[int, dict[str, float]], None]
+#: a measurement hook: the generator's current model → named numbers for that round's stats
+Monitor = Callable[[torch.nn.Module], dict[str, float]]
 DEFAULT_EPS = 8 / 255
 
 
@@ -174,14 +177,16 @@ class NoiseGenerator:
         device: Any = "cpu",
         progress: Progress | None = None,
         on_round: RoundCallback | None = None,
-        monitor: LabelledImages | None = None,
+        monitor: Monitor | None = None,
     ) -> PerturbationBank:
         """The perturbation bank for ``data`` (clean images in [0, 1]).
 
         Args:
             seed: seeds everything the generation draws.
             on_round: called as ``on_round(round, stats)`` after each outer round/epoch.
-            monitor: a held-out set the defender may watch its progress on (used by generators that do).
+            monitor: a measurement hook the defender may watch its progress with: called with the generator's
+                current model (e.g. TUE's SSL encoder), returns named numbers added to that round's stats. Measuring
+                is the caller's (the pipeline's) business, so protections never import measure/.
         """
         raise NotImplementedError
 

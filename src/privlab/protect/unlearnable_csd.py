@@ -39,6 +39,7 @@ from privlab.models.ssl import SSLModel, ssl_optimizer
 from privlab.models.ssl_config import SSLConfig, build_ssl_from_config
 from privlab.protect.base import PROTECTIONS
 from privlab.protect.perturbation import (
+    Monitor,
     NoiseConfig,
     NoiseGenerator,
     PerturbationBank,
@@ -170,11 +171,11 @@ class TransferableUnlearnable(NoiseGenerator):
         device: Any = "cpu",
         progress: Progress | None = None,
         on_round: RoundCallback | None = None,
-        monitor: LabelledImages | None = None,
+        monitor: Monitor | None = None,
     ) -> PerturbationBank:
         """Generate TUE noise for ``data``; returns the bank (history per epoch: ``ssl_loss`` nats, ``csd``,
-        ``seconds`` and, with ``knn_monitor`` and a ``monitor`` test set, ``knn_accuracy`` of the encoder with the clean
-        training set as the feature bank)."""
+        ``seconds`` and, with ``knn_monitor`` and a ``monitor`` hook, what the hook measures on the SSL encoder each
+        epoch, e.g. the pipeline's ``knn_accuracy``)."""
         cfg, progress = self.cfg, progress or Progress(quiet=True)
         seed_everything(seed)
         t0 = time.perf_counter()
@@ -220,7 +221,7 @@ class TransferableUnlearnable(NoiseGenerator):
                     "seconds": time.perf_counter() - te,
                 }
                 if cfg.knn_monitor and monitor is not None:
-                    stats["knn_accuracy"] = _knn_monitor(model, data, monitor, cfg.knn_k, device)
+                    stats.update(monitor(model.encoder))
                 history.append({"round": epoch, **stats})
                 if on_round is not None:
                     on_round(epoch, stats)
@@ -275,14 +276,3 @@ def _epoch_batches(n: int, batch_size: int, g: torch.Generator):
     it = cycle_batches(n, batch_size, g)
     yield [next(it) for _ in range((n + batch_size - 1) // batch_size)]
 
-
-def _knn_monitor(model: SSLModel, data: LabelledImages, monitor: LabelledImages, k: int, device: Any) -> float:
-    """The defender's own progress monitor: weighted-kNN accuracy of the encoder on ``monitor``, bank = ``data``.
-
-    The measurement module is imported here, at call time, so that protect/ does not depend on measure/ at import.
-    """
-    from privlab.measure.utility.ssl_eval import extract_features, knn_accuracy
-
-    bank = extract_features(model.encoder, data, device=device)
-    feats = extract_features(model.encoder, monitor, device=device)
-    return knn_accuracy(bank, data.labels, feats, monitor.labels, num_classes=data.num_classes, k=k)

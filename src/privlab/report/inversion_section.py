@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import defaultdict
+from typing import Any
 
 from matplotlib.figure import Figure
 

@@ -1,0 +1,203 @@
+"""The victim stage: trained models that pipelines attack or measure with, trained once and cached.
+
+Every pipeline that needs a trained classifier (a victim whose gradient or activations leak, or a reference
+classifier that scores reconstructions) goes through :func:`train_or_load`. There is one cache folder,
+``OUT/cache/models/<role>-<key>.safetensors``, where ``key`` hashes the role and everything that determines the
+model (``key_parts``: data set, architecture, training settings, seed, …). The file's metadata holds the role, the
+key and the key's source, and is checked on load.
+
+One policy for a bad cache entry (unreadable, another key or role, weights that do not fit): a warning naming the
+file and why, then the model is retrained and the file atomically overwritten. Nothing is ever deleted silently.
+
+:func:`load_checkpoint` rebuilds a model saved by ``privlab train`` (``model.safetensors`` in its run folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from privlab.data.base import LabelledImages
+from privlab.errors import FileFormatError, PrivlabError
+from privlab.models import build_model
+from privlab.store import load_tensors, save_tensors
+from privlab.train import TrainConfig, fit
+
+if TYPE_CHECKING:
+    from privlab.context import RunContext
+
+__all__ = ["CACHE_FOLDER", "cache_key", "cache_path", "load_checkpoint", "reference_classifier", "train_or_load"]
+
+CACHE_FOLDER = Path("cache") / "models"
+"""Where cached models live, relative to the output folder."""
+
+_FORMAT = 1
+
+
+def cache_key(role: str, key_parts: Mapping[str, Any]) -> str:
+    """20 hex digits of the SHA-256 of ``role`` and ``key_parts`` (JSON, sorted keys; other values as ``str``)."""
+    src = json.dumps({"role": role, "parts": key_parts, "format": _FORMAT}, sort_keys=True, default=str)
+    return hashlib.sha256(src.encode()).hexdigest()[:20]
+
+
+def cache_path(out: Path, role: str, key: str) -> Path:
+    """The cache file of ``role`` with ``key`` under the output folder ``out``."""
+    return Path(out) / CACHE_FOLDER / f"{role}-{key}.safetensors"
+
+
+def _load_entry(path: Path, model: nn.Module, role: str, key: str) -> str | None:
+    """Load ``path`` into ``model``; ``None`` on success, else why the entry is unusable."""
+    try:
+        tensors, meta = load_tensors(path)
+    except PrivlabError as e:
+        return str(e).splitlines()[0][:200]
+    if meta.get("role") != role or meta.get("key") != key:
+        return f"its metadata names role {meta.get('role')!r} and key {meta.get('key')!r}, not {role!r} and {key!r}"
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as e:
+        return f"its weights do not fit the model ({str(e).splitlines()[0][:160]})"
+    return None
+
+
+def train_or_load(
+    ctx: RunContext,
+    *,
+    role: str,
+    model_factory: Callable[[], nn.Module],
+    train_data: LabelledImages,
+    train_config: TrainConfig,
+    key_parts: Mapping[str, Any],
+    init_seed: int | None = None,
+    before_fit: Callable[[nn.Module], None] | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The model of ``role``: loaded from the cache, or built, trained with :func:`privlab.train.fit` and cached.
+
+    Args:
+        ctx: the run (its ``out`` holds the cache; ``seed``, ``device`` and ``progress`` are used for training).
+        role: what the model is for (a file-name part: letters, digits, ``-``, ``_``), e.g. ``"inversion-victim"``.
+        model_factory: builds the untrained model (called after ``torch.manual_seed(init_seed)`` when given).
+        train_data: the training split (already relabelled / limited).
+        train_config: how to train it (``fit(..., seed=ctx.seed)``).
+        key_parts: everything else that determines the model (data set, architecture, settings, seed); JSON-able.
+        init_seed: seed of the initial weights.
+        before_fit: called on a fresh model before training (e.g. to freeze a part).
+
+    Returns:
+        ``(model in eval mode on ctx.device, info)``: info has ``cached`` (bool), ``path``, ``key`` and
+        ``train_seconds`` (0 when loaded).
+    """
+    key = cache_key(role, key_parts)
+    path = cache_path(ctx.out, role, key)
+    if path.exists():
+        if init_seed is not None:
+            torch.manual_seed(init_seed)
+        model = model_factory()
+        why = _load_entry(path, model, role, key) if path.is_file() else "it is not a file"
+        if why is None:
+            return model.to(ctx.device).eval(), {"cached": True, "path": str(path), "key": key, "train_seconds": 0.0}
+        warnings.warn(f"model cache {path} is unusable ({why}); retraining it and overwriting the file", stacklevel=2)
+    if init_seed is not None:
+        torch.manual_seed(init_seed)
+    model = model_factory()  # rebuilt: seeded initial weights
+    if before_fit is not None:
+        before_fit(model)
+    t0 = time.perf_counter()
+    fit(model, train_data, train_config, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    seconds = time.perf_counter() - t0
+    meta = {"role": role, "key": key, "source": dict(key_parts), "train_seconds": seconds, "format": _FORMAT}
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_tensors(path, state, json.loads(json.dumps(meta, default=str)))  # atomic: replaces a bad entry
+    return model.to(ctx.device).eval(), {"cached": False, "path": str(path), "key": key, "train_seconds": seconds}
+
+
+def reference_classifier(
+    ctx: RunContext, train: LabelledImages, config: TrainConfig, *, dataset: Mapping[str, Any]
+) -> nn.Module:
+    """The reference classifier that scores reconstructions: a LeNet-5 (normalised with ``train``'s mean/std)
+    trained on the clean ``train`` split, initialised with seed ``ctx.seed + 1``; cached as role ``reference``.
+
+    ``dataset`` describes the data set (its spec as JSON) for the cache key. Returns the model in eval mode.
+    """
+    model, _ = train_or_load(
+        ctx,
+        role="reference",
+        model_factory=lambda: build_model("lenet5", train.num_classes, train.shape, mean=train.mean, std=train.std),
+        train_data=train,
+        train_config=config,
+        key_parts={"dataset": dict(dataset), "model": "lenet5", "train": config.model_dump(mode="json"),
+                   "seed": ctx.seed},
+        init_seed=ctx.seed + 1,
+    )  # fmt: skip
+    return model
+
+
+# -- checkpoints of `privlab train` --------------------------------------------------------------------------------
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _numbers(v: Any, n: int) -> bool:
+    return v is None or (
+        isinstance(v, list) and len(v) == n and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+    )
+
+
+def load_checkpoint(path: str | Path, *, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model saved by the ``train`` experiment: ``(model in eval mode, metadata)``.
+
+    The metadata is checked and the architecture is first built on PyTorch's ``meta`` device (no memory) and compared
+    tensor by tensor with the file, so a forged header cannot make privlab allocate a huge model.
+
+    Raises:
+        DataMissingError: no such file. FileFormatError: not a privlab checkpoint (metadata missing or malformed, an
+        unknown model) or weights of another shape.
+    """
+    tensors, meta = load_tensors(path)
+    if "model" not in meta or "in_shape" not in meta:
+        raise FileFormatError(f"{path}: not a privlab checkpoint (metadata lacks model/in_shape)")
+    name, k, shape = meta["model"], meta.get("num_classes"), meta["in_shape"]
+    if not (
+        isinstance(name, str)
+        and _int(k)
+        and isinstance(shape, list)
+        and len(shape) == 3
+        and all(_int(v) for v in shape)
+        and _numbers(meta.get("mean"), shape[0])
+        and _numbers(meta.get("std"), shape[0])
+    ):
+        raise FileFormatError(
+            f"{path}: not a privlab checkpoint (malformed metadata: model {name!r}, num_classes {k!r}, in_shape "
+            f"{shape!r}); write it with `privlab train`"
+        )
+    norm = {"mean": meta["mean"], "std": meta["std"]} if meta.get("mean") and meta.get("std") else {}
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(name, k, tuple(shape), **norm)
+    except PrivlabError as e:
+        raise FileFormatError(f"{path}: cannot rebuild its model: {e}") from None
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise FileFormatError(f"{path}: cannot rebuild model {name!r} from its metadata ({e})") from None
+    want = {key: tuple(v.shape) for key, v in skeleton.state_dict().items()}
+    got = {key: tuple(v.shape) for key, v in tensors.items()}
+    if want != got:
+        diff = sorted(set(want) ^ set(got)) or [key for key in want if want[key] != got[key]]
+        key = diff[0]
+        raise FileFormatError(
+            f"{path}: weights do not fit model {name!r}: {key} is {got.get(key, 'missing')} in the file, "
+            f"{want.get(key, 'absent')} in the model ({len(diff)} tensor(s) differ)"
+        )
+    model = build_model(name, k, tuple(shape), **norm)
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise FileFormatError(f"{path}: weights do not fit model {name!r}: {str(e).splitlines()[0]}") from None
+    return model.to(device).eval(), meta
