@@ -151,6 +151,9 @@ ROWS: list[Row] = [
         r"no benchmarks folder .*nope; run from the project root or pass --dir", "nope"),
     Row("bench", "unknown benchmark", lambda t, g: ["bench", "nope", "--dir", Path(__file__).parents[2] / "benchmarks"],
         r"unknown benchmark 'nope'", "nope"),
+    # privlab examples
+    Row("examples", "--copy onto a file", lambda t, g: ["examples", "--copy", g["x.npy"]],
+        r"--copy .*: not a folder; name a folder to copy the examples into", "--copy"),
     # privlab similarity
     Row("similarity", "folder missing", lambda t, g: ["similarity", t / "nope"],
         r"originals folder .*nope does not exist", "nope"),
@@ -470,7 +473,7 @@ def test_cli_catalogue(row, tmp_path, good, cli):
     assert not (tmp_path / "out.npy").exists()  # a refused privatisation writes nothing
 
 
-COMMANDS = ["run", "train", "invert", "datasets", "models", "experiments", "attacks", "protections", "metrics",
+COMMANDS = ["run", "train", "invert", "datasets", "models", "experiments", "attacks", "protections", "metrics", "examples",
             "report", "bench", "similarity", "ldp budget", "ldp privatize", "mi", "mi calibrate", "mi tasks",
             "runs list", "runs show", "runs export", "semsim train", "semsim score", "semsim agreement",
             "semsim annotate", "semsim import", "semsim proxy", "sweep"]  # fmt: skip
@@ -497,6 +500,7 @@ PARSER_ROWS = [
     ("attacks", ["attacks", "--json=2"], "Option '--json' does not take a value"),
     ("protections", ["protections", "-x"], "No such option: -x"),
     ("metrics", ["metrics", "--bogus"], "No such option: --bogus"),
+    ("examples", ["examples", "--bogus"], "No such option: --bogus"),
     ("sweep", ["sweep", "--bogus"], "No such option: --bogus"),
     ("train", ["train", "--epochs", "three"], "Invalid value for '--epochs' / '-e': Input should be a valid integer"),
     ("ldp budget", ["ldp", "budget", "-e", "abc"], "Invalid value for '--epsilon' / '-e': Input should be a valid num"),
