@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,10 +17,12 @@ from hypothesis import strategies as st
 
 from privlab.config import ExperimentSpec, spec_hash
 from privlab.errors import ConfigError, FileFormatError, PrivlabError
+from privlab.examples import example_names, example_path
 from privlab.pipelines import PIPELINES, load_preset, preset_names
 from privlab.run import load_spec, spec_from_mapping
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+EXAMPLES = [example_path(n) for n in example_names()]  # the packaged example specs
+assert len(EXAMPLES) >= 5, "the packaged examples went missing"
 #: single-spec examples (a file with ``specs:`` lists several and is run by ``privlab sweep``)
 SINGLE = [p for p in EXAMPLES if "specs" not in (yaml.safe_load(p.read_text("utf-8")) or {})]
 EXPERIMENTS = PIPELINES.names()

@@ -288,7 +288,7 @@ def _records(
         similar_up = table.higher_is_better.get(name)
         privacy_hib = None if similar_up is None else not similar_up
         recs_out.append(MetricRecord(name, float(value), None, table.units.get(name), "privacy", privacy_hib))
-    objective = float(torch.tensor([b["objective"] for b in a.batch_stats]).mean())
+    objective = float(torch.tensor([float(b.get("objective", math.nan)) for b in a.batch_stats]).mean())
     recs_out += [
         MetricRecord("label_accuracy", float(label_correct.mean()), None, "fraction", "privacy", False),
         MetricRecord("psnr_noise_baseline", _noise_baseline(a.x, ctx.generator(4)), None, "dB", "info", None),
