@@ -264,6 +264,11 @@ def privatize(
         out = mech.privatize(x, gen).numpy()
         b = mech.budget(pixels)
         info |= {"pixels": pixels, "budget": b.as_dict()}
+    if out.dtype.kind == "f" and not np.isfinite(out).all():
+        raise ConfigError(
+            f"--epsilon {epsilon:g} on {input_path}: the noise overflows float32 (±inf in the output); use a larger "
+            "--epsilon" + (" or drop --no-clip" if no_clip else "")
+        )
     buf = io.BytesIO()
     np.save(buf, out, allow_pickle=False)
     sidecar = output_path.with_name(output_path.name + ".json")
@@ -271,11 +276,16 @@ def privatize(
     info["dtype"] = str(out.dtype)
     from privlab.store.artifacts import json_safe
 
-    atomic_write_bytes(output_path, buf.getvalue())
+    # the sidecar first, then OUT: a failed write of either leaves the previous OUT and its sidecar as they were
+    previous = sidecar.read_bytes() if sidecar.is_file() else None
+    atomic_write_text(sidecar, json.dumps(json_safe(info), indent=1, sort_keys=True))
     try:
-        atomic_write_text(sidecar, json.dumps(json_safe(info), indent=1, sort_keys=True))
-    except PrivlabError:  # never leave privatised data without the record of its budget
-        output_path.unlink(missing_ok=True)
+        atomic_write_bytes(output_path, buf.getvalue())
+    except PrivlabError:
+        if previous is None:
+            sidecar.unlink(missing_ok=True)
+        else:
+            atomic_write_bytes(sidecar, previous)
         raise
     info["sidecar"] = str(sidecar)
     if json_out:
