@@ -256,7 +256,7 @@ def load_array(path: str | Path) -> np.ndarray:
         bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
         if bad:
             raise FileFormatError(
-                f"{p}{':' + name if name else ''}: holds {bad} non-finite value(s) (nan or ±inf) of {arr.size}; "
+                f"{p}{':' + name if name else ''}: holds {bad} non-finite value(s) (NaN or inf) of {arr.size}; "
                 "privlab needs finite numbers: drop or replace them first"
             )
     return arr
