@@ -119,8 +119,6 @@ ROWS: list[Row] = [
         r"train\.epochs: Input should be greater than or equal to 1 \(got 0\)", "epochs"),
     Row("train", "--lr negative", lambda t, g: ["train", "--lr", "-1"], r"train\.lr: Input should be greater than 0",
         "lr"),
-    Row("train", "--lr nan", lambda t, g: ["train", "--lr", "nan"], r"train\.lr: Input should be a finite number",
-        "lr"),
     Row("train", "--optimizer unknown", lambda t, g: ["train", "--optimizer", "rmsprop"],
         r"Input should be 'adam', 'adamw', 'sgd' or 'adadelta' \(got \"rmsprop\"\)", "rmsprop"),
     Row("train", "--limit 0", lambda t, g: ["train", "--limit", "0"],
@@ -182,9 +180,6 @@ ROWS: list[Row] = [
         r"epsilon must be finite and > 0 .*got 0\.0", "epsilon"),
     Row("ldp budget", "ε < 0", lambda t, g: ["ldp", "budget", "-e", "-1"], r"epsilon must be finite and > 0",
         "epsilon"),
-    Row("ldp budget", "ε = inf", lambda t, g: ["ldp", "budget", "-e", "inf"], r"ε = ∞ no privacy\), got inf",
-        "epsilon"),
-    Row("ldp budget", "ε = nan", lambda t, g: ["ldp", "budget", "-e", "nan"], r"got nan", "epsilon"),
     Row("ldp budget", "unknown mechanism", lambda t, g: ["ldp", "budget", "-e", "1", "-m", "lapalce"],
         r"unknown protection 'lapalce'.*Did you mean 'laplace'", "lapalce"),
     Row("ldp budget", "a label mechanism as image mechanism", lambda t, g: ["ldp", "budget", "-e", "1", "-m", "ue"],
@@ -281,7 +276,6 @@ ROWS: list[Row] = [
         r"unknown MI estimator 'kgs'.*Did you mean 'ksg'", "kgs"),
     Row("mi", "--repeats 0", lambda t, g: _mi(t, g, "--repeats", "0"), r"repeats must be ≥ 1, got 0", "repeats"),
     Row("mi", "--jitter < 0", lambda t, g: _mi(t, g, "--jitter", "-1"), r"jitter must be ≥ 0, got -1\.0", "jitter"),
-    Row("mi", "--jitter nan", lambda t, g: _mi(t, g, "--jitter", "nan"), r"jitter must be ≥ 0, got nan", "jitter"),
     Row("mi", "unknown backend", lambda t, g: _mi(t, g, "--backend", "gpu"), r"unknown kNN backend 'gpu'", "gpu"),
     Row("mi", "unknown split", lambda t, g: _mi(t, g, "--split", "half"),
         r"split must be 'first-half' or 'random', got 'half'", "half"),
@@ -510,6 +504,15 @@ PARSER_ROWS = [
     ("semsim annotate", ["semsim", "annotate", ".", "--port", "http"], "Invalid value for '--port'"),
     ("runs show", ["runs", "show"], "Missing argument 'run_id'"),
     ("run", ["run"], "Missing argument 'spec'"),
+    # non-finite numbers and sizes beyond an option's declared limit (shown by --help) are refused by the parser
+    ("train", ["train", "--lr", "nan"], "Invalid value for '--lr'"),
+    ("ldp budget", ["ldp", "budget", "-e", "inf"], "Invalid value for '--epsilon' / '-e'"),
+    ("ldp budget", ["ldp", "budget", "-e", "nan"], "Invalid value for '--epsilon' / '-e'"),
+    ("mi", ["mi", "a.npy", "b.npy", "--jitter", "nan"], "Invalid value for '--jitter'"),
+    ("ldp privatize", ["ldp", "privatize", "-m", "ue", "-e", "1", "--classes", str(10**12), "l.npy", "o.npy"],
+     "Invalid value for '--classes': Input should be less than or equal to 1000000"),
+    ("mi", ["mi", "a.npy", "b.npy", "--repeats", str(10**12)], "Invalid value for '--repeats' / '-r'"),
+    ("train", ["train", "--resize", "100000"], "Invalid value for '--resize'"),
 ]
 
 

@@ -308,7 +308,7 @@ def test_real_read_only_folder(tiny_fs, readonly, good, cli, leftovers):
     (fs / "old.npy").write_bytes(b"old")
     readonly(fs)
     msg = cli.error("ldp", "privatize", "-m", "laplace", "-e", "1", good["images.npy"], fs / "old.npy")
-    assert msg.startswith(f"cannot write {fs / 'old.npy'}: Read-only file system")
+    assert msg.startswith(f"cannot write {fs / 'old.npy'}") and "Read-only file system" in msg  # OUT.json first
     assert (fs / "old.npy").read_bytes() == b"old"
     msg = cli.error("runs", "export", "--out", good["store"], "--to", fs / "e.csv")
     assert "Read-only file system" in msg
@@ -418,3 +418,24 @@ def test_every_file_is_written_atomically():
             continue
         found += [f"{rel}:{line}: {what}" for line, what in non_atomic_writes(ast.parse(f.read_text("utf-8")))]
     assert found == [], "write through privlab.store.atomic_write_bytes/text instead:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("failing", [".o.npy.json.", ".o.npy."])
+def test_privatize_keeps_the_previous_output_when_a_write_fails(tmp_path, good, inject, leftovers, cli, failing):
+    """A failed write of the sidecar (or of the data) leaves the OUT and OUT.json of the last run as they were."""
+    args = ["ldp", "privatize", "-m", "laplace", "-e", "1", good["images.npy"], tmp_path / "o.npy"]
+    assert cli.invoke(*args).exit_code == 0
+    before = {n: (tmp_path / n).read_bytes() for n in ("o.npy", "o.npy.json")}
+    inject("disk full while writing", when=lambda p: failing in p and (failing == ".o.npy.json." or ".json." not in p))
+    msg = cli.error(*args[:-1], "--seed", "7", tmp_path / "o.npy")
+    assert msg.startswith("cannot write ")
+    assert {n: (tmp_path / n).read_bytes() for n in before} == before
+    _check_clean(tmp_path, leftovers)
+
+
+def test_privatize_refuses_noise_that_overflows(tmp_path, good, cli):
+    """ε = 1e-320 makes the Laplace scale overflow: refused (exit 2), not written as ±inf with exit 0."""
+    msg = cli.error("ldp", "privatize", "-m", "laplace", "-e", "1e-320", "--no-clip", good["images.npy"],
+                    tmp_path / "o.npy")  # fmt: skip
+    assert "overflows float32" in msg and "--epsilon" in msg
+    assert not (tmp_path / "o.npy").exists() and not (tmp_path / "o.npy.json").exists()

@@ -16,7 +16,9 @@ from privlab.errors import DataMissingError
 def bench(
     names: list[str] = typer.Argument(None, help="benchmarks to run (default: all)"),
     path: Path = typer.Option(Path("benchmarks"), "--dir", help="folder of bench_*.py files"),
-    repeats: int | None = typer.Option(None, "--repeats", help="timed repeats per side (default: each benchmark's)"),
+    repeats: int | None = typer.Option(
+        None, "--repeats", max=1000, help="timed repeats per side (default: each benchmark's)"
+    ),
     markdown: Path | None = typer.Option(None, "--markdown", help="also write this Markdown summary (BENCHMARKS.md)"),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:

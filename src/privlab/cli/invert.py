@@ -38,18 +38,26 @@ def invert(
     dataset: str = typer.Option("digits", "--dataset", "-d", help="data set (privlab datasets)"),
     model: str = typer.Option("lenet_dlg", "--model", "-m", help="victim model (privlab models)"),
     attack: str = typer.Option("dlg", "--attack", "-a", help="dlg, idlg or inverting-gradients"),
-    num_images: int = typer.Option(1, "--num-images", "-n", help="images to reconstruct"),
-    batch_size: int = typer.Option(1, "--batch-size", help="images per shared gradient"),
-    iterations: int | None = typer.Option(None, "--iterations", "-i", help="attack iterations (default: preset)"),
-    restarts: int | None = typer.Option(None, "--restarts", help="attack restarts (default: preset)"),
+    num_images: int = typer.Option(1, "--num-images", "-n", max=1024, help="images to reconstruct"),
+    batch_size: int = typer.Option(1, "--batch-size", max=1024, help="images per shared gradient"),
+    iterations: int | None = typer.Option(
+        None, "--iterations", "-i", max=10**6, help="attack iterations (default: preset)"
+    ),
+    restarts: int | None = typer.Option(None, "--restarts", max=1000, help="attack restarts (default: preset)"),
     defense: str = typer.Option("none", "--defense", help="noise:σ, laplace:σ, prune:P, dpsgd:z, augment:flip, none"),
-    resize: int = typer.Option(32, "--resize", help="resize images to N×N (32: the papers' size; 0: native size)"),
+    resize: int = typer.Option(
+        32, "--resize", max=512, help="resize images to N×N (32: the papers' size; 0: native size)"
+    ),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="victim from a privlab train checkpoint"),
-    train_victim: int = typer.Option(0, "--train-victim", help="train the victim for N epochs first (0: at init)"),
+    train_victim: int = typer.Option(
+        0, "--train-victim", max=10_000, help="train the victim for N epochs first (0: at init)"
+    ),
     dlg_init: bool = typer.Option(True, "--dlg-init/--default-init", help="U(−0.5, 0.5) init (DLG) for lenet_dlg"),
-    fedavg_steps: int = typer.Option(0, "--fedavg-steps", help="share a FedAvg update of N local steps instead"),
+    fedavg_steps: int = typer.Option(
+        0, "--fedavg-steps", max=10_000, help="share a FedAvg update of N local steps instead"
+    ),
     metrics: str = typer.Option("mse,psnr,ssim,lpips", "--metrics", help="similarity metrics (lpips when available)"),
-    seed: int = typer.Option(0, "--seed", help="seed of the run"),
+    seed: int = typer.Option(0, "--seed", max=2**32 - 1, help="seed of the run"),
     out: OutOption = Path("runs"),
     force: ForceOption = False,
     device: DeviceOption = "auto",

@@ -20,6 +20,8 @@ ldp_app = typer.Typer(
 )
 app.add_typer(ldp_app, name="ldp")
 
+#: Largest working memory ``ldp privatize`` allocates; sizes above it are refused before any allocation.
+_MAX_BYTES = 8 * 2**30
 _SHAPE_HELP = "image shape C×H×W as 1x28x28 (sets the pixel count d for per-pixel ε)"
 
 
@@ -55,16 +57,20 @@ def _fmt(v: float | None) -> str:
 @handle_errors
 def budget(
     mechanism: str = typer.Option("laplace", "--mechanism", "-m", help="laplace, gaussian, rr or dpsgd"),
-    epsilon: float = typer.Option(..., "--epsilon", "-e", help="total ε per example (image + label), nats"),
+    epsilon: float = typer.Option(
+        ..., "--epsilon", "-e", max=1e6, help="total ε per example (image + label), nats"
+    ),
     delta: float = typer.Option(1e-5, "--delta", help="δ of the run (gaussian, dpsgd)"),
     shape: str = typer.Option("1x8x8", "--shape", help=_SHAPE_HELP),
     label_mechanism: str = typer.Option("none", "--label-mechanism", help="none, sue or oue"),
     label_fraction: float = typer.Option(0.1, "--label-fraction", help="share of ε spent on the label"),
-    epochs: int = typer.Option(1, "--epochs", help="training epochs (releases with --fresh-noise; DP-SGD epochs)"),
+    epochs: int = typer.Option(
+        1, "--epochs", max=10_000, help="training epochs (releases with --fresh-noise; DP-SGD epochs)"
+    ),
     fresh_noise: bool = typer.Option(False, "--fresh-noise", help="new image noise every epoch: ε split over epochs"),
     calibration: str = typer.Option("analytic", "--calibration", help="gaussian: analytic or classical"),
-    dataset_size: int = typer.Option(60000, "--dataset-size", help="dpsgd: training examples N"),
-    batch_size: int = typer.Option(256, "--batch-size", help="dpsgd: expected batch size"),
+    dataset_size: int = typer.Option(60000, "--dataset-size", max=10**9, help="dpsgd: training examples N"),
+    batch_size: int = typer.Option(256, "--batch-size", max=10**9, help="dpsgd: expected batch size"),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Show how a total ε is spent: per pixel, per image (per release), per label and composed, with the noise.
@@ -174,19 +180,23 @@ def privatize(
     ),
     mechanism: str = typer.Option(..., "--mechanism", "-m", help="laplace, gaussian, rr, or ue (labels)"),
     epsilon: float = typer.Option(
-        ..., "--epsilon", "-e", help="ε per image (or per pixel with --scope pixel; per label for ue)"
+        ..., "--epsilon", "-e", max=1e6, help="ε per image (or per pixel with --scope pixel; per label for ue)"
     ),
     delta: float = typer.Option(1e-5, "--delta", help="gaussian: δ per image"),
-    seed: int = typer.Option(0, "--seed", help="seed of the noise"),
+    seed: int = typer.Option(0, "--seed", max=2**32 - 1, help="seed of the noise"),
     scope: str = typer.Option("image", "--scope", help="laplace/rr: ε per image or per pixel"),
     calibration: str = typer.Option("analytic", "--calibration", help="gaussian: analytic or classical"),
-    threshold: float = typer.Option(0.5, "--threshold", help="rr: pixel is 1 when > threshold (in [0, 1])"),
+    threshold: float = typer.Option(
+        0.5, "--threshold", help="rr: pixel is 1 when > threshold (in [0, 1])"
+    ),
     binarize: str = typer.Option(
         "threshold", "--binarize", help="rr: threshold, or dither (Floyd–Steinberg, keeps grey levels as dot density)"
     ),
     no_clip: bool = typer.Option(False, "--no-clip", help="laplace/gaussian: keep values outside [0, 1]"),
     kind: str = typer.Option("oue", "--kind", help="ue: sue or oue"),
-    classes: int | None = typer.Option(None, "--classes", help="ue: number of classes (default max label + 1)"),
+    classes: int | None = typer.Option(
+        None, "--classes", max=1_000_000, help="ue: number of classes (default max label + 1)"
+    ),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Privatise an image array (uint8 0–255 is read as /255) or, with `--mechanism ue`, a label array.
@@ -215,6 +225,12 @@ def privatize(
         if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
             raise FileFormatError(f"{input_path}: ue needs a 1-d integer label array, got {arr.dtype} {arr.shape}")
         k = classes if classes is not None else int(arr.max()) + 1 if arr.size else 2
+        need = arr.shape[0] * max(k, 2) * 9  # the (N, K) bit matrix: int64 draws while sampling + uint8 output
+        if need > _MAX_BYTES:
+            raise ConfigError(
+                f"ue on {arr.shape[0]} labels × {k} classes needs about {need / 2**30:.3g} GiB (more than "
+                f"{_MAX_BYTES / 2**30:g} GiB); check --classes and the largest label of {input_path}"
+            )
         ue = UnaryEncoding(kind=kind, epsilon=epsilon, num_classes=max(k, 2))
         out = ue.privatize(torch.from_numpy(arr.astype(np.int64)), gen).numpy()
         b = ue.budget()
@@ -246,6 +262,11 @@ def privatize(
         out = mech.privatize(x, gen).numpy()
         b = mech.budget(pixels)
         info |= {"pixels": pixels, "budget": b.as_dict()}
+    if out.dtype.kind == "f" and not np.isfinite(out).all():
+        raise ConfigError(
+            f"--epsilon {epsilon:g} on {input_path}: the noise overflows float32 (±inf in the output); use a larger "
+            "--epsilon" + (" or drop --no-clip" if no_clip else "")
+        )
     buf = io.BytesIO()
     np.save(buf, out, allow_pickle=False)
     sidecar = output_path.with_name(output_path.name + ".json")
@@ -253,11 +274,16 @@ def privatize(
     info["dtype"] = str(out.dtype)
     from privlab.store.artifacts import json_safe
 
-    atomic_write_bytes(output_path, buf.getvalue())
+    # the sidecar first, then OUT: a failed write of either leaves the previous OUT and its sidecar as they were
+    previous = sidecar.read_bytes() if sidecar.is_file() else None
+    atomic_write_text(sidecar, json.dumps(json_safe(info), indent=1, sort_keys=True))
     try:
-        atomic_write_text(sidecar, json.dumps(json_safe(info), indent=1, sort_keys=True))
-    except PrivlabError:  # never leave privatised data without the record of its budget
-        output_path.unlink(missing_ok=True)
+        atomic_write_bytes(output_path, buf.getvalue())
+    except PrivlabError:
+        if previous is None:
+            sidecar.unlink(missing_ok=True)
+        else:
+            atomic_write_bytes(sidecar, previous)
         raise
     info["sidecar"] = str(sidecar)
     if json_out:

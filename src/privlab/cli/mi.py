@@ -41,11 +41,15 @@ def estimate(
     x: Path = typer.Argument(..., help="samples of X: .npy, .npz or .safetensors (FILE:NAME picks one array)"),
     z: Path = typer.Argument(..., help="samples of Z, row i paired with row i of X"),
     estimator: str = typer.Option("ite-dkl", "--estimator", "-e", help="ite-dkl, ksg or gaussian"),
-    k: int = typer.Option(3, "--k", "-k", help="nearest neighbours (ITE and the Shredder papers: 3)"),
-    repeats: int = typer.Option(1, "--repeats", "-r", help="independent draws; mean and 95 % interval"),
-    seed: int = typer.Option(0, "--seed", help="seed of the permutations and jitter"),
+    k: int = typer.Option(3, "--k", "-k", max=1000, help="nearest neighbours (ITE and the Shredder papers: 3)"),
+    repeats: int = typer.Option(
+        1, "--repeats", "-r", max=1000, help="independent draws; mean and 95 % interval"
+    ),
+    seed: int = typer.Option(0, "--seed", max=2**32 - 1, help="seed of the permutations and jitter"),
     backend: str = typer.Option("auto", "--backend", help="kNN backend: auto, torch, faiss, scipy"),
-    jitter: float = typer.Option(0.0, "--jitter", help="std of seeded noise added to break ties (data units)"),
+    jitter: float = typer.Option(
+        0.0, "--jitter", max=1e6, help="std of seeded noise added to break ties (data units)"
+    ),
     split: str = typer.Option("first-half", "--split", help="ite-dkl: first-half (as ITE) or random"),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda"),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -93,17 +97,17 @@ def estimate(
 )
 @handle_errors
 def calibrate(
-    n: int = typer.Option(5000, "--n", help="samples per task"),
+    n: int = typer.Option(5000, "--n", max=1_000_000, help="samples per task"),
     estimators: str = typer.Option(
         "auto,ksg,ite-dkl,gaussian,gaussian-copula", "--estimators", "-e", help="comma-separated estimator names"
     ),
-    max_dim: int | None = typer.Option(None, "--max-dim", help="only tasks with d_x + d_z ≤ this"),
+    max_dim: int | None = typer.Option(None, "--max-dim", max=10_000, help="only tasks with d_x + d_z ≤ this"),
     task: list[str] = typer.Option(
         [], "--task", "-t", help="only these tasks (repeatable; privlab mi tasks lists them)"
     ),
     family: list[str] = typer.Option([], "--family", help="only these families (repeatable)"),
-    seed: int = typer.Option(0, "--seed", help="seed of the samples and the estimators"),
-    k: int = typer.Option(3, "--k", help="neighbours of the kNN estimators"),
+    seed: int = typer.Option(0, "--seed", max=2**32 - 1, help="seed of the samples and the estimators"),
+    k: int = typer.Option(3, "--k", max=1000, help="neighbours of the kNN estimators"),
     markdown: Path | None = typer.Option(None, "--markdown", help="write the summary as a section of this file"),
     write_table: bool = typer.Option(False, "--write-table", help="update privlab's shipped calibration table"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no per-task lines while running"),
@@ -225,7 +229,7 @@ def _write_table(lines: list[dict]) -> None:
 @mi_app.command(epilog=examples("privlab mi tasks", "privlab mi tasks --max-dim 10 --json"))
 @handle_errors
 def tasks(
-    max_dim: int | None = typer.Option(None, "--max-dim", help="only tasks with d_x + d_z ≤ this"),
+    max_dim: int | None = typer.Option(None, "--max-dim", max=10_000, help="only tasks with d_x + d_z ≤ this"),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List the ground-truth MI tasks (known MI) that calibrate runs."""

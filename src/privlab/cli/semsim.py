@@ -31,14 +31,18 @@ app.add_typer(semsim_app, name="semsim")
 def train_cmd(
     manifest: Path = typer.Option(..., "--manifest", "-m", help="manifest CSV/JSON of recognisability answers"),
     out: Path = typer.Option(..., "--out", "-o", help="folder for semsim.safetensors"),
-    epochs: int = typer.Option(100, "--epochs", help="training epochs (paper: 100)"),
-    batch_size: int = typer.Option(64, "--batch-size", help="triplets per step"),
-    lr: float = typer.Option(0.05, "--lr", help="SGD learning rate (paper: 0.05)"),
-    width: int = typer.Option(64, "--width", help="ResNet-18 width; 64 → 512-d embedding (paper)"),
-    input_size: int = typer.Option(32, "--input-size", help="images are resized to this square size (paper: 32)"),
+    epochs: int = typer.Option(100, "--epochs", max=10_000, help="training epochs (paper: 100)"),
+    batch_size: int = typer.Option(64, "--batch-size", max=65_536, help="triplets per step"),
+    lr: float = typer.Option(0.05, "--lr", max=100, help="SGD learning rate (paper: 0.05)"),
+    width: int = typer.Option(64, "--width", max=1024, help="ResNet-18 width; 64 → 512-d embedding (paper)"),
+    input_size: int = typer.Option(
+        32, "--input-size", max=1024, help="images are resized to this square size (paper: 32)"
+    ),
     sampler: str = typer.Option("paper", "--sampler", help="paper (original, recognised, not) or psnr (weighted)"),
     augment: str = typer.Option("crop+flip", "--augment", help="train-time augmentation: crop+flip, crop, none"),
-    triplets: int = typer.Option(4, "--triplets-per-original", help="triplets drawn per original and epoch"),
+    triplets: int = typer.Option(
+        4, "--triplets-per-original", max=1000, help="triplets drawn per original and epoch"
+    ),
     l2: bool = typer.Option(True, "--l2/--no-l2", help="L2-normalise the embeddings (training and scoring)"),
     pretrain: str = typer.Option(
         "none", "--pretrain", help="trunk init: none, classifier (see --pretrain-dataset) or a local .safetensors file"
@@ -46,9 +50,13 @@ def train_cmd(
     pretrain_dataset: str | None = typer.Option(
         None, "--pretrain-dataset", help="with --pretrain classifier: the data set whose CLEAN train split to use"
     ),
-    pretrain_epochs: int = typer.Option(10, "--pretrain-epochs", help="classifier pretraining epochs"),
+    pretrain_epochs: int = typer.Option(
+        10, "--pretrain-epochs", max=10_000, help="classifier pretraining epochs"
+    ),
     data_root: Path | None = typer.Option(None, "--data-root", help="where --pretrain-dataset's files are"),
-    seed: int = typer.Option(0, "--seed", help="seed of initialisation, sampling and augmentation"),
+    seed: int = typer.Option(
+        0, "--seed", max=2**32 - 1, help="seed of initialisation, sampling and augmentation"
+    ),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -205,8 +213,8 @@ def score_cmd(
 def agreement_cmd(
     manifest: Path = typer.Option(..., "--manifest", "-m", help="manifest of human answers"),
     scores: Path = typer.Option(..., "--scores", help="CSV with a reconstruction column and one column per metric"),
-    n_boot: int = typer.Option(2000, "--n-boot", help="bootstrap resamples for the 95 % intervals"),
-    seed: int = typer.Option(0, "--seed", help="seed of the bootstrap"),
+    n_boot: int = typer.Option(2000, "--n-boot", max=100_000, help="bootstrap resamples for the 95 % intervals"),
+    seed: int = typer.Option(0, "--seed", max=2**32 - 1, help="seed of the bootstrap"),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Per-setting means, Spearman/Pearson/Kendall with bootstrap 95 % intervals, and ordering accuracy per metric.
@@ -322,7 +330,7 @@ def import_cmd(
 def proxy_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="output folder (results store, run folders, report)"),
     preset: str = typer.Option("cpu", "--preset", help="smoke (seconds), cpu (minutes), paper (GPU)"),
-    seed: int = typer.Option(0, "--seed", help="run seed"),
+    seed: int = typer.Option(0, "--seed", max=2**32 - 1, help="run seed"),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),

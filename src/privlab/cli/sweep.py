@@ -34,17 +34,21 @@ def sweep(
     spec: str = typer.Argument(..., help="spec file with a sweep: block, a sweep file (specs: list), or an experiment"),
     out: OutOption = Path("runs"),
     workers: int | None = typer.Option(
-        None, "--workers", "-w", help="runs at the same time (default: CPU cores // --threads)"
+        None, "--workers", "-w", max=1024, help="runs at the same time (default: CPU cores // --threads)"
     ),
     backend: str = typer.Option("local", "--backend", "-b", help="local (process pool) or ray"),
     address: str | None = typer.Option(
         None, "--address", help="Ray cluster address (ray://host:10001, host:6379, auto); default: start Ray locally"
     ),
     threads: int | None = typer.Option(
-        None, "--threads", help="torch threads per run (local; default: CPU cores // workers)"
+        None, "--threads", max=1024, help="torch threads per run (local; default: CPU cores // workers)"
     ),
-    cpus_per_run: float = typer.Option(1.0, "--cpus-per-run", help="CPUs each Ray task asks for (= its threads)"),
-    gpus_per_run: float = typer.Option(0.0, "--gpus-per-run", help="GPUs each Ray task asks for (e.g. 1 or 0.5)"),
+    cpus_per_run: float = typer.Option(
+        1.0, "--cpus-per-run", max=1024, help="CPUs each Ray task asks for (= its threads)"
+    ),
+    gpus_per_run: float = typer.Option(
+        0.0, "--gpus-per-run", max=64, help="GPUs each Ray task asks for (e.g. 1 or 0.5)"
+    ),
     preset: str | None = typer.Option(None, "--preset", "-p", help="preset for every spec: smoke, cpu, paper"),
     set_: list[str] = typer.Option([], "--set", "-s", help="override a key in every spec (repeatable)"),
     force: ForceOption = False,
@@ -62,8 +66,20 @@ def sweep(
     Exit code 0 when every run finished, 1 when one failed, 2 for a bad spec or option.
     """
     from privlab.config import parse_overrides
+    from privlab.errors import ConfigError
     from privlab.run import run_sweep
 
+    if backend == "local":
+        ray_only = {
+            "--address": address is not None,
+            "--cpus-per-run": cpus_per_run != 1.0,
+            "--gpus-per-run": gpus_per_run,
+        }
+        given = [k for k, v in ray_only.items() if v]
+        if given:
+            raise ConfigError(f"{', '.join(given)} applies to --backend ray only; drop it or add --backend ray")
+    elif threads is not None:
+        raise ConfigError("--threads applies to --backend local only (Ray gives each run --cpus-per-run threads)")
     specs = resolve_specs(spec, preset, parse_overrides(set_))
     outcomes = run_sweep(
         specs,

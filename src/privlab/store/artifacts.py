@@ -196,7 +196,8 @@ def load_array(path: str | Path) -> np.ndarray:
 
     ``FILE.npz:NAME`` / ``FILE.safetensors:NAME`` pick one array from a file that holds several; a file with exactly
     one array needs no name. The header is checked before any data is read, so a truncated file or a forged shape is
-    refused without allocating it; bfloat16/float8 safetensors are widened to float32.
+    refused without allocating it; bfloat16/float8 safetensors are widened to float32. A float array holding nan or
+    ±inf is refused (no result computed from it would be a number).
 
     Raises:
         DataMissingError: no such file. FileFormatError: another extension, a pickled/object array, a complex or
@@ -251,6 +252,13 @@ def load_array(path: str | Path) -> np.ndarray:
             f"{p}: not a valid .{kind} file ({' '.join(str(e).split())[:120] or 'truncated'})"
         ) from None
     _check_dtype(str(p), arr.dtype)
+    if arr.dtype.kind == "f" and arr.size:
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise FileFormatError(
+                f"{p}{':' + name if name else ''}: holds {bad} non-finite value(s) (NaN or inf) of {arr.size}; "
+                "privlab needs finite numbers: drop or replace them first"
+            )
     return arr
 
 
