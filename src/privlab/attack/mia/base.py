@@ -83,7 +83,8 @@ class QueryModel:
         if key not in self._cache:
             if isinstance(self.model, torch.nn.Module):
                 self.model.eval()
-            out = [self.model(view.apply(x[i : i + self.batch_size])).float() for i in range(0, len(x), self.batch_size)]
+            bs = self.batch_size
+            out = [self.model(view.apply(x[i : i + bs])).float() for i in range(0, len(x), bs)]
             self._cache[key] = torch.cat(out)
             self.queries += len(x)
         return self._cache[key]

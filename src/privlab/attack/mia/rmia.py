@@ -13,7 +13,7 @@ import torch
 from pydantic import Field
 
 from privlab.attack.base import AttackOutput
-from privlab.attack.mia.base import MIAObservation, register_mia, true_class_prob, views
+from privlab.attack.mia.base import MIAObservation, QueryModel, register_mia, true_class_prob, views
 from privlab.config import Spec
 from privlab.errors import ConfigError
 
@@ -32,7 +32,7 @@ class RMIAConfig(Spec):
     n_population: int = Field(default=1000, ge=1, description="at most this many population samples z")
 
 
-def _probs(model, x: torch.Tensor, y: torch.Tensor, view_list: tuple) -> torch.Tensor:  # noqa: ANN001
+def _probs(model: QueryModel, x: torch.Tensor, y: torch.Tensor, view_list: tuple) -> torch.Tensor:
     return torch.stack([true_class_prob(model.logits(x, v), y) for v in view_list]).mean(0)
 
 
