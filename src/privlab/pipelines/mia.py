@@ -106,7 +106,7 @@ def train_or_load(
             tensors, meta = load_tensors(path)
             model.load_state_dict(tensors)
             return model.eval(), meta
-        except Exception as e:  # noqa: BLE001 (any damage: rebuild)
+        except Exception as e:  # any damage: rebuild
             warnings.warn(f"model cache entry {path} is unusable ({e}); training it again", stacklevel=2)
     model, meta = _train(model, data.subset(idx), train, target, seed)
     cache.mkdir(parents=True, exist_ok=True)
