@@ -214,3 +214,16 @@ def plane_figure(points: list[PlanePoint]) -> str | None:
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return figure_to_data_uri(fig)
+
+
+@PLANE.register("mia")
+def _mia(run: RunRecord) -> PlanePoint | None:
+    x = _finite(run.metrics, "mia_tpr_at_fpr_0.01")
+    y = _finite(run.metrics, "test_accuracy")
+    if x is None or y is None:
+        return None
+    kind = _get(run.spec, "target.kind", "plain")
+    eps = _get(run.spec, "target.epsilon")
+    method = f"MIA vs {kind}" + (f" ε={eps:g}" if isinstance(eps, int | float) else "")
+    return PlanePoint(run.id, run.experiment, method, x[1], y[1], "best MIA TPR at 1 % FPR", "test accuracy",
+                      more_private="left")
