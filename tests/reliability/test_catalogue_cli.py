@@ -467,9 +467,9 @@ def test_cli_catalogue(row, tmp_path, good, cli):
     assert not (tmp_path / "out.npy").exists()  # a refused privatisation writes nothing
 
 
-COMMANDS = ["run", "train", "invert", "datasets", "models", "experiments", "attacks", "protections", "metrics", "examples",
-            "report", "bench", "similarity", "ldp budget", "ldp privatize", "mi", "mi calibrate", "mi tasks",
-            "runs list", "runs show", "runs export", "semsim train", "semsim score", "semsim agreement",
+COMMANDS = ["run", "train", "invert", "datasets", "models", "experiments", "attacks", "protections", "metrics",
+            "examples", "report", "bench", "similarity", "ldp budget", "ldp privatize", "mi", "mi calibrate",
+            "mi tasks", "runs list", "runs show", "runs export", "semsim train", "semsim score", "semsim agreement",
             "semsim annotate", "semsim import", "semsim proxy", "sweep"]  # fmt: skip
 
 

@@ -73,7 +73,7 @@ def audit_mia(
     from privlab.attack.mia import MIAObservation, QueryModel, run_mia_attack
     from privlab.data import load_dataset
     from privlab.measure.mia import score_attack
-    from privlab.pipelines.train import load_checkpoint
+    from privlab.victim import load_checkpoint
 
     net, meta = load_checkpoint(model)
     data = load_dataset(dataset, split, root=data_root)
@@ -112,7 +112,7 @@ def audit_dp(
     json_out: JsonOption = False,
 ) -> None:
     """One-run audit of DP-SGD (Steinke et al. 2023): ε lower bound beside the accountant's ε, per ε."""
-    from privlab.cli.run import _finish
+    from privlab.cli.run import finish_runs
     from privlab.run import execute, load_spec
 
     overrides: dict[str, Any] = {}
@@ -125,4 +125,4 @@ def audit_dp(
     spec = load_spec(experiment="audit-dp", preset=preset, overrides=overrides)
     with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
         outcomes = execute(spec, out, force=force, data_root=data_root, quiet=quiet or json_out, keep_going=True)
-    _finish(outcomes, out, json_out)
+    finish_runs(outcomes, out, json_out)

@@ -20,11 +20,11 @@ from pydantic import Field, model_validator
 from privlab.config import ExperimentSpec
 from privlab.context import RunContext
 from privlab.data.base import LabelledImages
+from privlab.data.spec import DatasetSpec
 from privlab.errors import ConfigError
 from privlab.measure.mia import epsilon_lower_bound_one_run, one_run_guesses
 from privlab.pipelines import PIPELINES
-from privlab.pipelines.mia import TargetSpec, _load, train_or_load
-from privlab.pipelines.train import DatasetSpec
+from privlab.pipelines.mia import TargetSpec, load_pool, train_or_load
 from privlab.store import MetricRecord
 from privlab.train import TrainConfig, evaluate
 
@@ -73,7 +73,7 @@ def _concat(a: LabelledImages, b: LabelledImages) -> LabelledImages:
 @PIPELINES.register("audit-dp", spec=AuditDPSpec, description="one-run empirical ε lower bound with canaries")
 def run_audit_dp(spec: AuditDPSpec, ctx: RunContext) -> None:
     """Train with random canaries, guess their membership by loss, log ε_lb beside the accountant's ε."""
-    pool, test = _load(spec.dataset, ctx.data_root, ctx.download, seed=0)
+    pool, test = load_pool(spec.dataset, ctx.data_root, ctx.download, seed=0)
     g = ctx.generator(1)
     rest, canaries = make_canaries(pool, spec.canaries, spec.canary, g)
     included = torch.rand(spec.canaries, generator=g) < 0.5

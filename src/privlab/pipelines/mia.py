@@ -28,16 +28,16 @@ from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
 from privlab.data import load_dataset
 from privlab.data.base import LabelledImages
+from privlab.data.spec import DatasetSpec
 from privlab.errors import ConfigError
 from privlab.measure.mia import roc_curve, score_attack
 from privlab.models import build_model
 from privlab.pipelines import PIPELINES
-from privlab.pipelines.train import DatasetSpec
 from privlab.store import MetricRecord, load_tensors, save_tensors
 from privlab.store.artifacts import atomic_write_text
 from privlab.train import TrainConfig, evaluate, fit
 
-__all__ = ["AttackSpec", "MIASpec", "TargetSpec", "run_mia", "train_or_load"]
+__all__ = ["AttackSpec", "MIASpec", "TargetSpec", "load_pool", "run_mia", "train_or_load"]
 
 
 class TargetSpec(Spec):
@@ -141,12 +141,15 @@ def _reference_job(args: tuple[Any, ...]) -> None:
     """Process-pool worker: one torch thread, train (or find) one reference model in the cache."""
     torch.set_num_threads(1)
     cache, ds, idx, model_name, train, seed = args
-    pool, _ = _load(ds, None, False, seed=0)
+    pool, _ = load_pool(ds, None, False, seed=0)
     train_or_load(Path(cache), pool, idx, model_name, train, TargetSpec(), seed=seed, dataset_key=ds.model_dump())
 
 
 # ------------------------------------------------------------------------------------------------------ steps
-def _load(ds: DatasetSpec, root: Path | None, download: bool, *, seed: int) -> tuple[LabelledImages, LabelledImages]:
+def load_pool(
+    ds: DatasetSpec, root: Path | None, download: bool, *, seed: int
+) -> tuple[LabelledImages, LabelledImages]:
+    """``(candidate pool = the train split, population = the test split)`` of the data set."""
     kw = {"root": root, "download": download, "resize": ds.resize, "seed": seed}
     return (load_dataset(ds.name, "train", limit=ds.train_limit, **kw),
             load_dataset(ds.name, "test", limit=ds.test_limit, **kw))
@@ -243,7 +246,7 @@ def run_mia(spec: MIASpec, ctx: RunContext) -> None:
         if a.attack not in MIA_ATTACKS:
             raise ConfigError(f"attacks: {a.attack!r} is not a membership-inference attack; use one of "
                               f"{', '.join(sorted(MIA_ATTACKS))}")
-    pool, population = _load(spec.dataset, ctx.data_root, ctx.download, seed=0)
+    pool, population = load_pool(spec.dataset, ctx.data_root, ctx.download, seed=0)
     members = halves(len(pool), 1, seed=spec.seed)[0]
     target, meta = train_or_load(ctx.out / "cache" / "models", pool, torch.nonzero(members).view(-1), spec.model,
                                  spec.train, spec.target, seed=spec.seed, dataset_key=spec.dataset.model_dump())
