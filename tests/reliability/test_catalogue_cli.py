@@ -97,8 +97,6 @@ ROWS: list[Row] = [
         r"train\.lr: Input should be a finite number", "train.lr"),
     Row("run", "--set unknown key", lambda t, g: ["run", "train", "--set", "bogus=1"],
         r"unknown key 'bogus'\. Allowed here: experiment, name, seed", "bogus"),
-    Row("run", "--seed negative", lambda t, g: ["run", "train", "--seed", "-1"],
-        r"seed: Input should be greater than or equal to 0", "seed"),
     Row("run", "--device unknown", lambda t, g: ["run", "train", "--preset", "smoke", "--device", "tpu", *OUT, t / "o"],
         r"unknown device 'tpu'; use auto, cpu, cuda or cuda:N", "tpu"),
     Row("run", "data set without its data root", lambda t, g: [
@@ -149,6 +147,12 @@ ROWS: list[Row] = [
         r"no benchmarks folder .*nope; run from the project root or pass --dir", "nope"),
     Row("bench", "unknown benchmark", lambda t, g: ["bench", "nope", "--dir", Path(__file__).parents[2] / "benchmarks"],
         r"unknown benchmark 'nope'", "nope"),
+    # privlab audit
+    Row("audit mia", "checkpoint missing", lambda t, g: ["audit", "mia", "--model", t / "no.safetensors", "--members",
+        g["labels.npy"]], r"file not found: .*no\.safetensors", "no.safetensors"),
+    Row("audit mia", "checkpoint of another architecture", lambda t, g: ["audit", "mia", "--model", g["checkpoint"],
+        "--members", g["labels.npy"], "--dataset", "digits"],
+        r"model\.safetensors: trained on \[1, 28, 28\] images .* but digits has \[1, 8, 8\]", "digits"),
     # privlab examples
     Row("examples", "--copy onto a file", lambda t, g: ["examples", "--copy", g["x.npy"]],
         r"--copy .*: not a folder; name a folder to copy the examples into", "--copy"),
@@ -222,7 +226,7 @@ ROWS: list[Row] = [
     Row("ldp privatize", "images outside [0, 1]", lambda t, g: _ldp(t, npy(t, "big.npy", np.full((2, 4), 7.0))),
         r"images must lie in \[0, 1\] .*got range \[7, 7\]; divide 0–255 data by 255", "[0, 1]"),
     Row("ldp privatize", "NaN pixels", lambda t, g: _ldp(t, npy(t, "nan.npy", np.full((2, 4), np.nan))),
-        r"images contain NaN or inf", "NaN"),
+        r"nan\.npy: holds 8 non-finite value\(s\) \(NaN or inf\) of 8; privlab needs finite numbers", "nan.npy"),
     Row("ldp privatize", "empty array (0 rows)", lambda t, g: _ldp(t, npy(t, "empty.npy", np.zeros((0, 4)))),
         r"empty\.npy: holds no rows \(shape \(0, 4\)\); nothing to privatise", "empty.npy"),
     Row("ldp privatize", "a scalar", lambda t, g: _ldp(t, npy(t, "s.npy", np.float64(3))),
@@ -266,9 +270,9 @@ ROWS: list[Row] = [
     Row("mi", "empty arrays", lambda t, g: ["mi", npy(t, "a.npy", np.ones((0, 2))), npy(t, "b.npy", np.ones((0, 2)))],
         r"x: expected rows of samples, got shape \(0, 2\)", "x"),
     Row("mi", "NaN rows", lambda t, g: ["mi", npy(t, "nan.npy", np.full((40, 3), np.nan)), g["z.npy"]],
-        r"x: 40 row\(s\) contain NaN or inf; remove or impute them first", "x"),
+        r"nan\.npy: holds 120 non-finite value\(s\) \(NaN or inf\)", "nan.npy"),
     Row("mi", "inf rows", lambda t, g: ["mi", g["x.npy"], npy(t, "inf.npy", np.full((40, 2), np.inf))],
-        r"z: 40 row\(s\) contain NaN or inf", "z"),
+        r"inf\.npy: holds 80 non-finite value\(s\) \(NaN or inf\)", "inf.npy"),
     Row("mi", "k ≥ n", lambda t, g: _mi(t, g, "--k", "40"), r"ite-dkl with k = 40 needs at least 82 rows, got 40",
         "k = 40"),
     Row("mi", "k = 0", lambda t, g: _mi(t, g, "--k", "0"), r"k must be a positive integer, got 0", "k"),
@@ -468,7 +472,7 @@ def test_cli_catalogue(row, tmp_path, good, cli):
 
 
 COMMANDS = ["run", "train", "invert", "datasets", "models", "experiments", "attacks", "protections", "metrics",
-            "examples", "report", "bench", "similarity", "ldp budget", "ldp privatize", "mi", "mi calibrate",
+            "examples", "audit mia", "audit dp", "report", "bench", "similarity", "ldp budget", "ldp privatize", "mi", "mi calibrate",
             "mi tasks", "runs list", "runs show", "runs export", "semsim train", "semsim score", "semsim agreement",
             "semsim annotate", "semsim import", "semsim proxy", "sweep"]  # fmt: skip
 
@@ -495,6 +499,8 @@ PARSER_ROWS = [
     ("protections", ["protections", "-x"], "No such option: -x"),
     ("metrics", ["metrics", "--bogus"], "No such option: --bogus"),
     ("examples", ["examples", "--bogus"], "No such option: --bogus"),
+    ("run", ["run", "train", "--seed", "-1"], "Invalid value for '--seed': Input should be greater than or equal to 0"),
+    ("audit dp", ["audit", "dp", "--epsilon", "0"], "Invalid value for '--epsilon' / '-e'"),
     ("sweep", ["sweep", "--bogus"], "No such option: --bogus"),
     ("train", ["train", "--epochs", "three"], "Invalid value for '--epochs' / '-e': Input should be a valid integer"),
     ("ldp budget", ["ldp", "budget", "-e", "abc"], "Invalid value for '--epsilon' / '-e': Input should be a valid num"),

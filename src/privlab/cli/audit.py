@@ -103,8 +103,10 @@ def audit_mia(
 def audit_dp(
     out: OutOption = Path("runs"),
     preset: str = typer.Option("cpu", "--preset", "-p", help="audit-dp preset: smoke, cpu"),
-    epsilon: list[float] = typer.Option([], "--epsilon", "-e", help="DP-SGD ε to audit (repeatable: a sweep)"),
-    canaries: int | None = typer.Option(None, "--canaries", help="number of canaries m"),
+    epsilon: list[float] = typer.Option(
+        [], "--epsilon", "-e", min=1e-3, max=1e4, help="DP-SGD ε to audit (repeatable: a sweep)"
+    ),
+    canaries: int | None = typer.Option(None, "--canaries", min=1, max=100_000, help="number of canaries m"),
     canary: str | None = typer.Option(None, "--canary", help="mislabel or ood"),
     force: ForceOption = False,
     data_root: DataRootOption = None,

@@ -57,7 +57,7 @@ def invert(
         0, "--fedavg-steps", max=10_000, help="share a FedAvg update of N local steps instead"
     ),
     metrics: str = typer.Option("mse,psnr,ssim,lpips", "--metrics", help="similarity metrics (lpips when available)"),
-    seed: int = typer.Option(0, "--seed", max=2**32 - 1, help="seed of the run"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="seed of the run"),
     out: OutOption = Path("runs"),
     force: ForceOption = False,
     device: DeviceOption = "auto",

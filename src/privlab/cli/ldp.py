@@ -183,7 +183,7 @@ def privatize(
         ..., "--epsilon", "-e", max=1e6, help="ε per image (or per pixel with --scope pixel; per label for ue)"
     ),
     delta: float = typer.Option(1e-5, "--delta", help="gaussian: δ per image"),
-    seed: int = typer.Option(0, "--seed", max=2**32 - 1, help="seed of the noise"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="seed of the noise"),
     scope: str = typer.Option("image", "--scope", help="laplace/rr: ε per image or per pixel"),
     calibration: str = typer.Option("analytic", "--calibration", help="gaussian: analytic or classical"),
     threshold: float = typer.Option(

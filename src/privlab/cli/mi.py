@@ -45,7 +45,7 @@ def estimate(
     repeats: int = typer.Option(
         1, "--repeats", "-r", max=1000, help="independent draws; mean and 95 % interval"
     ),
-    seed: int = typer.Option(0, "--seed", max=2**32 - 1, help="seed of the permutations and jitter"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="seed of the permutations and jitter"),
     backend: str = typer.Option("auto", "--backend", help="kNN backend: auto, torch, faiss, scipy"),
     jitter: float = typer.Option(
         0.0, "--jitter", max=1e6, help="std of seeded noise added to break ties (data units)"
@@ -106,7 +106,7 @@ def calibrate(
         [], "--task", "-t", help="only these tasks (repeatable; privlab mi tasks lists them)"
     ),
     family: list[str] = typer.Option([], "--family", help="only these families (repeatable)"),
-    seed: int = typer.Option(0, "--seed", max=2**32 - 1, help="seed of the samples and the estimators"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="seed of the samples and the estimators"),
     k: int = typer.Option(3, "--k", max=1000, help="neighbours of the kNN estimators"),
     markdown: Path | None = typer.Option(None, "--markdown", help="write the summary as a section of this file"),
     write_table: bool = typer.Option(False, "--write-table", help="update privlab's shipped calibration table"),

@@ -78,7 +78,7 @@ def run(
     out: OutOption = Path("runs"),
     preset: str | None = typer.Option(None, "--preset", "-p", help="preset to start from: smoke, cpu, paper"),
     set_: list[str] = typer.Option([], "--set", "-s", help="override a key: --set train.epochs=3 (repeatable)"),
-    seed: int | None = typer.Option(None, "--seed", max=2**32 - 1, help="override the spec's seed"),
+    seed: int | None = typer.Option(None, "--seed", min=0, max=2**32 - 1, help="override the spec's seed"),
     force: ForceOption = False,
     device: DeviceOption = "auto",
     data_root: DataRootOption = None,
@@ -154,7 +154,7 @@ def train(
     limit: int | None = typer.Option(
         None, "--limit", max=10**9, help="use a seeded subset of N training images"
     ),
-    seed: int = typer.Option(0, "--seed", max=2**32 - 1, help="seed of the run"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="seed of the run"),
     out: OutOption = Path("runs"),
     force: ForceOption = False,
     device: DeviceOption = "auto",

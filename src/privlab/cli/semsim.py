@@ -55,7 +55,7 @@ def train_cmd(
     ),
     data_root: Path | None = typer.Option(None, "--data-root", help="where --pretrain-dataset's files are"),
     seed: int = typer.Option(
-        0, "--seed", max=2**32 - 1, help="seed of initialisation, sampling and augmentation"
+        0, "--seed", min=0, max=2**32 - 1, help="seed of initialisation, sampling and augmentation"
     ),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
@@ -214,7 +214,7 @@ def agreement_cmd(
     manifest: Path = typer.Option(..., "--manifest", "-m", help="manifest of human answers"),
     scores: Path = typer.Option(..., "--scores", help="CSV with a reconstruction column and one column per metric"),
     n_boot: int = typer.Option(2000, "--n-boot", max=100_000, help="bootstrap resamples for the 95 % intervals"),
-    seed: int = typer.Option(0, "--seed", max=2**32 - 1, help="seed of the bootstrap"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="seed of the bootstrap"),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Per-setting means, Spearman/Pearson/Kendall with bootstrap 95 % intervals, and ordering accuracy per metric.
@@ -330,7 +330,7 @@ def import_cmd(
 def proxy_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="output folder (results store, run folders, report)"),
     preset: str = typer.Option("cpu", "--preset", help="smoke (seconds), cpu (minutes), paper (GPU)"),
-    seed: int = typer.Option(0, "--seed", max=2**32 - 1, help="run seed"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="run seed"),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
