@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,6 @@ from PIL import Image
 from privlab.data import cache, load_dataset
 from privlab.data import image_folder as image_folder_module
 from privlab.data.image_folder import channel_stats
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _write_tree(root: Path, n: int = 3, size: int = 8, seed: int = 0) -> None:
@@ -36,16 +33,6 @@ def _expected(root: Path, split: str) -> np.ndarray:
     """(N, 3, H, W) uint8 decoded with PIL in ImageFolder order (classes sorted, files sorted)."""
     files = sorted((root / split).glob("*/*.png"))
     return np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files]).transpose(0, 3, 1, 2)
-
-
-@pytest.fixture
-def no_decode(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make decoding fail: a load that succeeds must have come from the cache."""
-
-    def boom(paths: object) -> None:
-        raise AssertionError("decoded although the cache should have been used")
-
-    monkeypatch.setattr(image_folder_module, "_decode_files", boom)
 
 
 def _entries(d: Path) -> list[str]:
@@ -173,15 +160,24 @@ def test_channel_stats_match_numpy(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     np.testing.assert_allclose(model.normalize.mean.flatten().numpy(), mean, atol=1e-6)
 
 
-def test_other_process_reuses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_decode: None) -> None:
-    """What a `privlab sweep` worker (a separate process with the same environment) sees."""
+def _load_in_child(data: str, cdir: str) -> None:
+    os.environ["PRIVLAB_CACHE_DIR"] = cdir
+    load_dataset("image_folder", "train", root=data)
+
+
+def test_other_process_reuses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a `privlab sweep` worker (a separate process with the same environment) sees: the entry one process
+    wrote is a hit in another. (A forked child, so the test pays no interpreter start-up.)"""
     data, cdir = tmp_path / "data", tmp_path / "cache"
     _write_tree(data)
-    env = {**os.environ, "PRIVLAB_CACHE_DIR": str(cdir), "PYTHONPATH": str(REPO / "src")}
-    code = f"from privlab.data import load_dataset; load_dataset('image_folder', 'train', root={str(data)!r})"
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=_load_in_child, args=(str(data), str(cdir)))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0 and len(_entries(cdir)) == 3
+    monkeypatch.setattr(image_folder_module, "_decode_files", lambda p: pytest.fail("decoded although cached"))
     monkeypatch.setenv("PRIVLAB_CACHE_DIR", str(cdir))
-    ds = load_dataset("image_folder", "train", root=data)  # would fail in no_decode unless served by the cache
+    ds = load_dataset("image_folder", "train", root=data)
     np.testing.assert_array_equal(ds._images.numpy(), _expected(data, "train"))
 
 
