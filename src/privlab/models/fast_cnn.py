@@ -3,7 +3,9 @@
 A narrow ResNet-9-style stack ("fast CIFAR" family of DAWNBench entries), made cheap enough for CPUs by pooling
 right after the first convolution: 8 conv3×3–BN–ReLU layers (two inside residual blocks), 3 max-pools, global
 max-pool, linear layer. 761 k parameters (3 input channels, 10 classes), ≈ 39 M multiply–adds per 32×32 image.
-See docs/data-and-models.md for its measured CIFAR-10 accuracy and training time.
+Measured on the 10 000-image CIFAR-10 (JPEG) subset, 2 000 test images: 72.3 % after 8 epochs in 111 s on 2 CPU
+threads (SGD + Nesterov, one-cycle peak lr 0.05, batch 128, weight decay 5e-4, label smoothing 0.1, crop+flip); see
+docs/data-and-models.md.
 """
 
 from __future__ import annotations
