@@ -152,7 +152,7 @@ def _samples(split_dir: Path, classes: list[str], *, allow_empty: bool) -> list[
             empty.append(name)
     if empty and not allow_empty:
         raise DataMissingError(
-            f"dataset 'image_folder': no image file ({', '.join(_EXTENSIONS)}) for the classes {', '.join(empty)} in "
+            f"dataset 'image_folder': no image files ({', '.join(_EXTENSIONS)}) for the classes {', '.join(empty)} in "
             f"'{split_dir}'; expected {_LAYOUT}: add images or remove the empty class folders"
         )
     if not samples:
