@@ -24,6 +24,12 @@ def _seeds_fixed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _private_data_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoded-image caches (privlab.data.cache) go to a temporary folder, never to ~/.cache or a data root."""
+    monkeypatch.setenv("PRIVLAB_CACHE_DIR", str(tmp_path_factory.mktemp("privlab-cache")))
+
+
 @pytest.fixture
 def shared_dir() -> Path:
     """The ``shared/`` folder beside the repository (real MNIST, AlexNet weights); skips when absent."""

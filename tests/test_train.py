@@ -58,3 +58,25 @@ def test_divergence_is_a_clear_error(digits):
 
     with pytest.raises(ConfigError, match="training diverged"):
         fit(Bad(), train.subset(range(8)), TrainConfig(epochs=1), seed=0, params=[nn.Parameter(torch.zeros(1))])
+
+
+def test_onecycle_steps_per_batch(digits):
+    from privlab.train import make_optimizer, make_scheduler
+
+    train, test = digits
+    cfg = TrainConfig(epochs=4, batch_size=50, optimizer="sgd", lr=0.1, nesterov=True, scheduler="onecycle")
+    m = build_model("lenet_dlg", 10, train.shape)
+    opt = make_optimizer(m.parameters(), cfg)
+    sched = make_scheduler(opt, cfg, steps_per_epoch=8)  # 32 steps: peak at the end of the first 25 %
+    lrs = []
+    for _ in range(32):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.1 / 25) and max(lrs) == pytest.approx(0.1, rel=1e-3)
+    assert lrs.index(max(lrs)) == 7 and lrs[-1] < 0.01  # steps 0..7 rise
+    torch.manual_seed(0)
+    m = build_model("lenet5", 10, train.shape, mean=train.mean, std=train.std)
+    hist = fit(m, train, cfg, seed=0)  # 400 images / 50 = 8 batches per epoch, stepped per batch
+    assert [round(h["lr"], 4) for h in hist][1] > hist[-1]["lr"] and hist[-1]["lr"] < 1e-3
+    assert evaluate(m, test)["accuracy"] > 0.5  # learns (chance: 0.1)

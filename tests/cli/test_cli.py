@@ -50,6 +50,10 @@ def test_datasets_and_models_json():
     digits = next(d for d in data["datasets"] if d["name"] == "digits")
     assert digits == digits | {"shape": [1, 8, 8], "num_classes": 10, "needs_root": False}
     assert next(d for d in data["datasets"] if d["name"] == "mnist")["needs_root"] is True
+    cifar = next(d for d in data["datasets"] if d["name"] == "cifar10")
+    assert cifar["class_names"][:3] == ["airplane", "automobile", "bird"] and len(cifar["class_names"]) == 10
+    assert next(d for d in data["datasets"] if d["name"] == "image_folder")["class_names"] is None  # from the files
+    assert "airplane, automobile, bird" in invoke("datasets").output
     models = {m["name"]: m for m in json.loads(invoke("models", "--json").output)["models"]}
     assert models["lenet5"]["input_hw"] == [32, 32] and "c5" in models["lenet5"]["layers"]
     assert models["lenet5"]["parameters_10_classes"] == 61706

@@ -231,3 +231,10 @@ def test_contract_uint8_storage_and_metadata() -> None:
             3,
         )
     assert ds.subset([2, 0]).labels.tolist() == [2, 0]
+
+
+def test_known_class_names_match_the_loaders() -> None:
+    assert dataset_info("cifar10").class_names[0] == "airplane" and len(dataset_info("cifar10").class_names) == 10
+    assert dataset_info("fashion_mnist").class_names[-1] == "Ankle boot"
+    assert dataset_info("image_folder").class_names is None  # the folder names, known after loading
+    assert load_dataset("digits", "test", limit=5).class_names == tuple(str(i) for i in range(10))

@@ -25,6 +25,7 @@ def datasets(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> 
                 "needs_root": info.needs_root,
                 "mean": list(info.mean),
                 "std": list(info.std),
+                "class_names": list(info.class_names) if info.class_names is not None else None,
                 "description": info.description,
             }
         )
@@ -38,13 +39,23 @@ def datasets(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> 
             [
                 r["name"],
                 "×".join(str(s) for s in r["shape"]) if all(r["shape"]) else "from files",
-                r["num_classes"] or "from files",
+                _classes_cell(r["num_classes"], r["class_names"]),
                 "yes" if r["needs_root"] else "no (embedded)",
                 r["description"],
             ]
             for r in rows
         ],
     )
+
+
+def _classes_cell(num_classes: int, names: list[str] | None) -> str:
+    """``10 (airplane, automobile, bird, …)`` where names are known and say more than the label numbers."""
+    if not num_classes:
+        return "from folder names"
+    if not names or names == [str(i) for i in range(num_classes)]:
+        return str(num_classes)
+    shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+    return f"{num_classes} ({shown})"
 
 
 @app.command(epilog=examples("privlab models", "privlab models --json"))

@@ -28,6 +28,8 @@ class DatasetInfo:
         needs_root: whether the data lives on disk under ``--data-root`` (False for the embedded ``digits``).
         mean, std: per-channel statistics of the training split in ``[0, 1]`` units.
         description: one line for ``privlab datasets``.
+        class_names: readable name of each label (index = label) when known before loading; ``None`` where they
+            come from the files (``image_folder``: its folder names) or are not known.
     """
 
     shape: tuple[int, int, int]
@@ -36,6 +38,7 @@ class DatasetInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     description: str = ""
+    class_names: tuple[str, ...] | None = None
 
 
 class LabelledImages(Dataset):

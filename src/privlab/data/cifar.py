@@ -55,6 +55,7 @@ _CIFAR10 = DatasetInfo(
     mean=(0.4914, 0.4822, 0.4465),
     std=(0.2470, 0.2435, 0.2616),
     description="CIFAR-10, 50 000 / 10 000 colour 32×32 images in 10 classes (torchvision files under --data-root)",
+    class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
 )
 _CIFAR100 = DatasetInfo(
     shape=(3, 32, 32),

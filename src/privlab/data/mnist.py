@@ -49,6 +49,18 @@ _MNIST = DatasetInfo(
     mean=(0.1307,),
     std=(0.3081,),
     description="MNIST handwritten digits, 60 000 / 10 000 grey 28×28 images (torchvision files under --data-root)",
+    class_names=(
+        "0 - zero",
+        "1 - one",
+        "2 - two",
+        "3 - three",
+        "4 - four",
+        "5 - five",
+        "6 - six",
+        "7 - seven",
+        "8 - eight",
+        "9 - nine",
+    ),
 )
 _FASHION = DatasetInfo(
     shape=(1, 28, 28),
@@ -57,6 +69,18 @@ _FASHION = DatasetInfo(
     mean=(0.2860,),
     std=(0.3530,),
     description="Fashion-MNIST clothing, 60 000 / 10 000 grey 28×28 images (torchvision files under --data-root)",
+    class_names=(
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
 )
 
 

@@ -24,6 +24,7 @@ _SVHN = DatasetInfo(
     mean=(0.4377, 0.4438, 0.4728),
     std=(0.1980, 0.2010, 0.1970),
     description="SVHN house-number digits, 73 257 / 26 032 colour 32×32 images (torchvision files under --data-root)",
+    class_names=tuple(str(i) for i in range(10)),
 )
 
 

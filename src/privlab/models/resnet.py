@@ -10,7 +10,7 @@ from torch import nn
 
 from privlab.models import MODELS
 
-__all__ = ["BasicBlock", "cifar_resnet", "resnet18", "resnet20_4"]
+__all__ = ["BasicBlock", "cifar_resnet", "resnet18", "resnet20", "resnet20_4"]
 
 
 class BasicBlock(nn.Module):
@@ -144,3 +144,25 @@ def resnet18(num_classes: int, in_shape: tuple[int, int, int]) -> nn.Sequential:
         ``(N, C, H, W)`` to logits ``(N, num_classes)``.
     """
     return cifar_resnet((2, 2, 2, 2), (64, 128, 256, 512), num_classes, int(in_shape[0]))
+
+
+@MODELS.register(
+    "resnet20",
+    input_hw=None,
+    description="CIFAR ResNet-20 (He et al. 2016): 3×3 basic blocks, widths 16/32/64, 272k params",
+)
+def resnet20(num_classes: int, in_shape: tuple[int, int, int]) -> nn.Sequential:
+    """The original CIFAR ResNet-20 (He et al. 2016), 1× width: the CPU-affordable member of the ResNet-20 family.
+
+    Same structure as :func:`resnet20_4` (3×3 stem, three stages of 3 basic blocks, strides 1, 2, 2, global average
+    pooling, linear layer) with 16, 32, 64 channels (projection shortcuts): 272,474 parameters for 3 input channels
+    and 10 classes, ≈ 41 M multiply–adds per 32×32 image (ResNet-20-4: ≈ 16× more).
+
+    Args:
+        num_classes: number of logits.
+        in_shape: ``(C, H, W)``, any size (the pooling is adaptive).
+
+    Returns:
+        ``nn.Sequential`` (children ``stem``, ``layer1``–``layer3``, ``pool``, ``flatten``, ``fc``).
+    """
+    return cifar_resnet((3, 3, 3), (16, 32, 64), num_classes, int(in_shape[0]))
