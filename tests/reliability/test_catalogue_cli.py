@@ -473,8 +473,8 @@ def test_cli_catalogue(row, tmp_path, good, cli):
 
 COMMANDS = ["run", "train", "invert", "datasets", "models", "experiments", "attacks", "protections", "metrics",
             "examples", "audit mia", "audit dp", "report", "bench", "similarity", "ldp budget", "ldp privatize", "mi",
-            "mi calibrate", "mi tasks", "runs list", "runs show", "runs export", "semsim train", "semsim score", "semsim agreement",
-            "semsim annotate", "semsim import", "semsim proxy", "sweep"]  # fmt: skip
+            "mi calibrate", "mi tasks", "runs list", "runs show", "runs export", "semsim train", "semsim score",
+            "semsim agreement", "semsim annotate", "semsim import", "semsim proxy", "sweep"]  # fmt: skip
 
 
 def test_the_catalogue_covers_every_command(cli):
