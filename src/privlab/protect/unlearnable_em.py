@@ -40,6 +40,7 @@ from privlab.context import Progress, seed_everything
 from privlab.data.base import LabelledImages
 from privlab.protect.base import PROTECTIONS
 from privlab.protect.perturbation import (
+    Monitor,
     NoiseConfig,
     NoiseGenerator,
     NoiseKind,
@@ -224,7 +225,7 @@ class RandomNoise(NoiseGenerator):
         device: Any = "cpu",
         progress: Progress | None = None,
         on_round: RoundCallback | None = None,
-        monitor: LabelledImages | None = None,
+        monitor: Monitor | None = None,
     ) -> PerturbationBank:
         """Draw the noise for ``data`` (seeded)."""
         noise = uniform_noise(noise_shape(data, self.cfg.kind), self.cfg.epsilon, seed)
@@ -248,7 +249,7 @@ class ErrorMinimizingNoise(NoiseGenerator):
         device: Any = "cpu",
         progress: Progress | None = None,
         on_round: RoundCallback | None = None,
-        monitor: LabelledImages | None = None,
+        monitor: Monitor | None = None,
     ) -> PerturbationBank:
         """Run the min-min outer loop on ``data`` (clean images in [0, 1]); returns the bank and its history.
 
@@ -324,7 +325,7 @@ class ErrorMaxNoise(NoiseGenerator):
         device: Any = "cpu",
         progress: Progress | None = None,
         on_round: RoundCallback | None = None,
-        monitor: LabelledImages | None = None,
+        monitor: Monitor | None = None,
     ) -> PerturbationBank:
         """Train the backbone on clean ``data`` for ``pretrain_epochs``, then one PGD-ascent sweep over the set."""
         cfg, progress = self.cfg, progress or Progress(quiet=True)
