@@ -167,6 +167,7 @@ def test_countermeasures_are_trained_on_the_washed_set_and_reported(smoke_runs) 
 
     html = build_report(out).read_text()
     assert "Attacker defences" in html and "jpeg-quality10" in html
+    assert "Why the digits runs show no drop" in html and "cifar10-cpu" in html
 
 
 def test_bad_countermeasures_are_config_errors() -> None:
@@ -184,3 +185,34 @@ def test_bad_countermeasures_are_config_errors() -> None:
             preset="smoke",
             overrides={"countermeasures": [["grayscale"]], "poison": {"noise_position": "after"}},
         )
+
+
+def test_cifar10_cpu_preset_runs_on_a_tiny_cifar_subset(shared_dir, tmp_path) -> None:
+    """The cifar10-cpu preset end to end on 300 real CIFAR-10 images (tiny schedule; skipped without shared data)."""
+    src = shared_dir / "data" / "cifar10-jpeg"
+    if not (src / "train").is_dir():
+        pytest.skip(f"CIFAR-10 JPEG folder not found at {src} (optional: real-data tests only)")
+    spec = load_spec(
+        experiment="unlearnable",
+        preset="cifar10-cpu",
+        overrides={
+            "dataset": {"train_limit": 300, "test_limit": 200},
+            "protection": {"name": "em", "kind": "class"},
+            "protection_defaults": {"em": {"max_rounds": 1, "num_steps": 1, "train_steps": 2}},
+            "supervised": {"models": ["fast_cnn"], "train": {"epochs": 1}},
+            "ssl": {"epochs": 1, "knn_k": 20},
+            "countermeasures": [[], [{"name": "jpeg", "quality": 10}]],
+            "grid_images": 4,
+        },
+    )
+    assert spec.dataset.name == "image_folder" and spec.protection.epsilon == pytest.approx(8 / 255)
+    (outcome,) = execute(spec, tmp_path, data_root=src, quiet=True)
+    assert outcome.status == "finished", outcome.error
+    m = outcome.metrics
+    assert set(HEADLINE) <= set(m) and "countermeasure/jpeg-quality10/poisoned_test_accuracy" in m
+    assert m["poisoned_linf"] <= 8 + 1e-4  # 1/255 units, after re-quantisation
+    assert all(0 <= m[k] <= 1 for k in HEADLINE)
+    bank = PerturbationBank.load(
+        tmp_path / outcome.dir / "perturbation.safetensors", expected_shape=(10, 3, 32, 32), kind="class"
+    )
+    assert bank.meta["backbone"] == "fast_cnn"
