@@ -14,7 +14,7 @@ from privlab.protect import PROTECTIONS
 from privlab.protect.gradient import parse_defense
 from privlab.run import execute, load_spec, spec_from_mapping
 
-PLUGIN = '''
+PLUGIN = """
 from typing import Literal
 
 import torch
@@ -71,7 +71,7 @@ class Constant(NoiseGenerator):
     def generate(self, data, *, seed=0, device="cpu", progress=None, on_round=None, monitor=None):
         noise = torch.full(noise_shape(data, self.cfg.kind), self.cfg.epsilon)
         return PerturbationBank(noise, self.cfg.kind, self.cfg.epsilon, {"protection": "test-constant"})
-'''
+"""
 
 
 @pytest.fixture
@@ -89,8 +89,15 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_plugin_defense_and_attack_run_in_the_inversion_pipeline(plugin, tmp_path: Path) -> None:
     assert parse_defense("signflip:2") == {"name": "signflip", "scale": 2.0}
     # the smoke preset's attack_config belongs to dlg, so the spec is written out
-    base = {"experiment": "inversion", "dataset": {"name": "digits"}, "victim": {"model": "lenet_dlg"},
-            "attack": "test-grey", "attack_config": {"level": 0.25}, "num_images": 2, "metrics": ["mse"]}
+    base = {
+        "experiment": "inversion",
+        "dataset": {"name": "digits"},
+        "victim": {"model": "lenet_dlg"},
+        "attack": "test-grey",
+        "attack_config": {"level": 0.25},
+        "num_images": 2,
+        "metrics": ["mse"],
+    }
     runs = {}
     for name, defense in (("none", {"name": "none"}), ("flip", parse_defense("signflip:2"))):
         spec = spec_from_mapping({**base, "defense": defense})

@@ -132,8 +132,10 @@ def test_batch_attack_recovers_labels_through_the_engine(digits: object) -> None
     model = _dlg_model(digits, 1)
     x, _ = digits.batch(torch.arange(4))
     y = torch.tensor([5, 5, 2, 8])
-    obs = Observation(model=model,
-        gradients=client_update(model, x, y, ThreatModel()), meta={"batch_size": 4, "image_shape": digits.shape}
+    obs = Observation(
+        model=model,
+        gradients=client_update(model, x, y, ThreatModel()),
+        meta={"batch_size": 4, "image_shape": digits.shape},
     )
     out = make_attack("dlg", labels="batch", iterations=1).run(obs)
     assert sorted(out.labels.tolist()) == [2, 5, 5, 8]
@@ -183,8 +185,10 @@ def test_presets_registered_and_configurable() -> None:
 def test_dlg_recovers_a_digit_exactly(digits: object) -> None:
     model = _dlg_model(digits, 2)
     x, y = digits.batch(torch.tensor([5]))
-    obs = Observation(model=model,
-        gradients=client_update(model, x, y, ThreatModel()), meta={"batch_size": 1, "image_shape": digits.shape}
+    obs = Observation(
+        model=model,
+        gradients=client_update(model, x, y, ThreatModel()),
+        meta={"batch_size": 1, "image_shape": digits.shape},
     )
     out = make_attack("dlg").run(obs, generator=torch.Generator().manual_seed(0))
     assert out.labels.tolist() == y.tolist()  # soft labels found the right class
@@ -195,8 +199,10 @@ def test_dlg_recovers_a_digit_exactly(digits: object) -> None:
 def test_idlg_and_restarts_keep_the_best(digits: object) -> None:
     model = _dlg_model(digits, 3)
     x, y = digits.batch(torch.tensor([7]))
-    obs = Observation(model=model,
-        gradients=client_update(model, x, y, ThreatModel()), meta={"batch_size": 1, "image_shape": digits.shape}
+    obs = Observation(
+        model=model,
+        gradients=client_update(model, x, y, ThreatModel()),
+        meta={"batch_size": 1, "image_shape": digits.shape},
     )
     out = make_attack("idlg", iterations=40, restarts=3).run(obs, generator=torch.Generator().manual_seed(1))
     scores = out.stats["restart_scores"]
@@ -209,7 +215,8 @@ def test_dlg_inverts_a_fedavg_update(digits: object) -> None:
     model = _dlg_model(digits, 4)
     x, y = digits.batch(torch.tensor([11]))
     threat = ThreatModel(kind="fedavg", local_steps=2, local_lr=0.01)
-    obs = Observation(model=model,
+    obs = Observation(
+        model=model,
         gradients=client_update(model, x, y, threat),
         labels=y,
         meta={"batch_size": 1, "image_shape": digits.shape, "threat": threat.model_dump()},
@@ -223,7 +230,8 @@ def test_inverting_gradients_beats_noise_and_stays_in_the_box(digits: object) ->
     torch.manual_seed(0)
     model = _dlg_model(digits, 5)
     x, y = digits.batch(torch.tensor([3]))
-    obs = Observation(model=model,
+    obs = Observation(
+        model=model,
         gradients=client_update(model, x, y, ThreatModel()),
         labels=y,
         meta={"batch_size": 1, "image_shape": digits.shape},

@@ -61,9 +61,7 @@ def test_supervised_attack_sees_only_the_released_set_and_returns_its_model(spli
 
 def test_ssl_pretraining_and_probes(split) -> None:
     train, test = split
-    cfg = SSLAttackConfig(
-        encoder="lenet5", epochs=3, batch_size=100, augment={"crop_scale": (0.5, 1.0), "flip": False}
-    )
+    cfg = SSLAttackConfig(encoder="lenet5", epochs=3, batch_size=100, augment={"crop_scale": (0.5, 1.0), "flip": False})
     model, hist = pretrain_ssl(train, cfg, seed=0)
     assert len(hist) == 3 and hist[-1]["ssl_loss"] < hist[0]["ssl_loss"]
     ev = evaluate_encoder(model, train, train, test, SSLEvalSpec(knn_k=20))

@@ -52,8 +52,9 @@ def test_mi_experiment_on_files_and_bad_specs(tmp_path):
     x = g.normal(size=(500, 2))
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "z.npy", x + g.normal(size=(500, 2)))
-    spec = load_spec(experiment="mi", overrides={"x": str(tmp_path / "x.npy"), "z": str(tmp_path / "z.npy"),
-                                                   "estimator": "ksg"})
+    spec = load_spec(
+        experiment="mi", overrides={"x": str(tmp_path / "x.npy"), "z": str(tmp_path / "z.npy"), "estimator": "ksg"}
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         (o,) = execute(spec, tmp_path / "out", quiet=True)
@@ -63,15 +64,39 @@ def test_mi_experiment_on_files_and_bad_specs(tmp_path):
 
 
 def test_calibrate_json_schema():
-    r = runner.invoke(app, ["mi", "calibrate", "--n", "500", "--task", "normal-corr0.8-1x1", "--task",
-                            "uniform-gauss-1x1", "--estimators", "ksg,gaussian", "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "mi",
+            "calibrate",
+            "--n",
+            "500",
+            "--task",
+            "normal-corr0.8-1x1",
+            "--task",
+            "uniform-gauss-1x1",
+            "--estimators",
+            "ksg,gaussian",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
     assert set(d) >= {"n", "seed", "tolerance", "rows", "summary"} and d["n"] == 500
     assert len(d["rows"]) == 4
     row = d["rows"][0]
-    assert set(row) >= {"task", "estimator", "estimate", "truth", "abs_error", "rel_error", "within_tolerance",
-                        "seconds", "dim_x", "dim_z"}
+    assert set(row) >= {
+        "task",
+        "estimator",
+        "estimate",
+        "truth",
+        "abs_error",
+        "rel_error",
+        "within_tolerance",
+        "seconds",
+        "dim_x",
+        "dim_z",
+    }
     assert set(d["summary"]) == {"ksg", "gaussian"}
     assert set(d["summary"]["ksg"]) >= {"tasks", "within", "within_fraction", "mae", "max_abs_error"}
     bad = runner.invoke(app, ["mi", "calibrate", "--estimators", "ksq", "--max-dim", "2"])

@@ -23,14 +23,32 @@ def smoke(tmp_path_factory):
 
 def test_smoke_measures_every_attack(smoke):
     out, o = smoke
-    for attack in ("loss", "confidence", "entropy", "modified-entropy", "lira-online", "lira-offline", "rmia",
-                   "label-only"):
+    for attack in (
+        "loss",
+        "confidence",
+        "entropy",
+        "modified-entropy",
+        "lira-online",
+        "lira-offline",
+        "rmia",
+        "label-only",
+    ):
         for k in ("auc", "balanced_accuracy", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01"):
             assert 0.0 <= o.metrics[f"{attack}/{k}"] <= 1.0
     assert o.metrics["loss/auc"] > 0.52  # an overfit target leaks even at smoke size
-    assert o.metrics["mia_auc"] == max(o.metrics[f"{a}/auc"] for a in ("loss", "rmia", "lira-online", "label-only",
-                                                                        "lira-offline", "confidence", "entropy",
-                                                                        "modified-entropy"))
+    assert o.metrics["mia_auc"] == max(
+        o.metrics[f"{a}/auc"]
+        for a in (
+            "loss",
+            "rmia",
+            "lira-online",
+            "label-only",
+            "lira-offline",
+            "confidence",
+            "entropy",
+            "modified-entropy",
+        )
+    )
     run_dir = out / o.dir
     rows = list(csv.DictReader((run_dir / "scores.csv").open()))
     assert len(rows) == 300 and sum(int(r["member"]) for r in rows) == 150
@@ -44,26 +62,43 @@ def test_reference_cache_is_reused_and_a_bad_entry_rebuilt(smoke, tmp_path):
     assert len(cache) == 3  # target + 2 references
     cache[0].write_bytes(b"garbage")
     with pytest.warns(UserWarning, match="unusable"):
-        o = execute(load_spec(experiment="mia", preset="smoke", overrides={"seed": 0, "top_records": 4}), out,
-                    quiet=True)[0]
+        o = execute(
+            load_spec(experiment="mia", preset="smoke", overrides={"seed": 0, "top_records": 4}), out, quiet=True
+        )[0]
     assert o.status == "finished" and len(list((out / "cache" / "models").glob("*.safetensors"))) == 3
 
 
 def test_unknown_attack_is_a_config_error(tmp_path):
-    r = runner.invoke(app, ["run", "mia", "--preset", "smoke", "--out", str(tmp_path),
-                            "--set", "attacks=[{attack: lira-onlin}]"])
+    r = runner.invoke(
+        app, ["run", "mia", "--preset", "smoke", "--out", str(tmp_path), "--set", "attacks=[{attack: lira-onlin}]"]
+    )
     assert r.exit_code != 0
 
 
 def test_audit_mia_on_a_train_checkpoint_and_bad_inputs(tmp_path):
-    r = runner.invoke(app, ["train", "--dataset", "digits", "--model", "lenet5", "--epochs", "2", "--out",
-                            str(tmp_path), "--json", "--quiet"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--dataset",
+            "digits",
+            "--model",
+            "lenet5",
+            "--epochs",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--json",
+            "--quiet",
+        ],
+    )
     assert r.exit_code == 0, r.output
     ckpt = next(tmp_path.glob("*/model.safetensors"))
     members = tmp_path / "m.npy"
     np.save(members, np.arange(0, 1437, 2))
-    r = runner.invoke(app, ["audit", "mia", "--model", str(ckpt), "--dataset", "digits", "--members",
-                            str(members), "--json"])
+    r = runner.invoke(
+        app, ["audit", "mia", "--model", str(ckpt), "--dataset", "digits", "--members", str(members), "--json"]
+    )
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)["attacks"]
     assert set(res) == {"loss", "confidence", "entropy", "modified-entropy", "label-only"}
@@ -74,8 +109,21 @@ def test_audit_mia_on_a_train_checkpoint_and_bad_inputs(tmp_path):
     r = runner.invoke(app, ["audit", "mia", "--model", str(ckpt), "--dataset", "digits", "--members", str(members)])
     assert r.exit_code == 2 and "mask of 10 entries" in r.stderr
     np.save(members, np.arange(10))
-    r = runner.invoke(app, ["audit", "mia", "--model", str(ckpt), "--dataset", "cifar10", "--members", str(members),
-                            "--data-root", str(tmp_path)])
+    r = runner.invoke(
+        app,
+        [
+            "audit",
+            "mia",
+            "--model",
+            str(ckpt),
+            "--dataset",
+            "cifar10",
+            "--members",
+            str(members),
+            "--data-root",
+            str(tmp_path),
+        ],
+    )
     assert r.exit_code == 2  # another data set (missing here, or another shape): one clear error line
 
 

@@ -23,6 +23,8 @@ HEADLINE = (
     "poisoned_linear_probe_accuracy",
 )
 
+DEFENCES = [[], [{"name": "bit_depth", "bits": 1}], [{"name": "jpeg", "quality": 10}]]
+
 
 @pytest.fixture(scope="module")
 def smoke_runs(tmp_path_factory):
@@ -35,6 +37,8 @@ def smoke_runs(tmp_path_factory):
             overrides={
                 "protection": {"name": name, "epsilon": EPS64},
                 "protection_defaults": {"em": {"step_size": EPS64 / 10}},
+                # attacker defences on the EM run only (the random run's spec is re-used by the CLI test)
+                "countermeasures": DEFENCES if name == "em" else [],
             },
         )
         (outcome,) = execute(spec, out, quiet=True)
@@ -146,3 +150,69 @@ def test_a_bad_clean_baseline_cache_is_reported_and_recomputed(smoke_runs) -> No
     from privlab.pipelines.unlearnable import setting_names
 
     assert set(json.loads(cache.read_text("utf-8"))["accuracy"]) == set(setting_names(spec))
+
+
+def test_countermeasures_are_trained_on_the_washed_set_and_reported(smoke_runs) -> None:
+    out, runs = smoke_runs
+    m = runs["em"].metrics
+    # [] is the plain poisoned result; the washed sets give their own trainings
+    assert m["countermeasure/none/poisoned_test_accuracy"] == m["poisoned_train_test_accuracy"]
+    washed = [m[f"countermeasure/{label}/poisoned_test_accuracy"] for label in ("bit_depth-bits1", "jpeg-quality10")]
+    assert all(0.1 <= a <= 1 for a in washed)  # they learn digits (chance: 0.1)
+    assert washed[0] != m["poisoned_train_test_accuracy"]  # 1-bit images differ from the poisoned ones: a new training
+    assert not any(k.startswith("countermeasure/") for k in runs["random"].metrics)
+    rec = json.loads((out / runs["em"].dir / "transfer.json").read_text())
+    assert set(rec["countermeasures"]) == {"none", "bit_depth-bits1", "jpeg-quality10"}
+    from privlab.report.build import build_report
+
+    html = build_report(out).read_text()
+    assert "Attacker defences" in html and "jpeg-quality10" in html
+    assert "Why the digits runs show no drop" in html and "cifar10-cpu" in html
+
+
+def test_bad_countermeasures_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="quality"):
+        load_spec(
+            experiment="unlearnable", preset="smoke", overrides={"countermeasures": [[{"name": "jpeg", "quality": 0}]]}
+        )
+    with pytest.raises(ConfigError, match="listed twice"):
+        load_spec(
+            experiment="unlearnable", preset="smoke", overrides={"countermeasures": [["grayscale"], ["grayscale"]]}
+        )
+    with pytest.raises(ConfigError, match="noise_position: before"):
+        load_spec(
+            experiment="unlearnable",
+            preset="smoke",
+            overrides={"countermeasures": [["grayscale"]], "poison": {"noise_position": "after"}},
+        )
+
+
+def test_cifar10_cpu_preset_runs_on_a_tiny_cifar_subset(shared_dir, tmp_path) -> None:
+    """The cifar10-cpu preset end to end on 300 real CIFAR-10 images (tiny schedule; skipped without shared data)."""
+    src = shared_dir / "data" / "cifar10-jpeg"
+    if not (src / "train").is_dir():
+        pytest.skip(f"CIFAR-10 JPEG folder not found at {src} (optional: real-data tests only)")
+    spec = load_spec(
+        experiment="unlearnable",
+        preset="cifar10-cpu",
+        overrides={
+            "dataset": {"train_limit": 300, "test_limit": 200},
+            "protection": {"name": "em", "kind": "class"},
+            "protection_defaults": {"em": {"max_rounds": 1, "num_steps": 1, "train_steps": 2}},
+            "supervised": {"models": ["fast_cnn"], "train": {"epochs": 1}},
+            "ssl": {"epochs": 1, "knn_k": 20},
+            "countermeasures": [[], [{"name": "jpeg", "quality": 10}]],
+            "grid_images": 4,
+        },
+    )
+    assert spec.dataset.name == "image_folder" and spec.protection.epsilon == pytest.approx(8 / 255)
+    (outcome,) = execute(spec, tmp_path, data_root=src, quiet=True)
+    assert outcome.status == "finished", outcome.error
+    m = outcome.metrics
+    assert set(HEADLINE) <= set(m) and "countermeasure/jpeg-quality10/poisoned_test_accuracy" in m
+    assert m["poisoned_linf"] <= 8 + 1e-4  # 1/255 units, after re-quantisation
+    assert all(0 <= m[k] <= 1 for k in HEADLINE)
+    bank = PerturbationBank.load(
+        tmp_path / outcome.dir / "perturbation.safetensors", expected_shape=(10, 3, 32, 32), kind="class"
+    )
+    assert bank.meta["backbone"] == "fast_cnn"

@@ -515,8 +515,11 @@ PARSER_ROWS = [
     ("ldp budget", ["ldp", "budget", "-e", "inf"], "Invalid value for '--epsilon' / '-e'"),
     ("ldp budget", ["ldp", "budget", "-e", "nan"], "Invalid value for '--epsilon' / '-e'"),
     ("mi", ["mi", "a.npy", "b.npy", "--jitter", "nan"], "Invalid value for '--jitter'"),
-    ("ldp privatize", ["ldp", "privatize", "-m", "ue", "-e", "1", "--classes", str(10**12), "l.npy", "o.npy"],
-     "Invalid value for '--classes': Input should be less than or equal to 1000000"),
+    (
+        "ldp privatize",
+        ["ldp", "privatize", "-m", "ue", "-e", "1", "--classes", str(10**12), "l.npy", "o.npy"],
+        "Invalid value for '--classes': Input should be less than or equal to 1000000",
+    ),
     ("mi", ["mi", "a.npy", "b.npy", "--repeats", str(10**12)], "Invalid value for '--repeats' / '-r'"),
     ("train", ["train", "--resize", "100000"], "Invalid value for '--resize'"),
 ]

@@ -325,8 +325,6 @@ def _fill(store: Any) -> int:
     return written
 
 
-
-
 def test_real_full_disk_under_the_store(tiny_fs):
     from privlab.store import Store
 

@@ -80,8 +80,10 @@ def audit_mia(
     if tuple(meta["in_shape"]) != tuple(data.shape) or meta["num_classes"] != data.num_classes:
         from privlab.errors import ConfigError
 
-        raise ConfigError(f"{model}: trained on {meta['in_shape']} images with {meta['num_classes']} classes, but "
-                          f"{dataset} has {list(data.shape)} with {data.num_classes}; pass its data set")
+        raise ConfigError(
+            f"{model}: trained on {meta['in_shape']} images with {meta['num_classes']} classes, but "
+            f"{dataset} has {list(data.shape)} with {data.num_classes}; pass its data set"
+        )
     truth = read_members(members, len(data))
     obs = MIAObservation(data=data.images, labels=data.labels, target=QueryModel(net))
     rows = {name: score_attack(run_mia_attack(name, obs).numpy(), truth).metrics() for name in _NO_REF_ATTACKS}

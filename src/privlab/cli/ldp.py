@@ -57,9 +57,7 @@ def _fmt(v: float | None) -> str:
 @handle_errors
 def budget(
     mechanism: str = typer.Option("laplace", "--mechanism", "-m", help="laplace, gaussian, rr or dpsgd"),
-    epsilon: float = typer.Option(
-        ..., "--epsilon", "-e", max=1e6, help="total ε per example (image + label), nats"
-    ),
+    epsilon: float = typer.Option(..., "--epsilon", "-e", max=1e6, help="total ε per example (image + label), nats"),
     delta: float = typer.Option(1e-5, "--delta", help="δ of the run (gaussian, dpsgd)"),
     shape: str = typer.Option("1x8x8", "--shape", help=_SHAPE_HELP),
     label_mechanism: str = typer.Option("none", "--label-mechanism", help="none, sue or oue"),
@@ -186,9 +184,7 @@ def privatize(
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="seed of the noise"),
     scope: str = typer.Option("image", "--scope", help="laplace/rr: ε per image or per pixel"),
     calibration: str = typer.Option("analytic", "--calibration", help="gaussian: analytic or classical"),
-    threshold: float = typer.Option(
-        0.5, "--threshold", help="rr: pixel is 1 when > threshold (in [0, 1])"
-    ),
+    threshold: float = typer.Option(0.5, "--threshold", help="rr: pixel is 1 when > threshold (in [0, 1])"),
     binarize: str = typer.Option(
         "threshold", "--binarize", help="rr: threshold, or dither (Floyd–Steinberg, keeps grey levels as dot density)"
     ),

@@ -42,14 +42,10 @@ def estimate(
     z: Path = typer.Argument(..., help="samples of Z, row i paired with row i of X"),
     estimator: str = typer.Option("ite-dkl", "--estimator", "-e", help="ite-dkl, ksg or gaussian"),
     k: int = typer.Option(3, "--k", "-k", max=1000, help="nearest neighbours (ITE and the Shredder papers: 3)"),
-    repeats: int = typer.Option(
-        1, "--repeats", "-r", max=1000, help="independent draws; mean and 95 % interval"
-    ),
+    repeats: int = typer.Option(1, "--repeats", "-r", max=1000, help="independent draws; mean and 95 % interval"),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="seed of the permutations and jitter"),
     backend: str = typer.Option("auto", "--backend", help="kNN backend: auto, torch, faiss, scipy"),
-    jitter: float = typer.Option(
-        0.0, "--jitter", max=1e6, help="std of seeded noise added to break ties (data units)"
-    ),
+    jitter: float = typer.Option(0.0, "--jitter", max=1e6, help="std of seeded noise added to break ties (data units)"),
     split: str = typer.Option("first-half", "--split", help="ite-dkl: first-half (as ITE) or random"),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda"),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),

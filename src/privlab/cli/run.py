@@ -151,9 +151,7 @@ def train(
     lr: float = typer.Option(1e-3, "--lr", max=100, help="learning rate"),
     optimizer: str = typer.Option("adam", "--optimizer", help="adam, adamw, sgd, adadelta"),
     resize: int | None = typer.Option(None, "--resize", max=1024, help="resize images to N×N"),
-    limit: int | None = typer.Option(
-        None, "--limit", max=10**9, help="use a seeded subset of N training images"
-    ),
+    limit: int | None = typer.Option(None, "--limit", max=10**9, help="use a seeded subset of N training images"),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="seed of the run"),
     out: OutOption = Path("runs"),
     force: ForceOption = False,

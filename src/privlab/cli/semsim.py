@@ -40,9 +40,7 @@ def train_cmd(
     ),
     sampler: str = typer.Option("paper", "--sampler", help="paper (original, recognised, not) or psnr (weighted)"),
     augment: str = typer.Option("crop+flip", "--augment", help="train-time augmentation: crop+flip, crop, none"),
-    triplets: int = typer.Option(
-        4, "--triplets-per-original", max=1000, help="triplets drawn per original and epoch"
-    ),
+    triplets: int = typer.Option(4, "--triplets-per-original", max=1000, help="triplets drawn per original and epoch"),
     l2: bool = typer.Option(True, "--l2/--no-l2", help="L2-normalise the embeddings (training and scoring)"),
     pretrain: str = typer.Option(
         "none", "--pretrain", help="trunk init: none, classifier (see --pretrain-dataset) or a local .safetensors file"
@@ -50,9 +48,7 @@ def train_cmd(
     pretrain_dataset: str | None = typer.Option(
         None, "--pretrain-dataset", help="with --pretrain classifier: the data set whose CLEAN train split to use"
     ),
-    pretrain_epochs: int = typer.Option(
-        10, "--pretrain-epochs", max=10_000, help="classifier pretraining epochs"
-    ),
+    pretrain_epochs: int = typer.Option(10, "--pretrain-epochs", max=10_000, help="classifier pretraining epochs"),
     data_root: Path | None = typer.Option(None, "--data-root", help="where --pretrain-dataset's files are"),
     seed: int = typer.Option(
         0, "--seed", min=0, max=2**32 - 1, help="seed of initialisation, sampling and augmentation"

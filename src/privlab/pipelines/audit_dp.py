@@ -66,8 +66,9 @@ def make_canaries(pool: LabelledImages, m: int, kind: str, g: torch.Generator) -
 
 
 def _concat(a: LabelledImages, b: LabelledImages) -> LabelledImages:
-    return LabelledImages(torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]), a.num_classes,
-                          mean=a.mean, std=a.std)
+    return LabelledImages(
+        torch.cat([a.images, b.images]), torch.cat([a.labels, b.labels]), a.num_classes, mean=a.mean, std=a.std
+    )
 
 
 @PIPELINES.register("audit-dp", spec=AuditDPSpec, description="one-run empirical ε lower bound with canaries")
@@ -78,10 +79,21 @@ def run_audit_dp(spec: AuditDPSpec, ctx: RunContext) -> None:
     rest, canaries = make_canaries(pool, spec.canaries, spec.canary, g)
     included = torch.rand(spec.canaries, generator=g) < 0.5
     train = _concat(rest, canaries.subset(torch.nonzero(included).view(-1)))
-    model, meta = train_or_load(ctx.out / "cache" / "models", train, torch.arange(len(train)), spec.model,
-                                spec.train, spec.target, seed=spec.seed,
-                                dataset_key={**spec.dataset.model_dump(), "canaries": spec.canaries,
-                                             "canary": spec.canary, "canary_seed": spec.seed})
+    model, meta = train_or_load(
+        ctx.out / "cache" / "models",
+        train,
+        torch.arange(len(train)),
+        spec.model,
+        spec.train,
+        spec.target,
+        seed=spec.seed,
+        dataset_key={
+            **spec.dataset.model_dump(),
+            "canaries": spec.canaries,
+            "canary": spec.canary,
+            "canary_seed": spec.seed,
+        },
+    )
     with torch.no_grad():
         scores = -F.cross_entropy(model.eval()(canaries.images), canaries.labels, reduction="none")
     correct, r = one_run_guesses(scores.numpy(), included.numpy(), spec.guesses, spec.guesses)
@@ -94,5 +106,13 @@ def run_audit_dp(spec: AuditDPSpec, ctx: RunContext) -> None:
     if meta.get("epsilon") is not None and spec.target.kind == "dpsgd":
         recs.append(MetricRecord("epsilon", float(meta["epsilon"]), None, "nats", "privacy", False))
     ctx.log_many(recs)
-    ctx.save_json("audit", "audit.json", {**bound.as_dict(), "accountant_epsilon": meta.get("epsilon"),
-                                          "included": included.tolist(), "scores": scores.tolist()})
+    ctx.save_json(
+        "audit",
+        "audit.json",
+        {
+            **bound.as_dict(),
+            "accountant_epsilon": meta.get("epsilon"),
+            "included": included.tolist(),
+            "scores": scores.tolist(),
+        },
+    )

@@ -61,8 +61,19 @@ class AttackSpec(Spec):
 
 
 def _default_attacks() -> list[AttackSpec]:
-    return [AttackSpec(attack=a) for a in ("loss", "confidence", "entropy", "modified-entropy", "lira-online",
-                                           "lira-offline", "rmia", "label-only")]
+    return [
+        AttackSpec(attack=a)
+        for a in (
+            "loss",
+            "confidence",
+            "entropy",
+            "modified-entropy",
+            "lira-online",
+            "lira-offline",
+            "rmia",
+            "label-only",
+        )
+    ]
 
 
 class MIASpec(ExperimentSpec):
@@ -85,16 +96,31 @@ def _key(payload: dict[str, Any]) -> str:
 
 
 def train_or_load(
-    cache: Path, data: LabelledImages, idx: torch.Tensor, model_name: str, train: TrainConfig, target: TargetSpec,
-    *, seed: int, dataset_key: dict[str, Any],
+    cache: Path,
+    data: LabelledImages,
+    idx: torch.Tensor,
+    model_name: str,
+    train: TrainConfig,
+    target: TargetSpec,
+    *,
+    seed: int,
+    dataset_key: dict[str, Any],
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The model trained on ``data.subset(idx)`` as ``target`` says, from ``cache`` when there (safetensors).
 
     A cache entry that cannot be read or does not fit is warned about and rebuilt.
     """
     norm = {"mean": data.mean, "std": data.std}
-    key = _key({"data": dataset_key, "idx": hashlib.sha256(idx.numpy().tobytes()).hexdigest(), "model": model_name,
-                "train": train.model_dump(), "target": target.model_dump(), "seed": seed})
+    key = _key(
+        {
+            "data": dataset_key,
+            "idx": hashlib.sha256(idx.numpy().tobytes()).hexdigest(),
+            "model": model_name,
+            "train": train.model_dump(),
+            "target": target.model_dump(),
+            "seed": seed,
+        }
+    )
     path = cache / f"{key}.safetensors"
     model = build_model(model_name, data.num_classes, data.shape, **norm)
     if target.kind == "dpsgd":
@@ -114,16 +140,23 @@ def train_or_load(
     return model.eval(), meta
 
 
-def _train(model: nn.Module, data: LabelledImages, train: TrainConfig, target: TargetSpec, seed: int
-           ) -> tuple[nn.Module, dict[str, Any]]:
+def _train(
+    model: nn.Module, data: LabelledImages, train: TrainConfig, target: TargetSpec, seed: int
+) -> tuple[nn.Module, dict[str, Any]]:
     torch.manual_seed(seed)
     if target.kind == "dpsgd":
         from privlab.protect.dpsgd import DPSGDConfig, train_dpsgd
 
         if target.epsilon is None:
             raise ConfigError("target.kind: dpsgd needs target.epsilon")
-        cfg = DPSGDConfig(epsilon=target.epsilon, delta=target.delta, epochs=train.epochs, lr=target.dpsgd_lr,
-                          batch_size=target.dpsgd_batch_size, max_grad_norm=target.max_grad_norm)
+        cfg = DPSGDConfig(
+            epsilon=target.epsilon,
+            delta=target.delta,
+            epochs=train.epochs,
+            lr=target.dpsgd_lr,
+            batch_size=target.dpsgd_batch_size,
+            max_grad_norm=target.max_grad_norm,
+        )
         model, res = train_dpsgd(model, data, cfg, seed=seed)
         return model, {"epsilon": res.epsilon, "delta": res.delta, "noise_multiplier": res.noise_multiplier}
     if target.kind == "ldp":
@@ -151,8 +184,10 @@ def load_pool(
 ) -> tuple[LabelledImages, LabelledImages]:
     """``(candidate pool = the train split, population = the test split)`` of the data set."""
     kw = {"root": root, "download": download, "resize": ds.resize, "seed": seed}
-    return (load_dataset(ds.name, "train", limit=ds.train_limit, **kw),
-            load_dataset(ds.name, "test", limit=ds.test_limit, **kw))
+    return (
+        load_dataset(ds.name, "train", limit=ds.train_limit, **kw),
+        load_dataset(ds.name, "test", limit=ds.test_limit, **kw),
+    )
 
 
 def halves(n: int, count: int, seed: int) -> torch.Tensor:
@@ -168,8 +203,10 @@ def train_references(spec: MIASpec, ctx: RunContext, pool: LabelledImages) -> tu
     """The reference models (``spec.references`` of them) and their ``R×N`` membership matrix."""
     ref_in = halves(len(pool), spec.references, seed=10_000 + spec.seed)
     cache = ctx.out / "cache" / "models"
-    jobs = [(str(cache), spec.dataset, torch.nonzero(ref_in[r]).view(-1), spec.model, spec.train, 1 + r)
-            for r in range(spec.references)]
+    jobs = [
+        (str(cache), spec.dataset, torch.nonzero(ref_in[r]).view(-1), spec.model, spec.train, 1 + r)
+        for r in range(spec.references)
+    ]
     if spec.workers > 1:
         import multiprocessing as mp
 
@@ -178,8 +215,18 @@ def train_references(spec: MIASpec, ctx: RunContext, pool: LabelledImages) -> tu
     models = []
     with ctx.progress.task("references", total=len(jobs)) as advance:
         for job in jobs:
-            models.append(train_or_load(cache, pool, job[2], spec.model, spec.train, TargetSpec(), seed=job[5],
-                                        dataset_key=spec.dataset.model_dump())[0])
+            models.append(
+                train_or_load(
+                    cache,
+                    pool,
+                    job[2],
+                    spec.model,
+                    spec.train,
+                    TargetSpec(),
+                    seed=job[5],
+                    dataset_key=spec.dataset.model_dump(),
+                )[0]
+            )
             advance(1)
     return models, ref_in
 
@@ -194,8 +241,13 @@ def run_attacks(spec: MIASpec, obs: MIAObservation, members: np.ndarray) -> dict
         scores = run_mia_attack(a.attack, obs, **a.params).numpy()
         seconds = time.perf_counter() - t0
         fpr, tpr, _ = roc_curve(scores, members)
-        out[a.label or a.attack] = {"scores": scores, "score": score_attack(scores, members), "fpr": fpr, "tpr": tpr,
-                                    "seconds": seconds}
+        out[a.label or a.attack] = {
+            "scores": scores,
+            "score": score_attack(scores, members),
+            "fpr": fpr,
+            "tpr": tpr,
+            "seconds": seconds,
+        }
     return out
 
 
@@ -207,15 +259,19 @@ def log_results(ctx: RunContext, results: dict[str, dict[str, Any]], target_acc:
             recs.append(MetricRecord(f"{label}/{k}", v, None, "fraction", "privacy", False))
         recs.append(MetricRecord(f"{label}/seconds", r["seconds"], None, "s", "cost", False))
     for k in ("auc", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001"):
-        recs.append(MetricRecord(f"mia_{k}", max(r["score"].metrics()[k] for r in results.values()), None,
-                                 "fraction", "privacy", False))
+        recs.append(
+            MetricRecord(
+                f"mia_{k}", max(r["score"].metrics()[k] for r in results.values()), None, "fraction", "privacy", False
+            )
+        )
     if meta.get("epsilon") is not None:
         recs.append(MetricRecord("epsilon", float(meta["epsilon"]), None, "nats", "privacy", False))
     ctx.log_many(recs)
 
 
-def save_results(ctx: RunContext, spec: MIASpec, pool: LabelledImages, members: np.ndarray,
-                 results: dict[str, dict[str, Any]]) -> None:
+def save_results(
+    ctx: RunContext, spec: MIASpec, pool: LabelledImages, members: np.ndarray, results: dict[str, dict[str, Any]]
+) -> None:
     """Per-record scores (CSV), ROC curves and scores (JSON), the most exposed records (safetensors)."""
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -228,15 +284,21 @@ def save_results(ctx: RunContext, spec: MIASpec, pool: LabelledImages, members: 
     from privlab.store.artifacts import sha256_file
 
     ctx.store.add_artifact(ctx.run_id, "mia_scores", path, sha256_file(path), {"format": "csv"})
-    ctx.save_json("mia_roc", "roc.json", {k: {"fpr": r["fpr"].tolist(), "tpr": r["tpr"].tolist(),
-                                              **r["score"].as_dict()} for k, r in results.items()})
+    ctx.save_json(
+        "mia_roc",
+        "roc.json",
+        {k: {"fpr": r["fpr"].tolist(), "tpr": r["tpr"].tolist(), **r["score"].as_dict()} for k, r in results.items()},
+    )
     if spec.top_records:
         best = max(results, key=lambda k: results[k]["score"].tpr_at_fpr_001)
         s = results[best]["scores"]
         top = torch.from_numpy(np.argsort(-s, kind="mergesort")[: spec.top_records].copy())
-        ctx.save_tensors("mia_exposed", "exposed.safetensors",
-                         {"images": pool.images[top].contiguous(), "index": top, "labels": pool.labels[top]},
-                         {"attack": best, "members": [int(members[i]) for i in top]})
+        ctx.save_tensors(
+            "mia_exposed",
+            "exposed.safetensors",
+            {"images": pool.images[top].contiguous(), "index": top, "labels": pool.labels[top]},
+            {"attack": best, "members": [int(members[i]) for i in top]},
+        )
 
 
 @PIPELINES.register("mia", spec=MIASpec, description="membership inference: target, references, LOSS/LiRA/RMIA/…")
@@ -244,18 +306,32 @@ def run_mia(spec: MIASpec, ctx: RunContext) -> None:
     """Train the target and references, run every attack, log and save the measurements."""
     for a in spec.attacks:
         if a.attack not in MIA_ATTACKS:
-            raise ConfigError(f"attacks: {a.attack!r} is not a membership-inference attack; use one of "
-                              f"{', '.join(sorted(MIA_ATTACKS))}")
+            raise ConfigError(
+                f"attacks: {a.attack!r} is not a membership-inference attack; use one of "
+                f"{', '.join(sorted(MIA_ATTACKS))}"
+            )
     pool, population = load_pool(spec.dataset, ctx.data_root, ctx.download, seed=0)
     members = halves(len(pool), 1, seed=spec.seed)[0]
-    target, meta = train_or_load(ctx.out / "cache" / "models", pool, torch.nonzero(members).view(-1), spec.model,
-                                 spec.train, spec.target, seed=spec.seed, dataset_key=spec.dataset.model_dump())
+    target, meta = train_or_load(
+        ctx.out / "cache" / "models",
+        pool,
+        torch.nonzero(members).view(-1),
+        spec.model,
+        spec.train,
+        spec.target,
+        seed=spec.seed,
+        dataset_key=spec.dataset.model_dump(),
+    )
     target_acc = evaluate(target, population)["accuracy"]
     references, ref_in = train_references(spec, ctx, pool)
-    obs = MIAObservation(data=pool.images, labels=pool.labels, target=QueryModel(target),
-                         references=[QueryModel(m) for m in references], reference_in=ref_in,
-                         population=(population.images, population.labels))
+    obs = MIAObservation(
+        data=pool.images,
+        labels=pool.labels,
+        target=QueryModel(target),
+        references=[QueryModel(m) for m in references],
+        reference_in=ref_in,
+        population=(population.images, population.labels),
+    )
     results = run_attacks(spec, obs, members.numpy())
     log_results(ctx, results, target_acc, meta)
     save_results(ctx, spec, pool, members.numpy(), results)
-

@@ -12,7 +12,11 @@ attacker setting listed in the spec:
 4. **self-supervised** attackers (``ssl.methods``): pre-train on clean and on poisoned data, then linear probe and
    kNN on the clean test split;
 5. log the headline metrics (first supervised model, first SSL method) and one ``clean_/poisoned_accuracy/<setting>``
-   pair per setting — a row of the transfer matrix (``transfer.json``; the report puts the rows of all runs together).
+   pair per setting — a row of the transfer matrix (``transfer.json``; the report puts the rows of all runs together);
+6. **attacker-side defences** (``countermeasures``): each entry is a list of counter-measure steps
+   (:mod:`privlab.attack.countermeasures`: JPEG, grayscale, bit depth, strong augmentation) applied to the poisoned
+   training images; the first supervised attacker trains on the washed set and its clean test accuracy is logged as
+   ``countermeasure/<label>/poisoned_test_accuracy`` (``[]`` = no defence, the plain poisoned result).
 
 Clean baselines do not depend on the protection; with ``reuse_clean`` they are computed once per output folder and
 spec (``<out>/cache/unlearnable-clean-<hash>.json``) and re-used by the other protections of a sweep. A cache file
@@ -32,6 +36,7 @@ import torch
 from pydantic import Field, model_validator
 
 from privlab.attack import ATTACKS, Observation, build_attack
+from privlab.attack.countermeasures import apply_countermeasures, countermeasure_label
 from privlab.config import ExperimentSpec, Spec, deep_merge
 from privlab.context import RunContext
 from privlab.data import dataset_info
@@ -136,6 +141,11 @@ class UnlearnableSpec(ExperimentSpec):
         description="per protection name, settings merged under `protection` (presets set all four; a spec then "
         "switches protection with just `protection: {name: tue}`)",
     )
+    countermeasures: list[list[str | dict[str, Any]]] = Field(
+        default_factory=list,
+        description="attacker defences, one per entry: counter-measure steps applied to the poisoned training set "
+        "before the first supervised attacker trains on it, e.g. [[], [{name: jpeg, quality: 10}], [grayscale]]",
+    )
     reuse_clean: bool = Field(default=True, description="compute clean baselines once per output folder and re-use")
     grid_images: int = Field(default=10, ge=0, le=64, description="images in the report's perturbation grid")
 
@@ -150,6 +160,18 @@ class UnlearnableSpec(ExperimentSpec):
             if isinstance(base, dict):
                 data = {**data, "protection": deep_merge(base, prot)}
         return data
+
+    @model_validator(mode="after")
+    def _check_countermeasures(self) -> UnlearnableSpec:
+        labels = [countermeasure_label(steps) for steps in self.countermeasures]  # bad names/parameters fail here
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"countermeasures: an entry is listed twice ({labels}); list each defence once")
+        if self.countermeasures and self.poison.noise_position == "after":
+            raise ConfigError(
+                "countermeasures need poison.noise_position: before (with 'after' the noise is added during training, "
+                "so there is no released image set to wash)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_defaults(self) -> UnlearnableSpec:
@@ -212,18 +234,9 @@ def _attack_settings(
     if train.shape != test.shape:
         raise ConfigError(f"training images {train.shape} and test images {test.shape} differ in shape")
     released = Observation.granted(("data", "labels"), data=train, labels=train.labels)
-
-    def test_accuracy(epoch: int, stats: dict[str, float], model: Any) -> dict[str, float]:
-        return {"test_accuracy": evaluate(model, test, device=ctx.device)["accuracy"]}
-
     for i, m in enumerate(spec.supervised.models):
-        cfg = {"model": m, "augment": spec.supervised.augment, "padding": spec.supervised.padding}
-        attack = build_attack(SUPERVISED_ATTACK, {**cfg, "train": spec.supervised.train}, on_epoch=test_accuracy)
-        obs = Observation.granted(attack.requires, data=released.data, labels=released.labels)
-        out = attack.run(obs, seed=ctx.seed + i, device=ctx.device, progress=ctx.progress)
-        history = out.stats["history"]
-        acc[f"supervised:{m}"] = history[-1]["test_accuracy"]
-        curves[f"supervised:{m}"] = [h["test_accuracy"] for h in history]
+        curve = _supervised_curve(spec, m, train, test, ctx, seed=ctx.seed + i)
+        acc[f"supervised:{m}"], curves[f"supervised:{m}"] = curve[-1], curve
     for j, method in enumerate(spec.ssl.methods):
         cfg_ssl = spec.ssl.attack_config(method)
         attack = ATTACKS.get(SSL_ATTACK)(cfg_ssl)
@@ -235,6 +248,39 @@ def _attack_settings(
         acc[f"{method}-knn:{spec.ssl.encoder}"] = ev["knn_accuracy"]
         curves[f"{method}-ssl_loss"] = [h["ssl_loss"] for h in out.stats["history"]]
     return {"accuracy": acc, "curves": curves, "tag": tag}
+
+
+def _supervised_curve(
+    spec: UnlearnableSpec, model: str, train: LabelledImages, test: LabelledImages, ctx: RunContext, *, seed: int
+) -> list[float]:
+    """Train supervised attacker ``model`` on ``train`` (the spec's recipe); clean test accuracy after each epoch."""
+
+    def test_accuracy(epoch: int, stats: dict[str, float], net: Any) -> dict[str, float]:
+        return {"test_accuracy": evaluate(net, test, device=ctx.device)["accuracy"]}
+
+    cfg = {"model": model, "augment": spec.supervised.augment, "padding": spec.supervised.padding}
+    attack = build_attack(SUPERVISED_ATTACK, {**cfg, "train": spec.supervised.train}, on_epoch=test_accuracy)
+    obs = Observation.granted(attack.requires, data=train, labels=train.labels)
+    out = attack.run(obs, seed=seed, device=ctx.device, progress=ctx.progress)
+    return [h["test_accuracy"] for h in out.stats["history"]]
+
+
+def _defences(
+    spec: UnlearnableSpec, poisoned: PoisonedImages, test: LabelledImages, ctx: RunContext, pois: dict[str, Any]
+) -> dict[str, float]:
+    """Clean test accuracy of the first supervised attacker trained on the poisoned set washed by each entry of
+    ``countermeasures`` (``{label: accuracy}``; ``[]`` re-uses the plain poisoned result)."""
+    model = spec.supervised.models[0]
+    acc: dict[str, float] = {}
+    for steps in spec.countermeasures:
+        label = countermeasure_label(steps)
+        if steps:
+            washed = apply_countermeasures(poisoned, steps, seed=ctx.seed)
+            acc[label] = _supervised_curve(spec, model, washed, test, ctx, seed=ctx.seed)[-1]
+        else:
+            acc[label] = pois["accuracy"][f"supervised:{model}"]
+        ctx.log_many([_acc(f"countermeasure/{label}/poisoned_test_accuracy", acc[label])])
+    return acc
 
 
 def evaluate_encoder(
@@ -433,6 +479,7 @@ def run_unlearnable(spec: UnlearnableSpec, ctx: RunContext) -> None:
     clean = _clean_baselines(spec, train, test, ctx)
     pois = _attack_settings(spec, poisoned, train, test, ctx, "poisoned")
     ctx.log_many(_transfer_records(spec, clean, pois))
+    defences = _defences(spec, poisoned, test, ctx, pois)
     ctx.save_json(
         "unlearnable-transfer",
         "transfer.json",
@@ -446,5 +493,6 @@ def run_unlearnable(spec: UnlearnableSpec, ctx: RunContext) -> None:
             "poisoned": pois["accuracy"],
             "curves": {"clean": clean["curves"], "poisoned": pois["curves"]},
             "generation_history": bank.history,
+            "countermeasures": defences,
         },
     )

@@ -144,7 +144,6 @@ class NoiseConfig(Spec):
     kind: NoiseKind = Field(default="sample", description="sample-wise (one δ per image) or class-wise (per label)")
     epsilon: float = Field(default=DEFAULT_EPS, gt=0, le=1, description="L∞ radius, [0, 1] pixel units (8/255)")
 
-
     def label(self) -> str:
         """A short row label: ``em sample-wise (lenet5)``, ``random class-wise`` …"""
         backbone = getattr(self, "backbone", None)
@@ -256,5 +255,3 @@ def check_budget(cfg: NoiseConfig) -> None:
     """Raise :class:`BudgetError` when a PGD step is larger than the budget ε."""
     if getattr(cfg, "step_size", 0) > cfg.epsilon:
         raise BudgetError(f"step_size {cfg.step_size:.4g} exceeds the budget epsilon {cfg.epsilon:.4g}; lower it")
-
-

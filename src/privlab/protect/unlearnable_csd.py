@@ -275,4 +275,3 @@ def _epoch_batches(n: int, batch_size: int, g: torch.Generator):
     """One shuffled pass as a list of index batches (wrapped in a generator for ``next``)."""
     it = cycle_batches(n, batch_size, g)
     yield [next(it) for _ in range((n + batch_size - 1) // batch_size)]
-

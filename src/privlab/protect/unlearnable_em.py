@@ -66,7 +66,6 @@ __all__ = [
 ]
 
 
-
 # -- configs ------------------------------------------------------------------------------------------------------
 class RandomNoiseConfig(NoiseConfig):
     """Uniform random noise ``U(−ε, ε)`` (baseline)."""

@@ -225,5 +225,6 @@ def _mia(run: RunRecord) -> PlanePoint | None:
     kind = _get(run.spec, "target.kind", "plain")
     eps = _get(run.spec, "target.epsilon")
     method = f"MIA vs {kind}" + (f" ε={eps:g}" if isinstance(eps, int | float) else "")
-    return PlanePoint(run.id, run.experiment, method, x[1], y[1], "best MIA TPR at 1 % FPR", "test accuracy",
-                      more_private="left")
+    return PlanePoint(
+        run.id, run.experiment, method, x[1], y[1], "best MIA TPR at 1 % FPR", "test accuracy", more_private="left"
+    )

@@ -39,8 +39,11 @@ def _world(gap: float, seed: int = 0):
     x = ((torch.arange(N) + 0.5) / N).view(N, 1, 1, 1)
     pop_idx = torch.arange(N)[~members][:100]
     obs = MIAObservation(
-        data=x, labels=torch.zeros(N, dtype=torch.long), target=QueryModel(Table(phi(members))),
-        references=[QueryModel(Table(phi(ref_in[r]))) for r in range(R)], reference_in=ref_in,
+        data=x,
+        labels=torch.zeros(N, dtype=torch.long),
+        target=QueryModel(Table(phi(members))),
+        references=[QueryModel(Table(phi(ref_in[r]))) for r in range(R)],
+        reference_in=ref_in,
         population=(x[pop_idx], torch.zeros(len(pop_idx), dtype=torch.long)),
     )
     return obs, members.numpy()
@@ -51,8 +54,16 @@ def _auc(name, obs, members, **kw):
 
 
 def test_every_mia_attack_is_registered_with_a_config():
-    assert {"loss", "confidence", "entropy", "modified-entropy", "lira-online", "lira-offline", "rmia",
-            "label-only"} <= set(MIA_ATTACKS)
+    assert {
+        "loss",
+        "confidence",
+        "entropy",
+        "modified-entropy",
+        "lira-online",
+        "lira-offline",
+        "rmia",
+        "label-only",
+    } <= set(MIA_ATTACKS)
     for name in MIA_ATTACKS:
         assert ATTACKS.entry(name).meta["kind"] == "membership"
 

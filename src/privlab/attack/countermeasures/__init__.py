@@ -40,6 +40,7 @@ __all__ = [
     "apply_countermeasures",
     "build_countermeasure",
     "countermeasure_config",
+    "countermeasure_label",
 ]
 
 CountermeasureFn = Callable[[torch.Tensor, Any, torch.Generator | None], torch.Tensor]
@@ -88,6 +89,20 @@ def _parse(step: Step) -> tuple[str, dict[str, Any]]:
         f"counter-measure step must be a name ('jpeg') or a mapping with a 'name' ({{'name': 'jpeg', 'quality': 10}}), "
         f"got {step!r}"
     )
+
+
+def countermeasure_label(steps: Sequence[Step]) -> str:
+    """A short, stable label of a list of steps, checked like :func:`apply_countermeasures` checks them:
+    ``[]`` → ``"none"``, ``[{"name": "jpeg", "quality": 10}, "grayscale"]`` → ``"jpeg-quality10+grayscale"``.
+
+    Raises:
+        UnknownNameError / ConfigError: an unknown name, a malformed step or a bad parameter.
+    """
+    parts = []
+    for name, params in map(_parse, steps):
+        countermeasure_config(name, **params)
+        parts.append(name + "".join(f"-{k}{str(v).replace(' ', '')}" for k, v in sorted(params.items())))
+    return "+".join(parts) or "none"
 
 
 def apply_countermeasures(

@@ -70,7 +70,6 @@ def make_attack(name: str, **overrides: Any) -> GradientInversion:
     return GradientInversion({**base, **overrides})
 
 
-
 for _name, _preset in INVERSION_PRESETS.items():
     ATTACKS.register(
         _name,

@@ -70,8 +70,9 @@ class QueryModel:
         labels_only: hard-label access — :meth:`logits` refuses, :meth:`labels` answers.
     """
 
-    def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], *, batch_size: int = 1024,
-                 labels_only: bool = False) -> None:
+    def __init__(
+        self, model: Callable[[torch.Tensor], torch.Tensor], *, batch_size: int = 1024, labels_only: bool = False
+    ) -> None:
         self.model, self.batch_size, self.labels_only = model, batch_size, labels_only
         self._cache: dict[tuple[Any, ...], torch.Tensor] = {}
         self.queries = 0

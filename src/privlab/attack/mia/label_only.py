@@ -25,8 +25,11 @@ class LabelOnlyConfig(Spec):
     mode: Literal["augment", "noise"] = Field(default="noise", description="perturb by augmentations or by noise")
     shifts: int = Field(default=2, ge=1, le=8, description="augment: shifts of 1…shifts pixels in 4 directions")
     flip: bool = Field(default=False, description="augment: also flipped views")
-    sigmas: list[float] = Field(default=[0.05, 0.1, 0.2, 0.3, 0.5], min_length=1,
-                                description="noise: standard deviations (pixel units, images in [0, 1])")
+    sigmas: list[float] = Field(
+        default=[0.05, 0.1, 0.2, 0.3, 0.5],
+        min_length=1,
+        description="noise: standard deviations (pixel units, images in [0, 1])",
+    )
     draws: int = Field(default=10, ge=1, le=1000, description="noise: draws per σ")
     seed: int = Field(default=0, ge=0, description="seed of the noise draws")
 
@@ -49,8 +52,11 @@ class LabelOnly:
             hits = torch.stack([(hard.labels(x, v) == y).float() for v in dict.fromkeys(vl)])
         else:
             g = torch.Generator().manual_seed(c.seed)
-            hits = torch.stack([
-                (hard.labels((x + s * torch.randn(x.shape, generator=g)).clamp(0, 1)) == y).float()
-                for s in c.sigmas for _ in range(c.draws)
-            ])
+            hits = torch.stack(
+                [
+                    (hard.labels((x + s * torch.randn(x.shape, generator=g)).clamp(0, 1)) == y).float()
+                    for s in c.sigmas
+                    for _ in range(c.draws)
+                ]
+            )
         return AttackOutput(data=hits.mean(0), stats={"queries": hard.queries})

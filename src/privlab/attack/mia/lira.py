@@ -93,16 +93,24 @@ class LiRA:
         return AttackOutput(data=score, stats={"references": len(in_mask), "views": len(view_list)})
 
 
-@register_mia("lira-online", config=LiRAConfig, requires=("target", "references"),
-              description="LiRA online: Gaussian IN/OUT fits of logit confidence over references (Carlini et al. 2022)")
+@register_mia(
+    "lira-online",
+    config=LiRAConfig,
+    requires=("target", "references"),
+    description="LiRA online: Gaussian IN/OUT fits of logit confidence over references (Carlini et al. 2022)",
+)
 class LiRAOnline(LiRA):
     """LiRA with IN and OUT reference models."""
 
     online = True
 
 
-@register_mia("lira-offline", config=LiRAConfig, requires=("target", "references"),
-              description="LiRA offline: one-sided test against OUT references only (Carlini et al. 2022)")
+@register_mia(
+    "lira-offline",
+    config=LiRAConfig,
+    requires=("target", "references"),
+    description="LiRA offline: one-sided test against OUT references only (Carlini et al. 2022)",
+)
 class LiRAOffline(LiRA):
     """LiRA with OUT reference models only."""
 

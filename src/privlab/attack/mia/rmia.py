@@ -36,8 +36,12 @@ def _probs(model: QueryModel, x: torch.Tensor, y: torch.Tensor, view_list: tuple
     return torch.stack([true_class_prob(model.logits(x, v), y) for v in view_list]).mean(0)
 
 
-@register_mia("rmia", config=RMIAConfig, requires=("target", "references", "population"),
-              description="RMIA: likelihood ratio against population samples (Zarifzadeh et al. 2024)")
+@register_mia(
+    "rmia",
+    config=RMIAConfig,
+    requires=("target", "references", "population"),
+    description="RMIA: likelihood ratio against population samples (Zarifzadeh et al. 2024)",
+)
 class RMIA:
     """Relative membership inference with 1…N reference models."""
 
@@ -69,5 +73,6 @@ class RMIA:
         # fraction of z with ratio_x / ratio_z > gamma, by sorting ratio_z (N log P instead of N×P)
         sorted_z, _ = torch.sort(ratio_z.double())
         below = torch.searchsorted(sorted_z, ratio_x.double() / c.gamma, side="left")
-        return AttackOutput(data=(below.float() / len(sorted_z)), stats={"references": len(in_mask),
-                                                                        "population": len(sorted_z)})
+        return AttackOutput(
+            data=(below.float() / len(sorted_z)), stats={"references": len(in_mask), "population": len(sorted_z)}
+        )

@@ -63,7 +63,12 @@ class AuditBound:
 
 
 def epsilon_lower_bound_multi(
-    false_positives: int, negatives: int, false_negatives: int, positives: int, *, delta: float = 0.0,
+    false_positives: int,
+    negatives: int,
+    false_negatives: int,
+    positives: int,
+    *,
+    delta: float = 0.0,
     confidence: float = 0.95,
 ) -> AuditBound:
     """Several-runs bound from a fixed-threshold test: ``negatives`` runs without the canary (``false_positives`` of
@@ -76,8 +81,12 @@ def epsilon_lower_bound_multi(
     for a, b in ((fnr_hi, fpr_hi), (fpr_hi, fnr_hi)):
         if b > 0 and 1 - delta - a > 0:
             cands.append(math.log((1 - delta - a) / b))
-    counts = {"false_positives": false_positives, "negatives": negatives, "false_negatives": false_negatives,
-              "positives": positives}
+    counts = {
+        "false_positives": false_positives,
+        "negatives": negatives,
+        "false_negatives": false_negatives,
+        "positives": positives,
+    }
     return AuditBound(max(cands), confidence, "clopper-pearson", counts)
 
 
@@ -113,6 +122,6 @@ def one_run_guesses(scores: Any, included: Any, k_plus: int, k_minus: int) -> tu
     if k_plus < 0 or k_minus < 0 or k_plus + k_minus > s.size:
         raise ConfigError(f"k_plus + k_minus must be ≤ the number of canaries ({s.size}), got {k_plus} + {k_minus}")
     order = np.argsort(-s, kind="mergesort")
-    top, bottom = order[:k_plus], order[s.size - k_minus:] if k_minus else order[:0]
+    top, bottom = order[:k_plus], order[s.size - k_minus :] if k_minus else order[:0]
     correct = int(inc[top].sum() + (~inc[bottom]).sum())
     return correct, k_plus + k_minus

@@ -112,7 +112,6 @@ def client_update(
     return [(start[n] - current[n]) if create_graph else (start[n] - current[n]).detach() for n in params]
 
 
-
 def per_example_gradients(
     model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, scale: float = 1.0
 ) -> list[torch.Tensor]:
