@@ -146,6 +146,8 @@ def test_switching_attack_on_a_preset_keeps_shared_settings(attack):
     own = ATTACKS.entry(attack).meta.get("preset", {})
     assert all(getattr(cfg, k) == v for k, v in own.items() if k != "iterations")  # the rest of X's preset holds
     with pytest.raises(ConfigError, match="(?i)unknown key 'iteration'.*did you mean 'iterations'"):
-        load_spec(experiment="inversion", preset="smoke", overrides={"attack": attack, "attack_config": {"iteration": 3}})
+        load_spec(
+            experiment="inversion", preset="smoke", overrides={"attack": attack, "attack_config": {"iteration": 3}}
+        )
     with pytest.raises(ConfigError, match="not a gradient-inversion attack"):
         load_spec(experiment="inversion", preset="smoke", overrides={"attack": "activation_adversary"})
