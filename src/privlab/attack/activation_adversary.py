@@ -159,8 +159,6 @@ class ActivationAdversary(Attack):
         )
         transform = (lambda x, gen: noise(x, gen)) if noise is not None else None
         data = TensorDataset(acts.float(), labels.long())
-        history = fit(
-            model, data, self.config.train, seed=seed, device=device, progress=progress, transform=transform
-        )
+        history = fit(model, data, self.config.train, seed=seed, device=device, progress=progress, transform=transform)
         model.eval()
         return AttackOutput(model=model, stats={"hidden": hidden, "noisy": noise is not None, "history": history})
