@@ -18,8 +18,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from privlab.attack import Observation
-from privlab.attack.inversion import ThreatModel, client_update, make_attack
+from privlab.attack import Observation, build_attack
+from privlab.attack.inversion import ThreatModel, client_update
 from privlab.bench import BENCHMARKS, Benchmark
 from privlab.models import build_model
 
@@ -44,9 +44,10 @@ def _make(name: str) -> Benchmark:
         case.update(_case(name))
 
     def candidate() -> None:
-        obs = Observation(gradients=case["target"], labels=case["y"], meta={"batch_size": 1, "image_shape": SHAPE})
-        attack = make_attack("inverting-gradients", iterations=iters)
-        attack.run(case["model"], obs, generator=torch.Generator().manual_seed(0))
+        meta = {"batch_size": 1, "image_shape": SHAPE}
+        obs = Observation(model=case["model"], gradients=case["target"], labels=case["y"], meta=meta)
+        attack = build_attack("inverting-gradients", {"iterations": iters})
+        attack.run(obs, generator=torch.Generator().manual_seed(0))
 
     def baseline() -> None:
         model, target, y = case["model"], case["target"], case["y"]

@@ -4,9 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from privlab.attack import ATTACKS, Observation
-from privlab.attack.activation_adversary import ActivationAdversary, original_adversary_accuracy
+from privlab.attack import ATTACKS, Observation, build_attack
+from privlab.attack.activation_adversary import (
+    ActivationAdversary,
+    ActivationAdversaryConfig,
+    OriginalAdversary,
+)
 from privlab.errors import ConfigError
+from privlab.measure.utility.accuracy import classifier_accuracy, predict_labels
 
 
 class _Swap(nn.Module):
@@ -28,9 +33,18 @@ def test_original_adversary_is_the_private_model_with_the_noise_inserted():
     x = torch.randn(300, 2, generator=torch.Generator().manual_seed(0))
     y = x.argmax(1)
     model = _argmax_model()
-    assert original_adversary_accuracy(model, "l1", None, x, y) == 1.0
-    assert original_adversary_accuracy(model, "l1", nn.Identity(), x, y) == 1.0
-    assert original_adversary_accuracy(model, "l1", _Swap(), x, y) == 0.0  # the inserted layer flips every answer
+    attack = build_attack("original_adversary")
+
+    def accuracy(noise):
+        obs = Observation.granted(attack.requires, {"cut": "l1", "noise": noise}, model=model, labels=y)
+        assert obs.labels is None  # the threat model grants the private model, not the labels
+        return classifier_accuracy(attack.run(obs).model, x, y)
+
+    assert accuracy(None) == 1.0
+    assert accuracy(nn.Identity()) == 1.0
+    assert accuracy(_Swap()) == 0.0  # the inserted layer flips every answer
+    with pytest.raises(ConfigError, match="cut"):
+        attack.run(Observation(model=model))
 
 
 def _separable(n=600, seed=0):
@@ -40,30 +54,45 @@ def _separable(n=600, seed=0):
     return centres[y] + 0.5 * torch.randn(n, 4, generator=g), y
 
 
+def _retrained(acts, y, noise=None, num_classes=3):
+    adv = build_attack("activation_adversary", {"hidden": 16, "train": {"epochs": 20, "batch_size": 128, "lr": 1e-3}})
+    obs = Observation.granted(adv.requires, {"num_classes": num_classes, "noise": noise}, activations=acts, labels=y)
+    return adv.run(obs, seed=0).model
+
+
+def _accuracy(model, acts, y):
+    return float((predict_labels(model, acts) == y).float().mean())
+
+
 def test_retrained_adversary_learns_clean_and_fails_under_destructive_noise():
     acts, y = _separable()
     test_acts, test_y = _separable(seed=1)
-    clean = ActivationAdversary(3, hidden=16).fit(acts, y, epochs=20, seed=0)
-    assert clean.accuracy(test_acts, test_y) > 0.95
+    clean = _retrained(acts, y)
+    assert not clean.training and _accuracy(clean, test_acts, test_y) > 0.95
     # a fixed offset and scale (a noise the adversary can learn around) costs nothing
-    shift = ActivationAdversary(3, hidden=16).fit(acts, y, noise=lambda a, g: 50 * a + 1000.0, epochs=20, seed=0)
-    assert shift.accuracy(50 * test_acts + 1000.0, test_y) > 0.95
+    shift = _retrained(acts, y, noise=lambda a, g: 50 * a + 1000.0)
+    assert _accuracy(shift, 50 * test_acts + 1000.0, test_y) > 0.95
 
     # noise 100× the class separation leaves chance level (1/3): at most ~0.45 on 600 test points
     def big(a, g):
         return a + 400.0 * torch.randn(a.shape, generator=g, device=a.device)
 
-    noisy = ActivationAdversary(3, hidden=16).fit(acts, y, noise=big, epochs=20, seed=0)
-    assert noisy.accuracy(big(test_acts, torch.Generator().manual_seed(9)), test_y) < 0.45
-    out = clean.attack(Observation(activations=test_acts))
-    assert out.labels.shape == (600,) and out.labels.dtype == torch.long
+    noisy = _retrained(acts, y, noise=big)
+    assert _accuracy(noisy, big(test_acts, torch.Generator().manual_seed(9)), test_y) < 0.45
+    # the same seed gives the same adversary
+    again = _retrained(acts, y)
+    assert all(torch.equal(a, b) for a, b in zip(clean.state_dict().values(), again.state_dict().values(), strict=True))
 
 
 def test_adversary_errors_and_registry():
-    assert ATTACKS.entry("activation_adversary").obj is ActivationAdversary
-    with pytest.raises(ConfigError):
-        ActivationAdversary(1)
-    with pytest.raises(ConfigError, match="before fit"):
-        ActivationAdversary(3).predict(torch.zeros(2, 4))
+    entry = ATTACKS.entry("activation_adversary")
+    assert entry.obj is ActivationAdversary and entry.meta["config"] is ActivationAdversaryConfig
+    assert entry.meta["requires"] == ("activations", "labels")
+    assert ATTACKS.entry("original_adversary").obj is OriginalAdversary
+    acts, y = torch.zeros(4, 2), torch.tensor([0, 1, 0, 1])
+    with pytest.raises(ConfigError, match="num_classes"):
+        _retrained(acts, y, num_classes=1)
     with pytest.raises(ConfigError, match="activations"):
-        ActivationAdversary(3).attack(Observation())
+        ActivationAdversary().run(Observation())
+    with pytest.raises(ConfigError, match="hidden"):
+        build_attack("activation_adversary", {"hidden": 0})

@@ -174,3 +174,31 @@ def test_real_subprocess_run(tmp_path):
         timeout=300,
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "train.epochs" in bad.stderr
+
+
+def test_run_summary_line_shows_privacy_and_utility_metrics_by_their_stored_kind(tmp_path, capsys):
+    """The one-line summary of a run picks metrics by the kind the pipeline logged, not by a list of names."""
+    from privlab.cli.run import finish_runs, headline_metrics
+    from privlab.run.local import RunOutcome
+    from privlab.store import MetricRecord, Store
+
+    records = [
+        MetricRecord("bank_seconds", 3.0, None, "s", "cost", False),
+        MetricRecord("leak_score", 0.25, None, "ratio", "privacy", False),  # a name no list ever held
+        MetricRecord("test_accuracy", 0.875, None, "fraction", "utility", True),
+        MetricRecord("per_class/0", 0.5, None, "fraction", "utility", True),
+        MetricRecord("bank_size", 3.0, None, "samples", "info", None),
+        MetricRecord("mi_reduction_ci_low", 10.0, None, "%", "info", True),
+    ]
+    with Store(tmp_path) as store:
+        run_id = store.new_run_id("custom", "h")
+        store.start_run(run_id, experiment="custom", spec={}, spec_hash="h", seed=0, versions={}, hardware={})
+        store.log_metrics(run_id, records)
+        info = store.metric_info()
+    metrics = {r.name: r.value for r in records}
+    assert headline_metrics(metrics, info) == ["leak_score", "test_accuracy"]
+    assert headline_metrics(metrics, info, limit=1) == ["leak_score"]
+    assert headline_metrics({"a": 1.0, "b": 2.0}, {}) == ["a", "b"]  # ≤ 4 metrics: all of them
+    finish_runs([RunOutcome(id=run_id, experiment="custom", status="finished", metrics=metrics)], tmp_path, False)
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line == f"{run_id}: finished — leak_score 0.25, test_accuracy 87.50%"

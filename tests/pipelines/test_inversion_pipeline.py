@@ -132,3 +132,22 @@ def test_victim_from_a_train_checkpoint(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"dataset\.resize"):
         execute(bad, tmp_path / "bad", quiet=True)
+
+
+@pytest.mark.parametrize("attack", ["dlg", "idlg", "inverting-gradients", "gradient-inversion"])
+def test_switching_attack_on_a_preset_keeps_shared_settings(attack):
+    """``privlab run inversion --preset smoke --set attack=X``: the preset's ``iterations`` (a setting every inversion
+    attack has) applies to X on top of X's own preset; a key X lacks is a ConfigError naming it."""
+    from privlab.attack import ATTACKS, attack_config
+
+    spec = load_spec(experiment="inversion", preset="smoke", overrides={"attack": attack})
+    cfg = attack_config(spec.attack, spec.attack_config)
+    assert spec.attack == attack and cfg.iterations == 30
+    own = ATTACKS.entry(attack).meta.get("preset", {})
+    assert all(getattr(cfg, k) == v for k, v in own.items() if k != "iterations")  # the rest of X's preset holds
+    with pytest.raises(ConfigError, match="(?i)unknown key 'iteration'.*did you mean 'iterations'"):
+        load_spec(
+            experiment="inversion", preset="smoke", overrides={"attack": attack, "attack_config": {"iteration": 3}}
+        )
+    with pytest.raises(ConfigError, match="not a gradient-inversion attack"):
+        load_spec(experiment="inversion", preset="smoke", overrides={"attack": "activation_adversary"})

@@ -1,69 +1,95 @@
 """Adversaries against noisy split-inference activations (Shredder's private-task attackers).
 
-Two threat models, both predicting the private label (e.g. the digit) from what the edge sends:
+Two threat models, both predicting the private label (e.g. the digit) from what the edge sends; each is an
+:class:`~privlab.attack.base.Attack` that returns its adversary model (``AttackOutput.model``) for the pipeline to
+measure (:func:`privlab.measure.utility.accuracy.classifier_accuracy`):
 
-- :func:`original_adversary_accuracy` — the Shredder papers' adversary: a classifier trained on the private task
-  with clean data, into which the *same* noise layer is inserted at the same cut (``insert_at``). It never adapts
-  to the noise, so it is a weak adversary.
-- :class:`ActivationAdversary` — a stronger one: a small MLP retrained on noisy activations (fresh noise every
-  batch, through :func:`privlab.train.fit`'s ``transform`` hook) with private labels, then evaluated on the noisy
-  activations of unseen images. It knows the noise distribution (it can sample it), not the draws.
+- ``original_adversary`` (:class:`OriginalAdversary`) — the Shredder papers' adversary: a classifier trained on the
+  private task with clean data (``Observation.model``), into which the *same* noise layer (``meta["noise"]``) is
+  inserted at the same cut (``meta["cut"]``, :func:`~privlab.models.split.insert_at`). It never adapts to the noise,
+  so it is a weak adversary.
+- ``activation_adversary`` (:class:`ActivationAdversary`) — a stronger one: a small MLP retrained on noisy
+  activations (fresh noise every batch, through :func:`privlab.train.fit`'s ``transform`` hook) with private labels.
+  It knows the noise distribution (``meta["noise"]``, a sampler ``noise(batch, generator)``), not the draws.
 
 Example:
     >>> import torch
-    >>> from privlab.attack.activation_adversary import ActivationAdversary
+    >>> from privlab.attack import Observation, build_attack
     >>> g = torch.Generator().manual_seed(0)
     >>> y = torch.arange(200) % 2
     >>> acts = torch.randn(200, 4, generator=g) + 3.0 * y[:, None]
-    >>> adv = ActivationAdversary(num_classes=2).fit(acts, y, epochs=30, seed=0)
-    >>> adv.accuracy(acts, y) > 0.9
+    >>> adv = build_attack("activation_adversary", {"train": {"epochs": 30, "batch_size": 128, "lr": 1e-3}})
+    >>> out = adv.run(Observation(activations=acts, labels=y, meta={"num_classes": 2}), seed=0)
+    >>> bool((out.model(acts).argmax(1) == y).float().mean() > 0.9)
     True
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
+from pydantic import Field
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from privlab.attack.base import ATTACKS, AttackOutput, Observation
+from privlab.attack.base import ATTACKS, Attack, AttackOutput, Observation
+from privlab.config import Spec
+from privlab.context import Progress
 from privlab.errors import ConfigError
 from privlab.models.split import insert_at
 from privlab.train import TrainConfig, fit
 
-__all__ = ["ActivationAdversary", "original_adversary_accuracy"]
+__all__ = [
+    "ActivationAdversary",
+    "ActivationAdversaryConfig",
+    "NoiseFn",
+    "OriginalAdversary",
+    "OriginalAdversaryConfig",
+]
 
+# noise(batch of clean activations, generator or None) -> noisy activations of the same shape
 NoiseFn = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
 
-@torch.no_grad()
-def original_adversary_accuracy(
-    private_model: nn.Sequential,
-    cut: str | int,
-    noise: nn.Module | None,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    device: torch.device | str = "cpu",
-    batch_size: int = 512,
-) -> float:
-    """Accuracy (fraction) of ``private_model`` with ``noise`` inserted after layer ``cut`` (None: clean).
+class OriginalAdversaryConfig(Spec):
+    """The original adversary has no settings: the private model and the noise come with the observation."""
 
-    Args:
-        private_model: the private-task classifier (named-children ``nn.Sequential``), frozen, taking ``[0, 1]``
-            images. cut: the layer after which Shredder's noise sits. noise: the deployed noise layer.
-        images: ``(N, C, H, W)`` in ``[0, 1]``. labels: private labels ``(N,)``.
+
+@ATTACKS.register(
+    "original_adversary",
+    requires=("model",),
+    config=OriginalAdversaryConfig,
+    description="the private-task classifier with the deployed noise inserted at the cut (Shredder's adversary)",
+)
+class OriginalAdversary(Attack):
+    """The private-task classifier with the deployed noise layer inserted after ``meta["cut"]``.
+
+    Observation: ``model`` (the private classifier, a named-children ``nn.Sequential`` taking ``[0, 1]`` images),
+    ``meta["cut"]`` (the layer after which the noise sits) and ``meta["noise"]`` (the deployed noise layer, an
+    ``nn.Module``; None or absent: clean). Returns the combined model, in eval mode, on ``device``.
     """
-    model = insert_at(private_model, cut, noise) if noise is not None else private_model
-    model.to(device).eval()
-    correct = 0
-    for i in range(0, len(images), batch_size):
-        x, y = images[i : i + batch_size].to(device), labels[i : i + batch_size].to(device)
-        correct += int((model(x).argmax(1) == y).sum())
-    return correct / max(len(images), 1)
+
+    config_class = OriginalAdversaryConfig
+    requires = ("model",)
+
+    def run(
+        self,
+        observation: Observation,
+        *,
+        seed: int = 0,
+        generator: torch.Generator | None = None,
+        device: Any = "cpu",
+        progress: Progress | None = None,
+    ) -> AttackOutput:
+        """Insert the noise into the private model (no training; ``seed``/``generator`` are unused)."""
+        if observation.model is None or "cut" not in observation.meta:
+            raise ConfigError("original_adversary needs Observation.model (the private classifier) and meta['cut']")
+        noise = observation.meta.get("noise")
+        model = insert_at(observation.model, observation.meta["cut"], noise) if noise is not None else observation.model
+        model.to(device).eval()
+        return AttackOutput(model=model, stats={"noise_inserted": noise is not None})
 
 
 class _Standardize(nn.Module):
@@ -76,42 +102,49 @@ class _Standardize(nn.Module):
         return (x.flatten(1) - self.mean) / self.std
 
 
+class ActivationAdversaryConfig(Spec):
+    """The retrained adversary: an MLP on (noisy) activations."""
+
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=30, batch_size=128, lr=1e-3))
+    hidden: int = Field(default=84, ge=1, description="hidden width (LeNet-5's f6 has 84)")
+
+
 @ATTACKS.register(
     "activation_adversary",
     requires=("activations", "labels"),
+    config=ActivationAdversaryConfig,
     description="MLP retrained on (noisy) split-inference activations to predict a private label",
 )
-class ActivationAdversary:
-    """A private-label classifier trained on activations, optionally with fresh noise drawn every batch.
+class ActivationAdversary(Attack):
+    """A private-label classifier trained on activations, with fresh noise drawn every batch when the observation
+    says how to sample it.
 
-    Args:
-        num_classes: private classes (10 digits).
-        hidden: width of the hidden layer (LeNet-5's f6 has 84).
+    Observation: ``activations`` (clean training activations ``(N, …)``), ``labels`` (private labels ``(N,)``),
+    ``meta["num_classes"]`` (≥ 2 private classes) and optionally ``meta["noise"]`` (a :data:`NoiseFn`).
     """
 
-    def __init__(self, num_classes: int, hidden: int = 84) -> None:
-        if num_classes < 2:
-            raise ConfigError(f"an adversary needs ≥ 2 private classes, got {num_classes}")
-        self.num_classes, self.hidden = num_classes, hidden
-        self.model: nn.Sequential | None = None
+    config_class = ActivationAdversaryConfig
+    requires = ("activations", "labels")
 
-    def fit(
+    def run(
         self,
-        acts: torch.Tensor,
-        labels: torch.Tensor,
+        observation: Observation,
         *,
-        noise: NoiseFn | None = None,
-        epochs: int = 30,
-        train: TrainConfig | None = None,
         seed: int = 0,
-        device: torch.device | str = "cpu",
-    ) -> ActivationAdversary:
-        """Train on clean activations ``acts (N, …)`` with ``noise(batch, generator)`` applied to every batch.
-
-        Inputs are standardised with the mean/std of one noisy pass over ``acts`` (so huge noise does not stall
-        the optimiser). ``train`` overrides the default ``TrainConfig(epochs, batch_size=128, lr=1e-3)``.
-        """
-        cfg = train or TrainConfig(epochs=epochs, batch_size=128, lr=1e-3)
+        generator: torch.Generator | None = None,
+        device: Any = "cpu",
+        progress: Progress | None = None,
+    ) -> AttackOutput:
+        """Train the MLP; returns it (eval mode, on ``device``) as ``AttackOutput.model``. Its input is standardised
+        with the mean/std of one noisy pass over the activations (so huge noise does not stall the optimiser).
+        ``seed`` seeds the weights, the batch order and the noise draws (``generator`` is unused)."""
+        acts, labels = observation.activations, observation.labels
+        if acts is None or labels is None:
+            raise ConfigError("the activation adversary needs Observation.activations and Observation.labels")
+        num_classes = int(observation.meta.get("num_classes", 0))
+        if num_classes < 2:
+            raise ConfigError(f"an adversary needs meta['num_classes'] ≥ 2 private classes, got {num_classes}")
+        noise: NoiseFn | None = observation.meta.get("noise")
         g = torch.Generator(device=device).manual_seed(seed + 99)
         with torch.no_grad():
             sample = acts.to(device)
@@ -120,30 +153,12 @@ class ActivationAdversary:
             flat = sample.flatten(1).float()
             mean, std = flat.mean(0), flat.std(0).clamp_min(1e-6)
         torch.manual_seed(seed)
-        d = flat.shape[1]
-        self.model = nn.Sequential(
-            _Standardize(mean, std), nn.Linear(d, self.hidden), nn.ReLU(), nn.Linear(self.hidden, self.num_classes)
+        hidden = self.config.hidden
+        model = nn.Sequential(
+            _Standardize(mean, std), nn.Linear(flat.shape[1], hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
         )
         transform = (lambda x, gen: noise(x, gen)) if noise is not None else None
-        fit(self.model, TensorDataset(acts.float(), labels.long()), cfg, seed=seed, device=device, transform=transform)
-        self.model.eval()
-        return self
-
-    @torch.no_grad()
-    def predict(self, acts: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-        """Predicted private labels ``(N,)`` of (already noisy) activations."""
-        if self.model is None:
-            raise ConfigError("ActivationAdversary.predict called before fit")
-        dev = next(self.model.parameters()).device
-        out = [self.model(acts[i : i + batch_size].to(dev)).argmax(1).cpu() for i in range(0, len(acts), batch_size)]
-        return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
-
-    def accuracy(self, acts: torch.Tensor, labels: torch.Tensor) -> float:
-        """Fraction of ``labels`` predicted correctly from ``acts``."""
-        return float((self.predict(acts) == labels.cpu()).float().mean()) if len(labels) else math.nan
-
-    def attack(self, obs: Observation) -> AttackOutput:
-        """Predict private labels from ``obs.activations``."""
-        if obs.activations is None:
-            raise ConfigError("the activation adversary needs Observation.activations")
-        return AttackOutput(labels=self.predict(obs.activations), stats={"hidden": self.hidden})
+        data = TensorDataset(acts.float(), labels.long())
+        history = fit(model, data, self.config.train, seed=seed, device=device, progress=progress, transform=transform)
+        model.eval()
+        return AttackOutput(model=model, stats={"hidden": hidden, "noisy": noise is not None, "history": history})

@@ -24,12 +24,29 @@ from privlab.cli._common import (
 )
 from privlab.errors import ConfigError
 
-_HEADLINE = ("test_loss", "psnr", "ssim", "lpips", "mi_reduction", "snr", "epsilon")
+HEADLINE_KINDS = ("privacy", "utility")
+HEADLINE_MAX = 6
 
 
-def _headline(name: str) -> bool:
-    """Metrics worth a place in the one-line summary of a run."""
-    return name in _HEADLINE or (name.endswith("accuracy") and "/" not in name)
+def headline_metrics(
+    metrics: dict[str, float], info: dict[str, dict[str, Any]], limit: int = HEADLINE_MAX
+) -> list[str]:
+    """The metrics worth a place in a run's one-line summary: every metric when there are at most 4, else the first
+    ``limit`` whose stored kind (``info[name]["kind"]``, as logged by the pipeline) is privacy or utility, leaving out
+    per-step/per-class breakdowns (names with ``/``)."""
+    if len(metrics) <= 4:
+        return list(metrics)
+    return [k for k in metrics if info.get(k, {}).get("kind") in HEADLINE_KINDS and "/" not in k][:limit]
+
+
+def _metric_info(out: Path) -> dict[str, dict[str, Any]]:
+    """Unit, kind and direction of every metric stored in ``out`` (empty when there is no store)."""
+    from privlab.store import Store
+
+    if not (out / "runs.sqlite").exists():
+        return {}
+    with Store(out, create=False) as store:
+        return store.metric_info()
 
 
 def _print_outcomes(outcomes: list[Any], out: Path, json_out: bool) -> None:
@@ -44,8 +61,9 @@ def _print_outcomes(outcomes: list[Any], out: Path, json_out: bool) -> None:
             }
         )
         return
+    info = _metric_info(out) if any(len(o.metrics) > 4 for o in outcomes) else {}
     for o in outcomes:
-        keys = list(o.metrics) if len(o.metrics) <= 4 else [k for k in o.metrics if _headline(k)][:6]
+        keys = headline_metrics(o.metrics, info)
         shown = ", ".join(
             f"{k} {o.metrics[k]:.2%}" if k.endswith("accuracy") else f"{k} {o.metrics[k]:.4g}" for k in keys
         )

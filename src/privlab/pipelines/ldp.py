@@ -44,11 +44,9 @@ from privlab.measure.utility.clustering import hungarian_accuracy, kmeans_classi
 from privlab.models import build_model
 from privlab.models.iic import IICConfig, predict_clusters, train_iic
 from privlab.pipelines import PIPELINES
-from privlab.protect.dpsgd import DPSGDConfig, train_dpsgd
-from privlab.protect.ldp import build_ldp_mechanisms
+from privlab.protect import PROTECTIONS
+from privlab.protect.ldp import PixelMechanism, UnaryEncoding, build_ldp_mechanisms, build_pixel_mechanism
 from privlab.protect.ldp_budget import Allocation, LDPAccount, account
-from privlab.protect.ldp_label import UnaryEncoding
-from privlab.protect.ldp_pixel import PixelMechanism, build_pixel_mechanism
 from privlab.store import MetricRecord, sha256_file
 from privlab.train import TrainConfig, evaluate, fit
 
@@ -294,12 +292,12 @@ def _learn_dpsgd(
     assert spec.epsilon is not None
     torch.manual_seed(ctx.seed)
     model = build_model(_MODEL[spec.dpsgd.model], train.num_classes, train.shape, mean=train.mean, std=train.std)
-    d = spec.dpsgd
-    cfg = DPSGDConfig(
+    d, dpsgd = spec.dpsgd, PROTECTIONS.entry("dpsgd")  # a training protection: obj = train(model, data, cfg, …)
+    cfg = dpsgd.meta["config"](
         epsilon=spec.epsilon, delta=spec.delta, max_grad_norm=d.max_grad_norm, epochs=d.epochs,
         batch_size=d.batch_size, optimizer=d.optimizer, lr=d.lr, accountant=d.accountant,
     )  # fmt: skip
-    model, res_dp = train_dpsgd(model, train, cfg, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    model, res_dp = dpsgd.obj(model, train, cfg, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
     acc = evaluate(model, test, device=ctx.device)["accuracy"]
     records = [
         MetricRecord("epsilon_spent", res_dp.epsilon, None, "nats", "privacy", False),

@@ -323,7 +323,8 @@ def _adversaries(
 ) -> tuple[dict[str, float], list[MetricRecord]]:  # fmt: skip
     """The original adversary (private victim with the noise inserted) and a retrained one (MLP on activations),
     clean and noisy; ``acts`` = (train, test, noisy test) activations. Returns ``(accuracies, records)``."""
-    from privlab.attack.activation_adversary import ActivationAdversary, original_adversary_accuracy
+    from privlab.attack import Observation, build_attack
+    from privlab.measure.utility.accuracy import classifier_accuracy, predict_labels
 
     assert spec.private_task is not None
     a_train, a_test, z_test = acts
@@ -331,26 +332,26 @@ def _adversaries(
     priv_train, priv_test = relabel(train, spec.private_task), relabel(test, spec.private_task)
     private_model, priv_info = get_victim(spec, ctx, spec.private_task, priv_train)
     freeze(private_model)
+    original = build_attack("original_adversary")
     adv: dict[str, float] = {}
-    adv["adversary_accuracy_clean"] = original_adversary_accuracy(
-        private_model, spec.cut, None, test.images, priv_test.labels, device=dev, batch_size=eb
-    )
-    deployed.reseed(eval_seed + 101)
-    adv["adversary_accuracy_noisy"] = original_adversary_accuracy(
-        private_model, spec.cut, deployed, test.images, priv_test.labels, device=dev, batch_size=eb
-    )
+    for key, noise in (("clean", None), ("noisy", deployed)):
+        if noise is not None:
+            deployed.reseed(eval_seed + 101)
+        obs = Observation.granted(original.requires, {"cut": spec.cut, "noise": noise}, model=private_model)
+        model = original.run(obs, seed=ctx.seed, device=dev).model
+        adv[f"adversary_accuracy_{key}"] = classifier_accuracy(
+            model, test.images, priv_test.labels, device=dev, batch_size=eb
+        )
     t0 = time.perf_counter()
-    n_priv = priv_train.num_classes
-    clean_adv = ActivationAdversary(n_priv, spec.adversary.hidden).fit(
-        a_train, priv_train.labels, train=spec.adversary.train, seed=ctx.seed, device=dev
-    )
-    adv["adversary_retrained_accuracy_clean"] = clean_adv.accuracy(a_test, priv_test.labels)
-    deployed.reseed(eval_seed + 202)
-    noisy_adv = ActivationAdversary(n_priv, spec.adversary.hidden).fit(
-        a_train, priv_train.labels, noise=lambda x, g: deployed(x, g), train=spec.adversary.train,
-        seed=ctx.seed, device=dev,
-    )  # fmt: skip
-    adv["adversary_retrained_accuracy_noisy"] = noisy_adv.accuracy(z_test, priv_test.labels)
+    retrained = build_attack("activation_adversary", spec.adversary.model_dump())
+    for key, noise, eval_acts in (("clean", None, a_test), ("noisy", deployed, z_test)):
+        if noise is not None:
+            deployed.reseed(eval_seed + 202)
+        meta = {"num_classes": priv_train.num_classes, "noise": noise}  # it can sample the noise, not its draws
+        obs = Observation.granted(retrained.requires, meta, activations=a_train, labels=priv_train.labels)
+        model = retrained.run(obs, seed=ctx.seed, device=dev).model
+        pred = predict_labels(model, eval_acts, device=dev)
+        adv[f"adversary_retrained_accuracy_{key}"] = float((pred == priv_test.labels.cpu()).float().mean())
     records = [MetricRecord(k, v, None, "fraction", "privacy", False) for k, v in adv.items()]
     records += [
         MetricRecord("adversary_seconds", time.perf_counter() - t0, None, "s", "cost", False),

@@ -1,5 +1,8 @@
 """The local-DP builder: a total ε split into an image mechanism and a label mechanism.
 
+The builders of the LDP family: :func:`build_ldp_mechanisms` (both mechanisms from a total ε) and
+:func:`~privlab.protect.ldp_pixel.build_pixel_mechanism` (one image mechanism by its ``PROTECTIONS`` name).
+
 One allocation for the ``ldp`` experiment and ``privlab ldp budget``: a share ``label_fraction`` of the total ε goes
 to the label (unary encoding), the rest to the image, divided equally among ``releases`` image releases (basic
 composition); δ (Gaussian) is divided the same way.
@@ -18,7 +21,9 @@ from privlab.protect.ldp_budget import Allocation, allocate
 from privlab.protect.ldp_label import UnaryEncoding
 from privlab.protect.ldp_pixel import PixelMechanism, build_pixel_mechanism
 
-__all__ = ["build_ldp_mechanisms"]
+# the LDP family's public face: a pipeline builds and types its mechanisms through this module (registry-backed
+# builders), never through the concrete mechanism files
+__all__ = ["PixelMechanism", "UnaryEncoding", "build_ldp_mechanisms", "build_pixel_mechanism"]
 
 
 def build_ldp_mechanisms(
