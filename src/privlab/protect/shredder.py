@@ -374,25 +374,37 @@ class _Slots:
 
 
 def _slot_loss(
-    cloud: nn.Module, z: torch.Tensor, y: torch.Tensor, n: torch.Tensor | None, cfg: LossConfig
+    cloud: nn.Module, a: torch.Tensor, y: torch.Tensor, params: dict[str, torch.Tensor], cfg: LossConfig
 ) -> torch.Tensor:
-    """Per-restart :func:`shredder_loss` of noisy activations ``z (R, B, *shape)``, labels ``y (R, B)``: ``(R,)``."""
+    """Per-restart :func:`shredder_loss` for clean activations ``a (R, B, *shape)``, labels ``y (R, B)`` and noise
+    ``params`` (``n``/``w`` of shape ``(R, *shape)``): ``(R,)``.
+
+    The contrastive distance uses ``z_i − z_j = (a_i − a_j) ⊙ w`` (``n`` cancels), i.e. ``d = Σ_c |a_i − a_j|_c
+    |w|_c``: one batched product instead of differences of noisy activations (same value, same gradient).
+    """
     r, b = y.shape
-    logits = cloud(z.reshape(r * b, *z.shape[2:]))
+    n, w = params.get("n"), params.get("w")
+    flat = (r, b, -1)
+    if w is not None:
+        wv = w.reshape(r, 1, -1)
+        z = torch.addcmul(n.reshape(r, 1, -1), a.reshape(flat), wv) if n is not None else a.reshape(flat) * wv
+    else:
+        z = a.reshape(flat) + n.reshape(r, 1, -1)  # type: ignore[union-attr]
+    logits = cloud(z.reshape(r * b, *a.shape[2:]))
     loss = F.cross_entropy(logits, y.reshape(-1), reduction="none").view(r, b).mean(1)
-    if cfg.contrastive_weight > 0 and b > 1:
-        pair = torch.roll(torch.arange(b, device=z.device), -1)
-        d = (z - z[:, pair]).abs().flatten(2).sum(2)
-        same = y == y[:, pair]
+    if cfg.contrastive_weight > 0 and b > 1 and w is not None:  # without w, d does not depend on the noise
+        da = (a - torch.roll(a, -1, dims=1)).abs().reshape(flat)
+        d = torch.bmm(da, w.reshape(r, -1, 1).abs()).squeeze(2)
+        same = y == torch.roll(y, -1, dims=1)
         loss = loss + cfg.contrastive_weight * (torch.where(same, d, 0).sum(1) - torch.where(same, 0, d).sum(1))
     if cfg.magnitude_reward != "none" and n is not None:
-        lam, flat = cfg.magnitude_weight, n.flatten(1)
+        lam, nf = cfg.magnitude_weight, n.flatten(1)
         if cfg.magnitude_reward == "neg_weight_decay":
-            loss = loss - 0.5 * lam * flat.pow(2).sum(1)
+            loss = loss - 0.5 * lam * nf.pow(2).sum(1)
         elif cfg.magnitude_reward == "mean_abs":
-            loss = loss - lam * flat.abs().mean(1)
+            loss = loss - lam * nf.abs().mean(1)
         else:
-            loss = loss - lam * torch.log(flat.abs().mean(1) + 1e-12)
+            loss = loss - lam * torch.log(nf.abs().mean(1) + 1e-12)
     return loss
 
 
@@ -495,8 +507,7 @@ def train_noise_bank(
             for i in range(0, n_tr, bs):
                 idx = orders[:, i : i + bs]
                 params = {k: v.detach().requires_grad_(True) for k, v in slots.params.items()}
-                z = slots.apply(z_tr[idx], params)
-                loss = _slot_loss(cloud, z, y_tr[idx], params.get("n"), loss_cfg)
+                loss = _slot_loss(cloud, z_tr[idx], y_tr[idx], params, loss_cfg)
                 if not torch.isfinite(loss).all():
                     bad = int((~torch.isfinite(loss)).nonzero()[0])
                     s = slots.info[bad]["rec"]
