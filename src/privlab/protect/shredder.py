@@ -256,7 +256,7 @@ class NoiseBank:
     Attributes:
         n: additive samples ``(K, *shape)`` or None. w: multiplicative samples ``(K, *shape)`` or None.
         records: one dict per restart: ``restart``, ``seed``, ``accepted``, ``epoch``, ``val_accuracy``,
-            ``train_snr``, ``seconds``.
+            ``train_snr``, ``seconds`` and ``elapsed_s`` (seconds from the start of the bank to its end).
         meta: shape, mode, acceptance rule, initialisation, loss settings.
     """
 
@@ -462,6 +462,7 @@ def train_noise_bank(
     z_tr, y_tr = acts[tr].to(device), labels[tr].to(device)
     z_va, y_va = acts[va].to(device), labels[va].to(device)
     shape = tuple(acts.shape[1:])
+    t_start = time.perf_counter()
     has_n, has_w = noise_cfg.mode in ("additive", "combined"), noise_cfg.mode in ("multiplicative", "combined")
     slots = _Slots(shape, has_n, has_w, device)
     done: dict[int, dict[str, Any]] = {}  # restart -> (rec, tensors)
@@ -540,6 +541,7 @@ def train_noise_bank(
                     one = {k: slots.params[k][j : j + 1] for k in slots.keys}
                     s["rec"]["train_snr"] = snr(z_va, slots.apply(z_va, one)[0])
                 s["rec"]["seconds"] = time.perf_counter() - s["t0"]
+                s["rec"]["elapsed_s"] = time.perf_counter() - t_start
                 done[s["rec"]["restart"]] = {"rec": s["rec"], "tensors": tensors}
             slots.keep(keep)
             flush(advance)
