@@ -322,3 +322,11 @@ def test_parallel_restarts_match_one_at_a_time_loop():
     assert [e for _, e, _ in ref] == [r["epoch"] for r in seq.records]
     ref_n = torch.stack([t["n"] for t, _, _ in ref if t is not None])
     assert torch.allclose(ref_n, seq.n, atol=1e-5)
+
+
+def test_bank_divergence_names_the_restart():
+    cloud, acts, y = _toy_cloud()
+    cfg = BankConfig(size=2, max_restarts=4, max_epochs=2, batch_size=64, parallel_restarts=4)
+    loss = LossConfig(magnitude_reward="neg_weight_decay", magnitude_weight=1e38)  # −λ/2·‖n‖² overflows to −inf
+    with pytest.raises(ConfigError, match=r"diverged \(loss -inf\) at restart 0, epoch 1; lower bank.lr"):
+        train_noise_bank(cloud, acts, y, NoiseConfig(laplace_scale=20.0), loss, cfg)

@@ -7,8 +7,9 @@ of its activation ``a``. Only the noise tensors train (the network's weights nev
   (Xavier-normal) or both (``a ⊙ w + n``, Shredder v2);
 - :func:`shredder_loss` — task cross-entropy + ``contrastive_weight · (pos − neg)`` (v2's L1 pull/push term, see
   :func:`contrastive_term`) − a magnitude reward on ``n`` (:func:`magnitude_term`, the papers' privacy knob);
-- :func:`train_noise_bank` — restarts from fresh initial noise; a restart's noise is *accepted* into the bank the
-  first epoch ≥ ``min_epochs`` at which its validation accuracy is > ``accuracy_threshold``;
+- :func:`train_noise_bank` — restarts from fresh initial noise, ``parallel_restarts`` at a time as a batch dimension;
+  a restart's noise is *accepted* into the bank the first epoch ≥ ``min_epochs`` at which its validation accuracy
+  is > ``accuracy_threshold``;
 - deployment samplers — :class:`LaplaceFitSampler` (v1: element-wise Laplace(mean, std) fitted to the bank) and
   :class:`BankSampler` (v2: a random bank entry, its ``w`` re-drawn by :func:`rank_preserving_gaussian`);
   :class:`DeployedNoise` applies fresh noise per image or per batch;
@@ -305,14 +306,6 @@ class NoiseBank:
         return cls(n, w, list(meta.get("records", [])), {k: v for k, v in meta.items() if k != "records"})
 
 
-def _accuracy(cloud: nn.Module, z: torch.Tensor, y: torch.Tensor, batch: int) -> float:
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(z), batch):
-            correct += int((cloud(z[i : i + batch]).argmax(1) == y[i : i + batch]).sum())
-    return correct / max(len(z), 1)
-
-
 def _order_generator(rseed: int) -> torch.Generator:
     """The batch-order generator of the restart with initial-draw seed ``rseed`` (its own, so a restart's
     trajectory does not depend on which restarts ran before it or beside it)."""
@@ -513,7 +506,7 @@ def train_noise_bank(
                     bad = int((~torch.isfinite(loss)).nonzero()[0])
                     s = slots.info[bad]["rec"]
                     raise ConfigError(
-                        f"noise training diverged (loss {float(loss[bad])}) at restart {s['restart']}, epoch "
+                        f"noise training diverged (loss {float(loss[bad].detach())}) at restart {s['restart']}, epoch "
                         f"{(s['epoch'] or 0) + 1}; lower bank.lr ({bank_cfg.lr}) or loss.magnitude_weight "
                         f"({loss_cfg.magnitude_weight})"
                     )
