@@ -82,6 +82,10 @@ def test_smoke_run_end_to_end(smoke_run):
     assert m["public_accuracy_noisy"] > m["public_accuracy_clean"] - 0.08
     assert m["mi_noisy_nats"] < m["mi_clean_nats"]
     assert m["mi_reduction"] > 30 and m["mi_reduction_ci_low"] <= m["mi_reduction"] <= m["mi_reduction_ci_high"]
+    # permutation nulls (Z rows shuffled, true MI 0): the clean estimate is far above its floor
+    assert m["mi_clean_null_nats"] < 0.5 * m["mi_clean_nats"]
+    above = 100 * (1 - (m["mi_noisy_nats"] - m["mi_null_nats"]) / (m["mi_clean_nats"] - m["mi_clean_null_nats"]))
+    assert m["mi_reduction_above_null"] == pytest.approx(above)
     assert m["adversary_accuracy_noisy"] < m["adversary_accuracy_clean"] - 0.3
     assert m["adversary_retrained_accuracy_noisy"] < m["adversary_retrained_accuracy_clean"] - 0.1
     assert 0 < m["snr"] < 1 and m["snr_db"] == pytest.approx(10 * np.log10(m["snr"]))

@@ -267,3 +267,66 @@ def test_train_noise_bank_accepts_by_rule_and_leaves_weights_alone():
 def test_bank_config_rejects_impossible_rule():
     with pytest.raises(ValueError, match="min_epochs"):
         BankConfig(min_epochs=5, max_epochs=3)
+
+
+def _reference_restart(cloud, z_tr, y_tr, z_va, y_va, rseed, cfg, noise_cfg, loss_cfg):
+    # one restart, one-at-a-time, with torch's own Adam (the pre-batching loop, per-restart batch order)
+    from privlab.protect.shredder import _order_generator
+
+    noise = ShredderNoise(z_tr.shape[1:], noise_cfg, seed=rseed)
+    opt = torch.optim.Adam(noise.parameters(), lr=cfg.lr)
+    gen = _order_generator(rseed)
+    for epoch in range(1, cfg.max_epochs + 1):
+        order = torch.randperm(len(z_tr), generator=gen)
+        for i in range(0, len(order), cfg.batch_size):
+            idx = order[i : i + cfg.batch_size]
+            z = noise(z_tr[idx])
+            pair = torch.roll(torch.arange(len(idx)), -1)
+            loss, _ = shredder_loss(cloud(z), y_tr[idx], z, noise, loss_cfg, pair)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            acc = float((cloud(noise(z_va)).argmax(1) == y_va).float().mean())
+        if epoch >= cfg.min_epochs and acc > cfg.accuracy_threshold:
+            return noise.tensors(), epoch, acc
+    return None, cfg.max_epochs, acc
+
+
+def test_parallel_restarts_match_one_at_a_time_loop():
+    cloud, acts, y = _toy_cloud()
+    noise_cfg = NoiseConfig(laplace_scale=2.0)
+    loss_cfg = LossConfig(contrastive_weight=0.01, magnitude_reward="mean_abs", magnitude_weight=0.1)
+    # threshold 0.93 accepts some restarts at different epochs and rejects others (checked below)
+    base = {"size": 3, "max_restarts": 9, "max_epochs": 6, "min_epochs": 2, "accuracy_threshold": 0.93}
+    base |= {"batch_size": 48, "lr": 0.03}
+    banks = [
+        train_noise_bank(cloud, acts, y, noise_cfg, loss_cfg, BankConfig(**base, parallel_restarts=r), seed=2)
+        for r in (1, 4, 9)
+    ]
+    seq = banks[0]
+    assert len(seq) == 3 and [r["accepted"] for r in seq.records] == [True, True, False, False, False, True]
+    assert [r["epoch"] for r in seq.records] == [2, 5, 6, 6, 6, 5]
+    for b in banks[1:]:
+        assert [(r["restart"], r["accepted"], r["epoch"]) for r in b.records] == [
+            (r["restart"], r["accepted"], r["epoch"]) for r in seq.records
+        ]
+        assert torch.allclose(b.n, seq.n, atol=1e-5) and torch.allclose(b.w, seq.w, atol=1e-5)
+    # and against torch.optim.Adam, one restart at a time (same split as train_noise_bank: seed + 4241)
+    perm = torch.randperm(400, generator=torch.Generator().manual_seed(2 + 4241))
+    va, tr = perm[:80], perm[80:]
+    cfg = BankConfig(**base)
+    ref = [_reference_restart(cloud, acts[tr], y[tr], acts[va], y[va], 2000 + r, cfg, noise_cfg, loss_cfg)
+           for r in range(len(seq.records))]  # fmt: skip
+    assert [t is not None for t, _, _ in ref] == [r["accepted"] for r in seq.records]
+    assert [e for _, e, _ in ref] == [r["epoch"] for r in seq.records]
+    ref_n = torch.stack([t["n"] for t, _, _ in ref if t is not None])
+    assert torch.allclose(ref_n, seq.n, atol=1e-5)
+
+
+def test_bank_divergence_names_the_restart():
+    cloud, acts, y = _toy_cloud()
+    cfg = BankConfig(size=2, max_restarts=4, max_epochs=2, batch_size=64, parallel_restarts=4)
+    loss = LossConfig(magnitude_reward="neg_weight_decay", magnitude_weight=1e38)  # −λ/2·‖n‖² overflows to −inf
+    with pytest.raises(ConfigError, match=r"diverged \(loss -inf\) at restart 0, epoch 1; lower bank.lr"):
+        train_noise_bank(cloud, acts, y, NoiseConfig(laplace_scale=20.0), loss, cfg)

@@ -67,6 +67,7 @@ __all__ = [
     "VictimSpec",
     "compute_activations",
     "get_victim",
+    "mi_reduction_above_null",
     "run_shredder",
 ]
 
@@ -110,6 +111,9 @@ class ShredderMISpec(Spec):
     limit: int | None = Field(default=None, ge=10, description="use at most this many rows")
     x_dims: int | None = Field(default=None, ge=1, description="keep the first x_dims input values (v1: 51984)")
     preprocess: Literal["none", "standardize", "copula"] = "none"
+    null: bool = Field(
+        default=True, description="also estimate the permutation-null floor (Z rows shuffled) of clean and noisy MI"
+    )
 
 
 class ShredderSpec(ExperimentSpec):
@@ -252,6 +256,8 @@ def _train_bank(
             [
                 MetricRecord("bank_val_accuracy", rec["val_accuracy"], rec["restart"], "fraction", "utility", True),
                 MetricRecord("bank_train_snr", rec["train_snr"], rec["restart"], "ratio", "privacy", False),
+                MetricRecord("bank_accepted", float(rec["accepted"]), rec["restart"], None, "info", None),
+                MetricRecord("bank_elapsed_seconds", rec["elapsed_s"], rec["restart"], "s", "cost", False),
             ]
         )
 
@@ -364,8 +370,10 @@ def _mutual_information(
     spec: ShredderSpec, ctx: RunContext, deployed: DeployedNoise, images: tuple[torch.Tensor, torch.Tensor],
     acts: tuple[torch.Tensor, torch.Tensor],
 ) -> dict[str, float]:  # fmt: skip
-    """MI(X; Z) clean and noisy (logged as ``mi_clean_nats``, ``mi_noisy_nats``, ``mi_reduction``); ``images`` and
-    ``acts`` are (train, test). Returns ``clean``, ``noisy`` (nats), ``reduction`` (%) and ``seconds``."""
+    """MI(X; Z) clean and noisy (logged as ``mi_clean_nats``, ``mi_noisy_nats``, ``mi_reduction``) and, with
+    ``mi.null``, their permutation-null floors (``mi_clean_null_nats``, ``mi_null_nats``: Z rows shuffled, true MI 0)
+    and the reduction above the floor (``mi_reduction_above_null``, %); ``images`` and ``acts`` are (train, test).
+    Returns ``clean``, ``noisy`` (nats), ``reduction`` (dict), the nulls and ``seconds``."""
     from privlab.measure.mi import estimate_mi
     from privlab.measure.mi.reduction import log_mi_reduction
     from privlab.pipelines.mi import log_mi
@@ -386,14 +394,40 @@ def _mutual_information(
         "device": str(ctx.device),
     }  # fmt: skip
     t0 = time.perf_counter()
+    shuffle = torch.randperm(len(x_flat), generator=ctx.generator(37))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the diagnostics carry the warnings into the record
         clean = estimate_mi(x_flat, a_mi.flatten(1), spec.mi.estimator, **mi_kw)
         noisy = estimate_mi(x_flat, z_noisy.flatten(1), spec.mi.estimator, **mi_kw)
+        # permutation nulls: the same estimator on Z with its rows shuffled (true MI 0) — the estimator's floor
+        clean_null = noisy_null = None
+        if spec.mi.null:
+            clean_null = estimate_mi(x_flat, a_mi.flatten(1)[shuffle], spec.mi.estimator, **mi_kw)
+            noisy_null = estimate_mi(x_flat, z_noisy.flatten(1)[shuffle], spec.mi.estimator, **mi_kw)
     log_mi(ctx, "mi_clean_nats", clean)
     log_mi(ctx, "mi_noisy_nats", noisy)
     red = log_mi_reduction(ctx, "mi_reduction", clean, noisy)
-    return {"clean": clean.nats, "noisy": noisy.nats, "reduction": red, "seconds": time.perf_counter() - t0}
+    out = {"clean": clean.nats, "noisy": noisy.nats, "reduction": red}
+    if clean_null is not None and noisy_null is not None:
+        log_mi(ctx, "mi_clean_null_nats", clean_null)
+        log_mi(ctx, "mi_null_nats", noisy_null)
+        above = mi_reduction_above_null(clean.nats, noisy.nats, clean_null.nats, noisy_null.nats)
+        ctx.log("mi_reduction_above_null", above, unit="%", kind="privacy", higher_is_better=True)
+        out |= {"clean_null": clean_null.nats, "noisy_null": noisy_null.nats, "reduction_above_null": above}
+    return out | {"seconds": time.perf_counter() - t0}
+
+
+def mi_reduction_above_null(clean: float, noisy: float, clean_null: float, noisy_null: float) -> float:
+    """Reduction (%) of the MI *above the estimator's floor*: ``100 · (1 − (noisy − noisy_null) / (clean −
+    clean_null))``, each null being the estimate with Z's rows shuffled (true MI 0). NaN when the clean estimate does
+    not exceed its null (nothing measurable to reduce).
+
+    Example:
+        >>> mi_reduction_above_null(300.0, 110.0, 20.0, 40.0)  # 280 above the floor → 70 above it
+        75.0
+    """
+    base = clean - clean_null
+    return math.nan if not base > 0 else 100 * (1 - (noisy - noisy_null) / base)
 
 
 def _save_summary(
@@ -419,7 +453,7 @@ def _save_summary(
             "accuracy": accuracy,
             "snr_per_batch": snrs,
             "snr": snr,
-            "mi": {"clean": mi["clean"], "noisy": mi["noisy"], "reduction": mi["reduction"]},
+            "mi": {k: v for k, v in mi.items() if k != "seconds"},
             "bank": {"size": len(bank), "records": bank.records, "acceptance": bank.meta["acceptance"]},
             "noise_stats": {
                 "n_mean_abs": float(flat_n.abs().mean()) if flat_n is not None else None,

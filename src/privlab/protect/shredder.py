@@ -7,8 +7,9 @@ of its activation ``a``. Only the noise tensors train (the network's weights nev
   (Xavier-normal) or both (``a ⊙ w + n``, Shredder v2);
 - :func:`shredder_loss` — task cross-entropy + ``contrastive_weight · (pos − neg)`` (v2's L1 pull/push term, see
   :func:`contrastive_term`) − a magnitude reward on ``n`` (:func:`magnitude_term`, the papers' privacy knob);
-- :func:`train_noise_bank` — restarts from fresh initial noise; a restart's noise is *accepted* into the bank the
-  first epoch ≥ ``min_epochs`` at which its validation accuracy is > ``accuracy_threshold``;
+- :func:`train_noise_bank` — restarts from fresh initial noise, ``parallel_restarts`` at a time as a batch dimension;
+  a restart's noise is *accepted* into the bank the first epoch ≥ ``min_epochs`` at which its validation accuracy
+  is > ``accuracy_threshold``;
 - deployment samplers — :class:`LaplaceFitSampler` (v1: element-wise Laplace(mean, std) fitted to the bank) and
   :class:`BankSampler` (v2: a random bank entry, its ``w`` re-drawn by :func:`rank_preserving_gaussian`);
   :class:`DeployedNoise` applies fresh noise per image or per batch;
@@ -101,6 +102,9 @@ class BankConfig(Spec):
     val_fraction: float = Field(default=0.2, gt=0, lt=1, description="held-out part of train for acceptance")
     batch_size: int = Field(default=256, ge=1, description="noise-training batch size")
     lr: float = Field(default=1e-3, gt=0, description="Adam learning rate (one optimiser per restart)")
+    parallel_restarts: int = Field(
+        default=32, ge=1, description="restarts trained at once as a batch dimension (results do not depend on it)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> BankConfig:
@@ -253,7 +257,7 @@ class NoiseBank:
     Attributes:
         n: additive samples ``(K, *shape)`` or None. w: multiplicative samples ``(K, *shape)`` or None.
         records: one dict per restart: ``restart``, ``seed``, ``accepted``, ``epoch``, ``val_accuracy``,
-            ``train_snr``, ``seconds``.
+            ``train_snr``, ``seconds`` and ``elapsed_s`` (seconds from the start of the bank to its end).
         meta: shape, mode, acceptance rule, initialisation, loss settings.
     """
 
@@ -302,12 +306,99 @@ class NoiseBank:
         return cls(n, w, list(meta.get("records", [])), {k: v for k, v in meta.items() if k != "records"})
 
 
-def _accuracy(cloud: nn.Module, z: torch.Tensor, y: torch.Tensor, batch: int) -> float:
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(z), batch):
-            correct += int((cloud(z[i : i + batch]).argmax(1) == y[i : i + batch]).sum())
-    return correct / max(len(z), 1)
+def _order_generator(rseed: int) -> torch.Generator:
+    """The batch-order generator of the restart with initial-draw seed ``rseed`` (its own, so a restart's
+    trajectory does not depend on which restarts ran before it or beside it)."""
+    return torch.Generator().manual_seed(1_000_000_007 + rseed)
+
+
+class _Slots:
+    """R restarts trained at once: noise tensors ``(R, *shape)`` and a per-row Adam (torch's update rule, with a
+    step counter per restart so a restart that joins late gets its own bias correction)."""
+
+    def __init__(self, shape: tuple[int, ...], has_n: bool, has_w: bool, device: torch.device | str) -> None:
+        self.shape, self.device = shape, device
+        self.keys = [k for k, has in (("n", has_n), ("w", has_w)) if has]
+        self.params = {k: torch.empty((0, *shape), device=device) for k in self.keys}
+        self.m = {k: torch.empty((0, *shape), device=device) for k in self.keys}
+        self.v = {k: torch.empty((0, *shape), device=device) for k in self.keys}
+        self.step = torch.empty(0, device=device)
+        self.info: list[dict[str, Any]] = []  # per slot: rec, gen, epoch, t0
+
+    def __len__(self) -> int:
+        return len(self.info)
+
+    def add(self, noise: ShredderNoise, info: dict[str, Any]) -> None:
+        t = noise.tensors()
+        for k in self.keys:
+            p = t[k].to(self.device).unsqueeze(0)
+            self.params[k] = torch.cat([self.params[k], p])
+            self.m[k] = torch.cat([self.m[k], torch.zeros_like(p)])
+            self.v[k] = torch.cat([self.v[k], torch.zeros_like(p)])
+        self.step = torch.cat([self.step, torch.zeros(1, device=self.device)])
+        self.info.append(info)
+
+    def keep(self, rows: list[int]) -> None:
+        idx = torch.tensor(rows, dtype=torch.long, device=self.device)
+        for d in (self.params, self.m, self.v):
+            for k in self.keys:
+                d[k] = d[k][idx]
+        self.step = self.step[idx]
+        self.info = [self.info[i] for i in rows]
+
+    def apply(self, a: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """``a ⊙ w_r + n_r`` for every slot r: ``a`` is ``(R, B, *shape)`` or ``(B, *shape)`` (shared)."""
+        p = self.params if params is None else params
+        a = a if a.dim() == len(self.shape) + 2 else a.unsqueeze(0)
+        out = a * p["w"].unsqueeze(1) if "w" in p else a
+        return out + p["n"].unsqueeze(1) if "n" in p else out
+
+    def adam(self, grads: dict[str, torch.Tensor], lr: float, b1: float = 0.9, b2: float = 0.999) -> None:
+        self.step += 1
+        view = (-1,) + (1,) * len(self.shape)
+        bc1 = (1 - b1**self.step).view(view)
+        bc2_sqrt = (1 - b2**self.step).sqrt().view(view)
+        for k in self.keys:
+            g = grads[k]
+            self.m[k].mul_(b1).add_(g, alpha=1 - b1)
+            self.v[k].mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = self.v[k].sqrt() / bc2_sqrt + 1e-8
+            self.params[k] -= (lr / bc1) * self.m[k] / denom
+
+
+def _slot_loss(
+    cloud: nn.Module, a: torch.Tensor, y: torch.Tensor, params: dict[str, torch.Tensor], cfg: LossConfig
+) -> torch.Tensor:
+    """Per-restart :func:`shredder_loss` for clean activations ``a (R, B, *shape)``, labels ``y (R, B)`` and noise
+    ``params`` (``n``/``w`` of shape ``(R, *shape)``): ``(R,)``.
+
+    The contrastive distance uses ``z_i − z_j = (a_i − a_j) ⊙ w`` (``n`` cancels), i.e. ``d = Σ_c |a_i − a_j|_c
+    |w|_c``: one batched product instead of differences of noisy activations (same value, same gradient).
+    """
+    r, b = y.shape
+    n, w = params.get("n"), params.get("w")
+    flat = (r, b, -1)
+    if w is not None:
+        wv = w.reshape(r, 1, -1)
+        z = torch.addcmul(n.reshape(r, 1, -1), a.reshape(flat), wv) if n is not None else a.reshape(flat) * wv
+    else:
+        z = a.reshape(flat) + n.reshape(r, 1, -1)  # type: ignore[union-attr]
+    logits = cloud(z.reshape(r * b, *a.shape[2:]))
+    loss = F.cross_entropy(logits, y.reshape(-1), reduction="none").view(r, b).mean(1)
+    if cfg.contrastive_weight > 0 and b > 1 and w is not None:  # without w, d does not depend on the noise
+        da = (a - torch.roll(a, -1, dims=1)).abs().reshape(flat)
+        d = torch.bmm(da, w.reshape(r, -1, 1).abs()).squeeze(2)
+        same = y == torch.roll(y, -1, dims=1)
+        loss = loss + cfg.contrastive_weight * (torch.where(same, d, 0).sum(1) - torch.where(same, 0, d).sum(1))
+    if cfg.magnitude_reward != "none" and n is not None:
+        lam, nf = cfg.magnitude_weight, n.flatten(1)
+        if cfg.magnitude_reward == "neg_weight_decay":
+            loss = loss - 0.5 * lam * nf.pow(2).sum(1)
+        elif cfg.magnitude_reward == "mean_abs":
+            loss = loss - lam * nf.abs().mean(1)
+        else:
+            loss = loss - lam * torch.log(nf.abs().mean(1) + 1e-12)
+    return loss
 
 
 def train_noise_bank(
@@ -326,22 +417,30 @@ def train_noise_bank(
     """Train Shredder noise on cached clean activations of a frozen network and collect accepted samples.
 
     The edge is frozen, so its activations ``acts`` are computed once by the caller; each restart draws fresh
-    initial noise (seed ``seed·1000 + restart``), trains it with Adam (one optimiser per restart; the original
-    re-created it each epoch) on ``shredder_loss`` over the training part, and after each epoch measures the
-    accuracy of ``cloud(a ⊙ w + n)`` on the held-out part (``bank_cfg.val_fraction``, seeded). The first epoch
-    ``≥ min_epochs`` with accuracy ``> accuracy_threshold`` stores the noise and ends the restart. Contrastive pairs
-    are ``(i, i+1 mod B)`` within each shuffled batch (a fresh random pairing every step).
+    initial noise (seed ``seed·1000 + restart``), trains it with Adam (its own moments and step count; the original
+    re-created the optimiser each epoch) on ``shredder_loss`` over the training part in its own batch order (seeded
+    from the same restart seed), and after each epoch measures the accuracy of ``cloud(a ⊙ w + n)`` on the held-out
+    part (``bank_cfg.val_fraction``, seeded). The first epoch ``≥ min_epochs`` with accuracy
+    ``> accuracy_threshold`` stores the noise and ends the restart. Contrastive pairs are ``(i, i+1 mod B)`` within
+    each shuffled batch (a fresh random pairing every step).
+
+    ``bank_cfg.parallel_restarts`` restarts train at once as a batch dimension (``(R, *shape)`` tensors through one
+    cloud forward); a restart that ends (accepted or out of epochs) is replaced by the next one. The result does not
+    depend on R (up to float rounding): the bank holds the accepted restarts among the shortest prefix
+    ``0..k`` of restarts that reaches ``bank_cfg.size``, in restart order, exactly as a one-at-a-time loop would;
+    ``on_restart`` is called in restart order for ``0..k`` only (restarts begun beyond ``k`` are discarded).
 
     Args:
         cloud: the frozen cloud part (its parameters are frozen here; it stays in eval mode).
         acts: clean activations ``(N, *shape)`` of the edge. labels: public-task labels ``(N,)``.
         noise_cfg, loss_cfg, bank_cfg: see the configs.
-        seed: seed of the validation split, the initial draws and the batch order.
+        seed: seed of the validation split, the initial draws and the batch orders.
         device: where to train.
         progress: progress reporter. on_restart: called with each restart's record.
 
     Returns:
-        A :class:`NoiseBank` (possibly with fewer than ``bank_cfg.size`` samples; check ``len``).
+        A :class:`NoiseBank` (possibly with fewer than ``bank_cfg.size`` samples; check ``len``). A record's
+        ``seconds`` is its wall time from start to end, shared with the restarts trained beside it.
     """
     progress = progress or Progress(quiet=True)
     for p in cloud.parameters():
@@ -356,49 +455,89 @@ def train_noise_bank(
     z_tr, y_tr = acts[tr].to(device), labels[tr].to(device)
     z_va, y_va = acts[va].to(device), labels[va].to(device)
     shape = tuple(acts.shape[1:])
+    t_start = time.perf_counter()
+    has_n, has_w = noise_cfg.mode in ("additive", "combined"), noise_cfg.mode in ("multiplicative", "combined")
+    slots = _Slots(shape, has_n, has_w, device)
+    done: dict[int, dict[str, Any]] = {}  # restart -> (rec, tensors)
+
+    def accepted_before(r: int) -> int:  # accepted among the finished, not yet handed-over restarts below r
+        return sum(1 for q, d in done.items() if q < r and d["rec"]["accepted"])
+
     samples: dict[str, list[torch.Tensor]] = {"n": [], "w": []}
     records: list[dict[str, Any]] = []
-    gen = torch.Generator().manual_seed(seed + 17)
-    with progress.task("noise bank", total=bank_cfg.size) as advance:
-        for restart in range(bank_cfg.max_restarts):
-            if len(samples["n"] or samples["w"]) >= bank_cfg.size:
-                break
-            t0 = time.perf_counter()
-            rseed = seed * 1000 + restart
-            noise = ShredderNoise(shape, noise_cfg, seed=rseed).to(device)
-            opt = torch.optim.Adam(noise.parameters(), lr=bank_cfg.lr)
-            rec: dict[str, Any] = {"restart": restart, "seed": rseed, "accepted": False, "epoch": None}
-            for epoch in range(1, bank_cfg.max_epochs + 1):
-                order = torch.randperm(len(z_tr), generator=gen).to(device)
-                for i in range(0, len(order), bank_cfg.batch_size):
-                    idx = order[i : i + bank_cfg.batch_size]
-                    z = noise(z_tr[idx])
-                    pair = torch.roll(torch.arange(len(idx), device=device), -1)
-                    loss, _ = shredder_loss(cloud(z), y_tr[idx], z, noise, loss_cfg, pair if len(idx) > 1 else None)
-                    if not torch.isfinite(loss):
-                        raise ConfigError(
-                            f"noise training diverged (loss {float(loss)}) at restart {restart}, epoch {epoch}; "
-                            f"lower bank.lr ({bank_cfg.lr}) or loss.magnitude_weight ({loss_cfg.magnitude_weight})"
-                        )
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                with torch.no_grad():
-                    acc = _accuracy(cloud, noise(z_va), y_va, 1024)
-                rec["epoch"], rec["val_accuracy"] = epoch, acc
-                if epoch >= bank_cfg.min_epochs and acc > bank_cfg.accuracy_threshold:
-                    rec["accepted"] = True
-                    for k, v in noise.tensors().items():
-                        samples[k].append(v)
-                    break
-            with torch.no_grad():
-                rec["train_snr"] = snr(z_va, noise(z_va))
-            rec["seconds"] = time.perf_counter() - t0
-            records.append(rec)
+    next_restart, flushed = 0, 0
+    n_tr, bs = len(z_tr), bank_cfg.batch_size
+
+    def flush(advance: Callable[..., None]) -> None:
+        # hand over finished restarts in restart order, up to the one that fills the bank
+        nonlocal flushed
+        while flushed in done and len(samples["n"] or samples["w"]) < bank_cfg.size:
+            d = done.pop(flushed)
+            records.append(d["rec"])
             if on_restart is not None:
-                on_restart(rec)
-            if rec["accepted"]:
-                advance(1, restart=restart, acc=rec["val_accuracy"])
+                on_restart(d["rec"])
+            if d["rec"]["accepted"]:
+                for k, v in d["tensors"].items():
+                    samples[k].append(v)
+                advance(1, restart=d["rec"]["restart"], acc=d["rec"]["val_accuracy"])
+            flushed += 1
+
+    def needed(r: int) -> bool:
+        return r < bank_cfg.max_restarts and len(samples["n"] or samples["w"]) + accepted_before(r) < bank_cfg.size
+
+    with progress.task("noise bank", total=bank_cfg.size) as advance:
+        while True:
+            # drop restarts no longer needed (the bank fills before them), then fill free slots from the queue
+            slots.keep([i for i, s in enumerate(slots.info) if needed(s["rec"]["restart"])])
+            while len(slots) < bank_cfg.parallel_restarts and needed(next_restart):
+                rseed = seed * 1000 + next_restart
+                rec: dict[str, Any] = {"restart": next_restart, "seed": rseed, "accepted": False, "epoch": None}
+                info = {"rec": rec, "gen": _order_generator(rseed), "t0": time.perf_counter()}
+                slots.add(ShredderNoise(shape, noise_cfg, seed=rseed), info)
+                next_restart += 1
+            if not len(slots):
+                break
+            orders = torch.stack([torch.randperm(n_tr, generator=s["gen"]) for s in slots.info]).to(device)
+            for i in range(0, n_tr, bs):
+                idx = orders[:, i : i + bs]
+                params = {k: v.detach().requires_grad_(True) for k, v in slots.params.items()}
+                loss = _slot_loss(cloud, z_tr[idx], y_tr[idx], params, loss_cfg)
+                if not torch.isfinite(loss).all():
+                    bad = int((~torch.isfinite(loss)).nonzero()[0])
+                    s = slots.info[bad]["rec"]
+                    raise ConfigError(
+                        f"noise training diverged (loss {float(loss[bad].detach())}) at restart {s['restart']}, epoch "
+                        f"{(s['epoch'] or 0) + 1}; lower bank.lr ({bank_cfg.lr}) or loss.magnitude_weight "
+                        f"({loss_cfg.magnitude_weight})"
+                    )
+                grads = torch.autograd.grad(loss.sum(), [params[k] for k in slots.keys])
+                with torch.no_grad():
+                    slots.adam(dict(zip(slots.keys, grads, strict=True)), bank_cfg.lr)
+            with torch.no_grad():
+                correct = torch.zeros(len(slots), dtype=torch.long, device=device)
+                for i in range(0, n_val, 1024):
+                    z = slots.apply(z_va[i : i + 1024])
+                    pred = cloud(z.reshape(-1, *shape)).argmax(1).view(len(slots), -1)
+                    correct += (pred == y_va[i : i + 1024]).sum(1)
+                accs = (correct.double() / n_val).tolist()
+            finished, keep = [], []
+            for j, (s, acc) in enumerate(zip(slots.info, accs, strict=True)):
+                rec = s["rec"]
+                rec["epoch"] = (rec["epoch"] or 0) + 1
+                rec["val_accuracy"] = acc
+                rec["accepted"] = rec["epoch"] >= bank_cfg.min_epochs and acc > bank_cfg.accuracy_threshold
+                (finished if rec["accepted"] or rec["epoch"] >= bank_cfg.max_epochs else keep).append(j)
+            for j in finished:
+                s = slots.info[j]
+                tensors = {k: slots.params[k][j].detach().cpu().clone() for k in slots.keys}
+                with torch.no_grad():
+                    one = {k: slots.params[k][j : j + 1] for k in slots.keys}
+                    s["rec"]["train_snr"] = snr(z_va, slots.apply(z_va, one)[0])
+                s["rec"]["seconds"] = time.perf_counter() - s["t0"]
+                s["rec"]["elapsed_s"] = time.perf_counter() - t_start
+                done[s["rec"]["restart"]] = {"rec": s["rec"], "tensors": tensors}
+            slots.keep(keep)
+            flush(advance)
     meta = {
         "shape": list(shape),
         "mode": noise_cfg.mode,
@@ -410,6 +549,7 @@ def train_noise_bank(
             f"val_fraction {bank_cfg.val_fraction})"
         ),
         "loss": loss_cfg.model_dump(),
+        "parallel_restarts": bank_cfg.parallel_restarts,
         "accuracies": [r["val_accuracy"] for r in records if r["accepted"]],
     }
     n = torch.stack(samples["n"]) if samples["n"] else None

@@ -45,6 +45,9 @@ def _accuracy_table(runs: list[RunRecord]) -> str:
         lo, hi = r.metrics.get("mi_reduction_ci_low"), r.metrics.get("mi_reduction_ci_high")
         if lo is not None and hi is not None:
             red += f" [{format_value(lo)}, {format_value(hi)}]"
+        above = r.metrics.get("mi_reduction_above_null")
+        if above is not None:
+            red += f"; above the shuffled-rows floor {format_value(above)}"
         rows.append(
             f"<tr><td>{esc(run_label(r))}</td>{cells}<td class='num'>{esc(snr)}</td>"
             f"<td class='num'>{esc(red)}</td></tr>"

@@ -525,6 +525,35 @@ def _build() -> list[MITask]:
                 _sparse_sampler(d, d, k, rho),
             )
         )
+    # high dimension (d_x + d_z = 128, 512 and Shredder's 1 024 + 120): two correlated pairs (sparse) or every Z
+    # coordinate paired with one X coordinate (paired, MI of tens to hundreds of nats, as in Shredder's figures)
+    for dx, dz in ((64, 64), (256, 256), (1024, 120)):
+        k = min(SPARSE_PAIRS, dz)
+        if f"normal-sparse-{dx}x{dz}" not in {t.name for t in tasks}:
+            tasks.append(
+                MITask(
+                    f"normal-sparse-{dx}x{dz}",
+                    "normal",
+                    None,
+                    dx,
+                    dz,
+                    -k / 2 * math.log(1 - rho**2),
+                    f"Gaussian, x_i–z_i correlated {rho} for i ≤ {k}, the rest independent; I = −({k}/2) log(1−ρ²)",
+                    _sparse_sampler(dx, dz, k, rho),
+                )
+            )
+        tasks.append(
+            MITask(
+                f"normal-paired-{dx}x{dz}",
+                "normal",
+                None,
+                dx,
+                dz,
+                -dz / 2 * math.log(1 - rho**2),
+                f"Gaussian, z_i = {rho}·x_i + noise for every i ≤ {dz}, other x independent; I = −({dz}/2) log(1−ρ²)",
+                _sparse_sampler(dx, dz, dz, rho),
+            )
+        )
     cov = np.array([[1.0, rho], [rho, 1.0]])
     tasks.append(
         MITask(
