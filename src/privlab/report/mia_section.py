@@ -58,7 +58,8 @@ def _roc(store: Store, run: RunRecord) -> dict[str, Any] | None:
 def roc_figure(curves: list[tuple[str, dict[str, Any]]]) -> str | None:
     """Data URI of log-log ROC panels, one per ``(title, roc.json content)``; None when there is no curve.
 
-    Rates of 0 are drawn at 1/(2·count) (half the smallest non-zero rate the counts allow), so the low-FPR end that
+    Points are joined by straight segments (the ROC of breaking score ties at random). Rates of 0 are drawn at
+    1/(2·count) (half the smallest non-zero rate the counts allow), so the low-FPR end that
     matters for membership inference stays on the log axes.
     """
     curves = [(t, c) for t, c in curves if c]
@@ -76,6 +77,10 @@ def roc_figure(curves: list[tuple[str, dict[str, Any]]]) -> str | None:
         ax.set_visible(False)
     for ax, (title, roc) in zip(axes.flat, curves, strict=False):
         floor = 1.0
+        if len(roc) > 10:  # more attacks than the default colour cycle
+            from matplotlib import colormaps
+
+            ax.set_prop_cycle(color=[colormaps["tab20"](i % 20) for i in range(len(roc))])
         for label, c in roc.items():
             if not isinstance(c, dict) or "fpr" not in c or "tpr" not in c:
                 continue
@@ -86,7 +91,7 @@ def roc_figure(curves: list[tuple[str, dict[str, Any]]]) -> str | None:
             tpr = [max(float(v), lo_t) for v in c["tpr"]]
             auc = c.get("auc")
             name = f"{label} (AUC {auc:.3f})" if isinstance(auc, int | float) else str(label)
-            ax.plot(fpr, tpr, drawstyle="steps-post", linewidth=1.2, label=name)
+            ax.plot(fpr, tpr, linewidth=1.2, label=name)  # straight segments: ties broken at random
         ax.plot([floor, 1], [floor, 1], "k:", linewidth=0.8, label="chance")
         ax.set_xscale("log")
         ax.set_yscale("log")
