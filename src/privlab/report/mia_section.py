@@ -190,8 +190,8 @@ def _audit_points(runs: list[RunRecord], store: Store) -> list[dict[str, Any]]:
 
 
 def audit_bound_figure(points: list[dict[str, Any]]) -> str | None:
-    """Data URI of ε_lb against the accountant's ε (log x) with ε_lb = ε and the all-guesses-right ceiling; None
-    without a point that has an accountant ε."""
+    """Data URI of ε_lb against the accountant's ε (log x) with ε_lb = ε, the all-guesses-right ceiling and the bound
+    of any run without DP (a control, dotted); None without a point that has an accountant ε."""
     pts = sorted((p for p in points if p.get("epsilon") is not None and math.isfinite(p["epsilon"])),
                  key=lambda p: p["epsilon"])
     if not pts:
@@ -206,17 +206,26 @@ def audit_bound_figure(points: list[dict[str, Any]]) -> str | None:
     ax.plot(xs, [p["bound"] for p in pts], "o-", label="one-run lower bound ε_lb")
     lo, hi = min(xs) / 1.5, max(xs) * 1.5
     ax.plot([lo, hi], [lo, hi], "k:", linewidth=0.8, label="ε_lb = ε (tight)")
-    ceilings = {(p["guesses"], p["confidence"]) for p in pts if p["guesses"]}
+    top = max(p["bound"] for p in pts)
+    ceilings = {(p["guesses"], p["confidence"]) for p in points if p.get("guesses")}
     for r, conf in sorted(ceilings):
         cap = epsilon_lower_bound_one_run(r, r, confidence=conf).epsilon
+        top = max(top, cap)
         ax.axhline(cap, color="tab:red", linestyle="--", linewidth=0.8,
                    label=f"largest bound with {r} guesses ({cap:.2f})")
+    for p in points:
+        if p.get("epsilon") is None:
+            top = max(top, p["bound"])
+            ax.axhline(p["bound"], color="tab:green", linestyle=":", linewidth=1.2,
+                       label=f"{p.get('kind') or 'no DP'} control {p['run'].id if p.get('run') else ''}: "
+                             f"{p['bound']:.2f}")
     ax.set_xscale("log")
     ax.set_xlim(lo, hi)
+    ax.set_ylim(-0.05 * max(top, 1.0), 1.3 * max(top, 1.0))
     ax.set_xlabel("accountant ε (opacus)")
     ax.set_ylabel("empirical ε lower bound")
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize="x-small")
+    ax.legend(fontsize="x-small", loc="upper left")
     return figure_to_data_uri(fig)
 
 
