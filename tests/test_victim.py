@@ -99,3 +99,28 @@ def test_reference_classifier_is_cached_and_seeded(ctx, digits):
     again = reference_classifier(ctx, train, CFG, dataset={"name": "digits", "train_limit": 200})
     assert _same(ref, again) and len(list((ctx.out / "cache" / "models").glob("reference-*"))) == 1
     assert evaluate(ref, test)["accuracy"] > 0.3
+
+
+def test_fit_fn_replaces_fit_and_its_facts_are_cached(ctx, digits):
+    train, test = digits
+    calls = []
+
+    def fit_fn(model, data):
+        calls.append(len(data))
+        from privlab.train import fit
+
+        fit(model, data, TrainConfig(epochs=5, batch_size=32, lr=3e-3), seed=7)
+        return {"epsilon": 1.5, "note": "custom"}
+
+    def get():
+        return train_or_load(ctx, role="custom", model_factory=lambda: build_model("lenet5", 10, train.shape),
+                             train_data=train, train_config=CFG, key_parts={"seed": 7}, init_seed=7, fit_fn=fit_fn)
+
+    m1, info1 = get()
+    assert calls == [200] and info1["fit"] == {"epsilon": 1.5, "note": "custom"} and not info1["cached"]
+    assert evaluate(m1, test)["accuracy"] > 0.3
+    m2, info2 = get()
+    assert calls == [200] and info2["cached"] and info2["fit"] == {"epsilon": 1.5, "note": "custom"}
+    assert _same(m1, m2)
+    _, info3 = _get(ctx, train)  # without fit_fn the info has no "fit"
+    assert "fit" not in info3

@@ -53,19 +53,22 @@ def cache_path(out: Path, role: str, key: str) -> Path:
     return Path(out) / CACHE_FOLDER / f"{role}-{key}.safetensors"
 
 
-def _load_entry(path: Path, model: nn.Module, role: str, key: str) -> str | None:
-    """Load ``path`` into ``model``; ``None`` on success, else why the entry is unusable."""
+def _load_entry(path: Path, model: nn.Module, role: str, key: str) -> tuple[str | None, dict[str, Any]]:
+    """Load ``path`` into ``model``: ``(None, metadata)`` on success, else ``(why the entry is unusable, {})``."""
     try:
         tensors, meta = load_tensors(path)
     except PrivlabError as e:
-        return str(e).splitlines()[0][:200]
+        return str(e).splitlines()[0][:200], {}
     if meta.get("role") != role or meta.get("key") != key:
-        return f"its metadata names role {meta.get('role')!r} and key {meta.get('key')!r}, not {role!r} and {key!r}"
+        why = f"its metadata names role {meta.get('role')!r} and key {meta.get('key')!r}, not {role!r} and {key!r}"
+        return why, {}
+    if "fit" in meta and not isinstance(meta["fit"], dict):
+        return f"its metadata 'fit' is {type(meta['fit']).__name__}, not an object", {}
     try:
         model.load_state_dict(tensors)
     except RuntimeError as e:
-        return f"its weights do not fit the model ({str(e).splitlines()[0][:160]})"
-    return None
+        return f"its weights do not fit the model ({str(e).splitlines()[0][:160]})", {}
+    return None, meta
 
 
 def train_or_load(
@@ -78,6 +81,7 @@ def train_or_load(
     key_parts: Mapping[str, Any],
     init_seed: int | None = None,
     before_fit: Callable[[nn.Module], None] | None = None,
+    fit_fn: Callable[[nn.Module, LabelledImages], Mapping[str, Any] | None] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The model of ``role``: loaded from the cache, or built, trained with :func:`privlab.train.fit` and cached.
 
@@ -90,10 +94,14 @@ def train_or_load(
         key_parts: everything else that determines the model (data set, architecture, settings, seed); JSON-able.
         init_seed: seed of the initial weights.
         before_fit: called on a fresh model before training (e.g. to freeze a part).
+        fit_fn: trains the fresh model on ``train_data`` instead of ``fit(..., seed=ctx.seed)`` (another seed,
+            DP-SGD, privatised inputs, …); it must train in place and may return facts about the training
+            (JSON-able, e.g. the accountant's ε), stored in the cache entry as ``fit``.
 
     Returns:
         ``(model in eval mode on ctx.device, info)``: info has ``cached`` (bool), ``path``, ``key`` and
-        ``train_seconds`` (0 when loaded).
+        ``train_seconds`` (0 when loaded); with ``fit_fn`` also ``fit`` (what it returned, from the cache when
+        loaded).
     """
     key = cache_key(role, key_parts)
     path = cache_path(ctx.out, role, key)
@@ -101,9 +109,12 @@ def train_or_load(
         if init_seed is not None:
             torch.manual_seed(init_seed)
         model = model_factory()
-        why = _load_entry(path, model, role, key) if path.is_file() else "it is not a file"
+        why, meta = _load_entry(path, model, role, key) if path.is_file() else ("it is not a file", {})
         if why is None:
-            return model.to(ctx.device).eval(), {"cached": True, "path": str(path), "key": key, "train_seconds": 0.0}
+            info = {"cached": True, "path": str(path), "key": key, "train_seconds": 0.0}
+            if fit_fn is not None:
+                info["fit"] = dict(meta.get("fit", {}))
+            return model.to(ctx.device).eval(), info
         warnings.warn(f"model cache {path} is unusable ({why}); retraining it and overwriting the file", stacklevel=2)
     if init_seed is not None:
         torch.manual_seed(init_seed)
@@ -111,12 +122,21 @@ def train_or_load(
     if before_fit is not None:
         before_fit(model)
     t0 = time.perf_counter()
-    fit(model, train_data, train_config, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    facts: dict[str, Any] = {}
+    if fit_fn is None:
+        fit(model, train_data, train_config, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+    else:
+        facts = json.loads(json.dumps(dict(fit_fn(model, train_data) or {}), default=str))
     seconds = time.perf_counter() - t0
     meta = {"role": role, "key": key, "source": dict(key_parts), "train_seconds": seconds, "format": _FORMAT}
+    if fit_fn is not None:
+        meta["fit"] = facts
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     save_tensors(path, state, json.loads(json.dumps(meta, default=str)))  # atomic: replaces a bad entry
-    return model.to(ctx.device).eval(), {"cached": False, "path": str(path), "key": key, "train_seconds": seconds}
+    info = {"cached": False, "path": str(path), "key": key, "train_seconds": seconds}
+    if fit_fn is not None:
+        info["fit"] = facts
+    return model.to(ctx.device).eval(), info
 
 
 def reference_classifier(

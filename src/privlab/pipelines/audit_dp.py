@@ -79,21 +79,10 @@ def run_audit_dp(spec: AuditDPSpec, ctx: RunContext) -> None:
     rest, canaries = make_canaries(pool, spec.canaries, spec.canary, g)
     included = torch.rand(spec.canaries, generator=g) < 0.5
     train = _concat(rest, canaries.subset(torch.nonzero(included).view(-1)))
-    model, meta = train_or_load(
-        ctx.out / "cache" / "models",
-        train,
-        torch.arange(len(train)),
-        spec.model,
-        spec.train,
-        spec.target,
-        seed=spec.seed,
-        dataset_key={
-            **spec.dataset.model_dump(),
-            "canaries": spec.canaries,
-            "canary": spec.canary,
-            "canary_seed": spec.seed,
-        },
-    )
+    model, meta = train_or_load(ctx, "audit-dp-target", train, torch.arange(len(train)), spec.model, spec.train,
+                                spec.target, seed=spec.seed,
+                                dataset_key={**spec.dataset.model_dump(mode="json"), "canaries": spec.canaries,
+                                             "canary": spec.canary, "canary_seed": spec.seed})
     with torch.no_grad():
         scores = -F.cross_entropy(model.eval()(canaries.images), canaries.labels, reduction="none")
     correct, r = one_run_guesses(scores.numpy(), included.numpy(), spec.guesses, spec.guesses)

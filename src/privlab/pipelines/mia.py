@@ -2,9 +2,10 @@
 pool, train reference models on seeded random halves of the same pool, run every membership-inference attack and
 measure it against the truth (ROC AUC, balanced accuracy, TPR at 0.1 % / 1 % FPR).
 
-Reference models are cached under ``OUT/cache/models/`` (safetensors, keyed by everything that determines them) and
-reused across attacks, targets and runs; with ``workers > 1`` they train in a process pool, one torch thread each.
-:func:`train_or_load` is the one place that trains or loads a model (to be replaced by a common victim stage).
+Target and reference models go through the common victim stage (:func:`privlab.victim.train_or_load`: one cache,
+``OUT/cache/models/<role>-<key>.safetensors`` with roles ``mia-target`` / ``mia-reference``, keyed by everything that
+determines them, one bad-entry policy) and are reused across attacks, targets and runs; with ``workers > 1`` the
+references train in a process pool, one torch thread each.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
-import warnings
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -23,9 +23,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from privlab import victim
 from privlab.attack.mia import MIA_ATTACKS, MIAObservation, QueryModel, run_mia_attack
 from privlab.config import ExperimentSpec, Spec
-from privlab.context import RunContext
+from privlab.context import Progress, RunContext
 from privlab.data import load_dataset
 from privlab.data.base import LabelledImages
 from privlab.data.spec import DatasetSpec
@@ -33,7 +34,7 @@ from privlab.errors import ConfigError
 from privlab.measure.mia import roc_curve, score_attack
 from privlab.models import build_model
 from privlab.pipelines import PIPELINES
-from privlab.store import MetricRecord, load_tensors, save_tensors
+from privlab.store import MetricRecord
 from privlab.store.artifacts import atomic_write_text
 from privlab.train import TrainConfig, evaluate, fit
 
@@ -91,91 +92,70 @@ class MIASpec(ExperimentSpec):
 
 
 # ------------------------------------------------------------------------------------------------ train or load
-def _key(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+def _fitter(train: TrainConfig, target: TargetSpec, seed: int, device: torch.device | str
+            ) -> Callable[[nn.Module, LabelledImages], dict[str, Any]]:
+    """The victim stage's ``fit_fn`` for ``target``: plain ``fit``, DP-SGD, or ``fit`` on LDP-privatised images."""
+    if target.kind in ("dpsgd", "ldp") and target.epsilon is None:
+        raise ConfigError(f"target.kind: {target.kind} needs target.epsilon (e.g. --set target.epsilon=1)")
+
+    def fit_fn(model: nn.Module, data: LabelledImages) -> dict[str, Any]:
+        if target.kind == "dpsgd":
+            from privlab.protect.dpsgd import DPSGDConfig, train_dpsgd
+
+            cfg = DPSGDConfig(epsilon=target.epsilon, delta=target.delta, epochs=train.epochs, lr=target.dpsgd_lr,
+                              batch_size=target.dpsgd_batch_size, max_grad_norm=target.max_grad_norm)
+            trained, res = train_dpsgd(model, data, cfg, seed=seed, device=device)
+            if trained is not model:
+                model.load_state_dict(trained.state_dict())
+            return {"epsilon": res.epsilon, "delta": res.delta, "noise_multiplier": res.noise_multiplier}
+        if target.kind == "ldp":
+            from privlab.protect.ldp_pixel import build_pixel_mechanism
+
+            mech = build_pixel_mechanism(target.mechanism, epsilon=target.epsilon)
+            data = data.with_images(mech.privatize(data.images, torch.Generator().manual_seed(seed)))
+        fit(model, data, train, seed=seed, device=device)
+        return {"epsilon": target.epsilon}
+
+    return fit_fn
 
 
 def train_or_load(
-    cache: Path,
-    data: LabelledImages,
-    idx: torch.Tensor,
-    model_name: str,
-    train: TrainConfig,
-    target: TargetSpec,
-    *,
-    seed: int,
-    dataset_key: dict[str, Any],
+    ctx: RunContext, role: str, data: LabelledImages, idx: torch.Tensor, model_name: str, train: TrainConfig,
+    target: TargetSpec, *, seed: int, dataset_key: dict[str, Any],
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The model trained on ``data.subset(idx)`` as ``target`` says, from ``cache`` when there (safetensors).
+    """``(model trained on data.subset(idx) as target says, facts of its training)`` via the common victim stage
+    (:func:`privlab.victim.train_or_load`, cache ``OUT/cache/models/<role>-<key>.safetensors``); ``facts`` has
+    ``epsilon`` (the accountant's for DP-SGD, the LDP budget, or None)."""
+    def factory() -> nn.Module:
+        model = build_model(model_name, data.num_classes, data.shape, mean=data.mean, std=data.std)
+        if target.kind == "dpsgd":
+            from privlab.protect.dpsgd import prepare_model
 
-    A cache entry that cannot be read or does not fit is warned about and rebuilt.
-    """
-    norm = {"mean": data.mean, "std": data.std}
-    key = _key(
-        {
-            "data": dataset_key,
-            "idx": hashlib.sha256(idx.numpy().tobytes()).hexdigest(),
-            "model": model_name,
-            "train": train.model_dump(),
-            "target": target.model_dump(),
-            "seed": seed,
-        }
-    )
-    path = cache / f"{key}.safetensors"
-    model = build_model(model_name, data.num_classes, data.shape, **norm)
-    if target.kind == "dpsgd":
-        from privlab.protect.dpsgd import prepare_model
+            model = prepare_model(model)[0]
+        return model
 
-        model = prepare_model(model)[0]
-    if path.exists():
-        try:
-            tensors, meta = load_tensors(path)
-            model.load_state_dict(tensors)
-            return model.eval(), meta
-        except Exception as e:  # any damage: rebuild
-            warnings.warn(f"model cache entry {path} is unusable ({e}); training it again", stacklevel=2)
-    model, meta = _train(model, data.subset(idx), train, target, seed)
-    cache.mkdir(parents=True, exist_ok=True)
-    save_tensors(path, model.state_dict(), meta)
-    return model.eval(), meta
+    key_parts = {"data": dataset_key, "idx": hashlib.sha256(idx.numpy().tobytes()).hexdigest(), "model": model_name,
+                 "train": train.model_dump(mode="json"), "target": target.model_dump(mode="json"), "seed": seed}
+    model, info = victim.train_or_load(ctx, role=role, model_factory=factory, train_data=data.subset(idx),
+                                       train_config=train, key_parts=key_parts, init_seed=seed,
+                                       fit_fn=_fitter(train, target, seed, ctx.device))
+    return model, info["fit"]
 
 
-def _train(
-    model: nn.Module, data: LabelledImages, train: TrainConfig, target: TargetSpec, seed: int
-) -> tuple[nn.Module, dict[str, Any]]:
-    torch.manual_seed(seed)
-    if target.kind == "dpsgd":
-        from privlab.protect.dpsgd import DPSGDConfig, train_dpsgd
-
-        if target.epsilon is None:
-            raise ConfigError("target.kind: dpsgd needs target.epsilon")
-        cfg = DPSGDConfig(
-            epsilon=target.epsilon,
-            delta=target.delta,
-            epochs=train.epochs,
-            lr=target.dpsgd_lr,
-            batch_size=target.dpsgd_batch_size,
-            max_grad_norm=target.max_grad_norm,
-        )
-        model, res = train_dpsgd(model, data, cfg, seed=seed)
-        return model, {"epsilon": res.epsilon, "delta": res.delta, "noise_multiplier": res.noise_multiplier}
-    if target.kind == "ldp":
-        from privlab.protect.ldp_pixel import build_pixel_mechanism
-
-        if target.epsilon is None:
-            raise ConfigError("target.kind: ldp needs target.epsilon")
-        mech = build_pixel_mechanism(target.mechanism, epsilon=target.epsilon)
-        data = data.with_images(mech.privatize(data.images, torch.Generator().manual_seed(seed)))
-    fit(model, data, train, seed=seed)
-    return model, {"epsilon": target.epsilon}
+def _worker_context(out: Path) -> RunContext:
+    """A run context for a process-pool worker: the victim stage uses only its ``out``, ``seed``, ``device`` and
+    ``progress`` (no store is opened in the worker)."""
+    return RunContext(run_id="reference-worker", out=out, run_dir=out, store=None,  # type: ignore[arg-type]
+                      progress=Progress(quiet=True))
 
 
 def _reference_job(args: tuple[Any, ...]) -> None:
     """Process-pool worker: one torch thread, train (or find) one reference model in the cache."""
     torch.set_num_threads(1)
-    cache, ds, idx, model_name, train, seed = args
+    out, ds, idx, model_name, train, seed = args
     pool, _ = load_pool(ds, None, False, seed=0)
-    train_or_load(Path(cache), pool, idx, model_name, train, TargetSpec(), seed=seed, dataset_key=ds.model_dump())
+    train_or_load(_worker_context(Path(out)), "mia-reference", pool, idx, model_name, train, TargetSpec(), seed=seed,
+                  dataset_key=ds.model_dump(mode="json"))
 
 
 # ------------------------------------------------------------------------------------------------------ steps
@@ -202,11 +182,8 @@ def halves(n: int, count: int, seed: int) -> torch.Tensor:
 def train_references(spec: MIASpec, ctx: RunContext, pool: LabelledImages) -> tuple[list[nn.Module], torch.Tensor]:
     """The reference models (``spec.references`` of them) and their ``R×N`` membership matrix."""
     ref_in = halves(len(pool), spec.references, seed=10_000 + spec.seed)
-    cache = ctx.out / "cache" / "models"
-    jobs = [
-        (str(cache), spec.dataset, torch.nonzero(ref_in[r]).view(-1), spec.model, spec.train, 1 + r)
-        for r in range(spec.references)
-    ]
+    jobs = [(str(ctx.out), spec.dataset, torch.nonzero(ref_in[r]).view(-1), spec.model, spec.train, 1 + r)
+            for r in range(spec.references)]
     if spec.workers > 1:
         import multiprocessing as mp
 
@@ -215,18 +192,8 @@ def train_references(spec: MIASpec, ctx: RunContext, pool: LabelledImages) -> tu
     models = []
     with ctx.progress.task("references", total=len(jobs)) as advance:
         for job in jobs:
-            models.append(
-                train_or_load(
-                    cache,
-                    pool,
-                    job[2],
-                    spec.model,
-                    spec.train,
-                    TargetSpec(),
-                    seed=job[5],
-                    dataset_key=spec.dataset.model_dump(),
-                )[0]
-            )
+            models.append(train_or_load(ctx, "mia-reference", pool, job[2], spec.model, spec.train, TargetSpec(),
+                                        seed=job[5], dataset_key=spec.dataset.model_dump(mode="json"))[0])
             advance(1)
     return models, ref_in
 
@@ -312,16 +279,8 @@ def run_mia(spec: MIASpec, ctx: RunContext) -> None:
             )
     pool, population = load_pool(spec.dataset, ctx.data_root, ctx.download, seed=0)
     members = halves(len(pool), 1, seed=spec.seed)[0]
-    target, meta = train_or_load(
-        ctx.out / "cache" / "models",
-        pool,
-        torch.nonzero(members).view(-1),
-        spec.model,
-        spec.train,
-        spec.target,
-        seed=spec.seed,
-        dataset_key=spec.dataset.model_dump(),
-    )
+    target, meta = train_or_load(ctx, "mia-target", pool, torch.nonzero(members).view(-1), spec.model, spec.train,
+                                 spec.target, seed=spec.seed, dataset_key=spec.dataset.model_dump(mode="json"))
     target_acc = evaluate(target, population)["accuracy"]
     references, ref_in = train_references(spec, ctx, pool)
     obs = MIAObservation(
