@@ -18,12 +18,13 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from privlab.errors import ConfigError, DataMissingError, FileFormatError
 
@@ -42,10 +43,56 @@ __all__ = [
 S = TypeVar("S", bound=BaseModel)
 
 
+#: Largest integer a spec may hold (the results store keeps specs as JSON in SQLite, whose integers are 64-bit).
+MAX_SPEC_INT = 2**63 - 1
+#: Longest text a spec may hold (names, paths and labels; a report shows them).
+MAX_SPEC_TEXT = 4096
+
+
+#: how a validator's message names a key below the field it checks ("name: unknown defence …", "params.k: …")
+_SUBKEY = r"([A-Za-z0-9_][\w.-]*): "
+
+
+def _check_plain(value: Any, depth: int = 0) -> Any:
+    """Refuse integers outside 64 bits, non-finite floats, and text that is huge or holds control characters, also
+    inside lists and mappings (``dict[str, Any]`` parameters are not checked by their annotation)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if abs(value) > MAX_SPEC_INT:
+            raise ValueError("integer outside the 64-bit range (|x| ≤ 2^63 − 1); a spec value this large is a typo")
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("Input should be a finite number")
+    elif isinstance(value, str):
+        if len(value) > MAX_SPEC_TEXT:
+            raise ValueError(f"text of {len(value)} characters; at most {MAX_SPEC_TEXT}")
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("text holds a control character (newline, tab, …); use plain one-line text")
+    elif isinstance(value, (list, tuple, dict)) and depth < 32:
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for k, v in items:
+            try:
+                _check_plain(k, depth + 1)
+                _check_plain(v, depth + 1)
+            except ValueError as e:  # name the key inside: "iterations: Input should be a finite number"
+                raise ValueError(f"{k}{'.' if re.match(_SUBKEY, str(e)) else ': '}{e}") from None
+    return value
+
+
 class Spec(BaseModel):
-    """Base of every config: unknown keys are refused; only names and finite numbers, so every spec is JSON."""
+    """Base of every config: unknown keys are refused; only names and finite numbers, so every spec is JSON.
+
+    Every field also passes :func:`_check_plain`: integers fit 64 bits, floats are finite (also inside free
+    ``dict``/``list`` fields), text is at most :data:`MAX_SPEC_TEXT` characters without control characters.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plain_values(cls, value: Any) -> Any:
+        return _check_plain(value)
 
 
 class Reference(Spec):
@@ -174,10 +221,14 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], i
     lines: dict[tuple[Any, ...], int] = {}
     try:
         _check_yaml_size(text, str(p))  # before anything expands aliases or recurses
-        node = yaml.compose(text, Loader=_LineLoader)
-        if node is not None:
-            _key_lines(node, (), lines)
-        data = yaml.safe_load(text)
+        loader = _LineLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _key_lines(node, (), lines)
+            data = loader.construct_document(node) if node is not None else None  # one parse, SafeLoader's types
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         raise FileFormatError(_yaml_problem(p, e)) from None
     except RecursionError:
@@ -271,7 +322,11 @@ def format_validation_error(
             if len(got_s) > 60:
                 got_s = got_s[:57] + "..."
             msg = e["msg"].removeprefix("Value error, ")
-            problems.append(f"{where}: {dotted}: {msg} (got {got_s})")
+            sub = re.match(_SUBKEY, msg)  # a validator naming a key below this one ('name: unknown …')
+            if sub and e["type"] == "value_error":
+                dotted, msg = f"{dotted}.{sub.group(1)}", msg[sub.end() :]
+                got_s = ""  # the input is the mapping above the key; the message says what is wrong
+            problems.append(f"{where}: {dotted}: {msg}" + (f" (got {got_s})" if got_s else ""))
     return "; ".join(problems)
 
 
