@@ -32,10 +32,12 @@ __all__ = [
     "ExperimentSpec",
     "Reference",
     "Spec",
+    "ambiguous_scalar",
     "deep_merge",
     "format_validation_error",
     "load_yaml",
     "parse_overrides",
+    "parse_yaml",
     "spec_hash",
     "validate",
 ]
@@ -138,7 +140,13 @@ class ExperimentSpec(Spec):
 
 
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key (for error messages)."""
+    """SafeLoader that remembers the line of every mapping key (for error messages) and reads ``1e-3`` as a number
+    (as YAML 1.2 does; YAML 1.1 wants ``1.0e-3`` and PyYAML alone would read ``1e-3`` as text)."""
+
+
+_LineLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
 
 
 #: Limits on a spec file's YAML: values once aliases are expanded (an "exponential entity" file is refused instead
@@ -183,6 +191,65 @@ def _check_yaml_size(text: str, source: str) -> None:
             )
 
 
+#: plain (unquoted) scalars that a YAML 1.1 reader (PyYAML, privlab) and a YAML 1.2 reader (ruamel, most other
+#: languages) read differently: (pattern, what 1.1 makes of it, the fix)
+_AMBIGUOUS = [
+    (re.compile(r"(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)"), "a yes/no switch in YAML 1.1 but text in "
+     "YAML 1.2", "write true or false for a switch, or quote it ('{v}') for the text"),
+    (re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?"), "a base-60 number in YAML 1.1 (1:30 is 90) but "
+     "text in YAML 1.2", "quote it ('{v}') for the text, or write the number"),
+    (re.compile(r"[-+]?0[0-9_]+"), "an octal number in YAML 1.1 (010 is 8) but decimal in YAML 1.2",
+     "write the number without leading zeros, or quote it ('{v}') for the text"),
+    (re.compile(r"[-+]?0b[01_]+"), "a binary number in YAML 1.1 but text in YAML 1.2",
+     "write the number in decimal, or quote it ('{v}') for the text"),
+    (re.compile(r"[-+]?[0-9][0-9]*(_[0-9_]*)+(\.[0-9_]*)?([eE][-+]?[0-9]+)?"), "a number in YAML 1.1 (the _ is "
+     "dropped) but text in YAML 1.2", "write the number without '_', or quote it ('{v}') for the text"),
+]  # fmt: skip
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def ambiguous_scalar(value: str) -> str | None:
+    """Why an unquoted YAML scalar reads two ways, and how to write it; None when it reads one way only."""
+    for pattern, what, fix in _AMBIGUOUS:
+        if pattern.fullmatch(value):
+            return f"{value!r} is {what}; {fix.format(v=value)}"
+    return None
+
+
+def _check_node(node: yaml.Node, source: str) -> None:
+    """Refuse what a YAML reader could read two ways, with its line (iterative): a key given twice, a merge key
+    (``<<``), an unquoted yes/no/on/off/y/n (y and n as keys are allowed: PyYAML and YAML 1.2 read them as text),
+    base-60 (``1:30``), octal-looking (``010``), binary or ``_``-grouped number."""
+    stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+    while stack:
+        cur, is_key = stack.pop()
+        if isinstance(cur, yaml.ScalarNode):
+            why = ambiguous_scalar(cur.value) if cur.style is None and isinstance(cur.value, str) else None
+            if is_key and cur.value in ("y", "Y", "n", "N"):
+                why = None  # a key named n (mi's sample count): text to PyYAML and YAML 1.2 alike
+            if why:
+                raise FileFormatError(f"{source}:{cur.start_mark.line + 1}: {why}")
+        elif isinstance(cur, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in cur.value:
+                line = key_node.start_mark.line + 1
+                if key_node.tag == _MERGE_TAG:
+                    raise FileFormatError(
+                        f"{source}:{line}: merge keys ('<<: *anchor') are not allowed: readers disagree on which "
+                        "value wins; write the keys out"
+                    )
+                if isinstance(key_node, yaml.ScalarNode):
+                    if key_node.value in seen:
+                        raise FileFormatError(
+                            f"{source}:{line}: key {key_node.value!r} is given twice (first on line "
+                            f"{seen[key_node.value]}); YAML readers keep one or the other: keep one"
+                        )
+                    seen[key_node.value] = line
+                stack += [(key_node, True), (value_node, False)]
+        elif isinstance(cur, yaml.SequenceNode):
+            stack += [(item, False) for item in cur.value]
+
+
 def _key_lines(node: yaml.Node, prefix: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
     """Record the 1-based line of every mapping key and sequence item below ``node`` (iterative)."""
     stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(node, prefix)]
@@ -218,6 +285,16 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], i
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise FileFormatError(f"cannot read spec file {p}: {e}") from None
+    return parse_yaml(text, p)
+
+
+def parse_yaml(text: str, source: str | Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
+    """:func:`load_yaml` of text read from ``source`` (named in the messages); also used for the presets.
+
+    Raises:
+        FileFormatError: not valid YAML, not a mapping, or something two YAML readers read differently.
+    """
+    p = source
     lines: dict[tuple[Any, ...], int] = {}
     try:
         _check_yaml_size(text, str(p))  # before anything expands aliases or recurses
@@ -225,6 +302,7 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], i
         try:
             node = loader.get_single_node()
             if node is not None:
+                _check_node(node, str(p))
                 _key_lines(node, (), lines)
             data = loader.construct_document(node) if node is not None else None  # one parse, SafeLoader's types
         finally:
@@ -240,7 +318,7 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], i
     return data, lines
 
 
-def _yaml_problem(path: Path, err: yaml.YAMLError) -> str:
+def _yaml_problem(path: str | Path, err: yaml.YAMLError) -> str:
     """One line for a YAML error: file, line, what the parser expected."""
     mark = getattr(err, "problem_mark", None)
     where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -269,6 +347,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"--set expects KEY=VALUE (e.g. train.epochs=3), got {item!r}")
         key, raw = item.split("=", 1)
+        why = ambiguous_scalar(raw.strip())
+        if why:
+            raise ConfigError(f"--set {item!r}: {why}")
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
         except (yaml.YAMLError, RecursionError):
