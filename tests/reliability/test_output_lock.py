@@ -50,9 +50,9 @@ def _wait_for_lock(proc: subprocess.Popen, out: Path, timeout: float = 120) -> s
 def test_in_process_lock_refuses_a_second_holder_and_is_released(tmp_path: Path) -> None:
     with output_lock(tmp_path, "privlab sweep a.yaml"):
         assert (tmp_path / LOCK_FILENAME).read_text() == f"pid {os.getpid()}: privlab sweep a.yaml\n"
-        with pytest.raises(ConfigError, match=rf"another privlab process \(pid {os.getpid()}: privlab sweep a.yaml\)"):
-            with output_lock(tmp_path):
-                pass
+        refused = rf"another privlab process \(pid {os.getpid()}: privlab sweep a.yaml\)"
+        with pytest.raises(ConfigError, match=refused), output_lock(tmp_path):
+            pass
     with output_lock(tmp_path):  # released
         pass
 
