@@ -18,12 +18,13 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from privlab.errors import ConfigError, DataMissingError, FileFormatError
 
@@ -31,10 +32,12 @@ __all__ = [
     "ExperimentSpec",
     "Reference",
     "Spec",
+    "ambiguous_scalar",
     "deep_merge",
     "format_validation_error",
     "load_yaml",
     "parse_overrides",
+    "parse_yaml",
     "spec_hash",
     "validate",
 ]
@@ -42,10 +45,56 @@ __all__ = [
 S = TypeVar("S", bound=BaseModel)
 
 
+#: Largest integer a spec may hold (the results store keeps specs as JSON in SQLite, whose integers are 64-bit).
+MAX_SPEC_INT = 2**63 - 1
+#: Longest text a spec may hold (names, paths and labels; a report shows them).
+MAX_SPEC_TEXT = 4096
+
+
+#: how a validator's message names a key below the field it checks ("name: unknown defence …", "params.k: …")
+_SUBKEY = r"([A-Za-z0-9_][\w.-]*): "
+
+
+def _check_plain(value: Any, depth: int = 0) -> Any:
+    """Refuse integers outside 64 bits, non-finite floats, and text that is huge or holds control characters, also
+    inside lists and mappings (``dict[str, Any]`` parameters are not checked by their annotation)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if abs(value) > MAX_SPEC_INT:
+            raise ValueError("integer outside the 64-bit range (|x| ≤ 2^63 − 1); a spec value this large is a typo")
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("Input should be a finite number")
+    elif isinstance(value, str):
+        if len(value) > MAX_SPEC_TEXT:
+            raise ValueError(f"text of {len(value)} characters; at most {MAX_SPEC_TEXT}")
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("text holds a control character (newline, tab, …); use plain one-line text")
+    elif isinstance(value, (list, tuple, dict)) and depth < 32:
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for k, v in items:
+            try:
+                _check_plain(k, depth + 1)
+                _check_plain(v, depth + 1)
+            except ValueError as e:  # name the key inside: "iterations: Input should be a finite number"
+                raise ValueError(f"{k}{'.' if re.match(_SUBKEY, str(e)) else ': '}{e}") from None
+    return value
+
+
 class Spec(BaseModel):
-    """Base of every config: unknown keys are refused; only names and finite numbers, so every spec is JSON."""
+    """Base of every config: unknown keys are refused; only names and finite numbers, so every spec is JSON.
+
+    Every field also passes :func:`_check_plain`: integers fit 64 bits, floats are finite (also inside free
+    ``dict``/``list`` fields), text is at most :data:`MAX_SPEC_TEXT` characters without control characters.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plain_values(cls, value: Any) -> Any:
+        return _check_plain(value)
 
 
 class Reference(Spec):
@@ -91,7 +140,13 @@ class ExperimentSpec(Spec):
 
 
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key (for error messages)."""
+    """SafeLoader that remembers the line of every mapping key (for error messages) and reads ``1e-3`` as a number
+    (as YAML 1.2 does; YAML 1.1 wants ``1.0e-3`` and PyYAML alone would read ``1e-3`` as text)."""
+
+
+_LineLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
 
 
 #: Limits on a spec file's YAML: values once aliases are expanded (an "exponential entity" file is refused instead
@@ -136,6 +191,65 @@ def _check_yaml_size(text: str, source: str) -> None:
             )
 
 
+#: plain (unquoted) scalars that a YAML 1.1 reader (PyYAML, privlab) and a YAML 1.2 reader (ruamel, most other
+#: languages) read differently: (pattern, what 1.1 makes of it, the fix)
+_AMBIGUOUS = [
+    (re.compile(r"(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)"), "a yes/no switch in YAML 1.1 but text in "
+     "YAML 1.2", "write true or false for a switch, or quote it ('{v}') for the text"),
+    (re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?"), "a base-60 number in YAML 1.1 (1:30 is 90) but "
+     "text in YAML 1.2", "quote it ('{v}') for the text, or write the number"),
+    (re.compile(r"[-+]?0[0-9_]+"), "an octal number in YAML 1.1 (010 is 8) but decimal in YAML 1.2",
+     "write the number without leading zeros, or quote it ('{v}') for the text"),
+    (re.compile(r"[-+]?0b[01_]+"), "a binary number in YAML 1.1 but text in YAML 1.2",
+     "write the number in decimal, or quote it ('{v}') for the text"),
+    (re.compile(r"[-+]?[0-9][0-9]*(_[0-9_]*)+(\.[0-9_]*)?([eE][-+]?[0-9]+)?"), "a number in YAML 1.1 (the _ is "
+     "dropped) but text in YAML 1.2", "write the number without '_', or quote it ('{v}') for the text"),
+]  # fmt: skip
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def ambiguous_scalar(value: str) -> str | None:
+    """Why an unquoted YAML scalar reads two ways, and how to write it; None when it reads one way only."""
+    for pattern, what, fix in _AMBIGUOUS:
+        if pattern.fullmatch(value):
+            return f"{value!r} is {what}; {fix.format(v=value)}"
+    return None
+
+
+def _check_node(node: yaml.Node, source: str) -> None:
+    """Refuse what a YAML reader could read two ways, with its line (iterative): a key given twice, a merge key
+    (``<<``), an unquoted yes/no/on/off/y/n (y and n as keys are allowed: PyYAML and YAML 1.2 read them as text),
+    base-60 (``1:30``), octal-looking (``010``), binary or ``_``-grouped number."""
+    stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+    while stack:
+        cur, is_key = stack.pop()
+        if isinstance(cur, yaml.ScalarNode):
+            why = ambiguous_scalar(cur.value) if cur.style is None and isinstance(cur.value, str) else None
+            if is_key and cur.value in ("y", "Y", "n", "N"):
+                why = None  # a key named n (mi's sample count): text to PyYAML and YAML 1.2 alike
+            if why:
+                raise FileFormatError(f"{source}:{cur.start_mark.line + 1}: {why}")
+        elif isinstance(cur, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in cur.value:
+                line = key_node.start_mark.line + 1
+                if key_node.tag == _MERGE_TAG:
+                    raise FileFormatError(
+                        f"{source}:{line}: merge keys ('<<: *anchor') are not allowed: readers disagree on which "
+                        "value wins; write the keys out"
+                    )
+                if isinstance(key_node, yaml.ScalarNode):
+                    if key_node.value in seen:
+                        raise FileFormatError(
+                            f"{source}:{line}: key {key_node.value!r} is given twice (first on line "
+                            f"{seen[key_node.value]}); YAML readers keep one or the other: keep one"
+                        )
+                    seen[key_node.value] = line
+                stack += [(key_node, True), (value_node, False)]
+        elif isinstance(cur, yaml.SequenceNode):
+            stack += [(item, False) for item in cur.value]
+
+
 def _key_lines(node: yaml.Node, prefix: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
     """Record the 1-based line of every mapping key and sequence item below ``node`` (iterative)."""
     stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(node, prefix)]
@@ -171,13 +285,28 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], i
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise FileFormatError(f"cannot read spec file {p}: {e}") from None
+    return parse_yaml(text, p)
+
+
+def parse_yaml(text: str, source: str | Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
+    """:func:`load_yaml` of text read from ``source`` (named in the messages); also used for the presets.
+
+    Raises:
+        FileFormatError: not valid YAML, not a mapping, or something two YAML readers read differently.
+    """
+    p = source
     lines: dict[tuple[Any, ...], int] = {}
     try:
         _check_yaml_size(text, str(p))  # before anything expands aliases or recurses
-        node = yaml.compose(text, Loader=_LineLoader)
-        if node is not None:
-            _key_lines(node, (), lines)
-        data = yaml.safe_load(text)
+        loader = _LineLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _check_node(node, str(p))
+                _key_lines(node, (), lines)
+            data = loader.construct_document(node) if node is not None else None  # one parse, SafeLoader's types
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         raise FileFormatError(_yaml_problem(p, e)) from None
     except RecursionError:
@@ -189,7 +318,7 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], i
     return data, lines
 
 
-def _yaml_problem(path: Path, err: yaml.YAMLError) -> str:
+def _yaml_problem(path: str | Path, err: yaml.YAMLError) -> str:
     """One line for a YAML error: file, line, what the parser expected."""
     mark = getattr(err, "problem_mark", None)
     where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -218,6 +347,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"--set expects KEY=VALUE (e.g. train.epochs=3), got {item!r}")
         key, raw = item.split("=", 1)
+        why = ambiguous_scalar(raw.strip())
+        if why:
+            raise ConfigError(f"--set {item!r}: {why}")
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
         except (yaml.YAMLError, RecursionError):
@@ -271,7 +403,11 @@ def format_validation_error(
             if len(got_s) > 60:
                 got_s = got_s[:57] + "..."
             msg = e["msg"].removeprefix("Value error, ")
-            problems.append(f"{where}: {dotted}: {msg} (got {got_s})")
+            sub = re.match(_SUBKEY, msg)  # a validator naming a key below this one ('name: unknown …')
+            if sub and e["type"] == "value_error":
+                dotted, msg = f"{dotted}.{sub.group(1)}", msg[sub.end() :]
+                got_s = ""  # the input is the mapping above the key; the message says what is wrong
+            problems.append(f"{where}: {dotted}: {msg}" + (f" (got {got_s})" if got_s else ""))
     return "; ".join(problems)
 
 

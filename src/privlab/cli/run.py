@@ -103,6 +103,9 @@ def run(
     download: DownloadOption = False,
     quiet: QuietOption = False,
     json_out: JsonOption = False,
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="only load and check the spec: print every sweep point's resolved spec, run nothing"
+    ),
 ) -> None:
     """Run an experiment spec (every point of its sweep) in this process, one run after the other.
 
@@ -119,6 +122,9 @@ def run(
     if seed is not None:
         overrides["seed"] = seed
     specs = resolve_specs(spec, preset, overrides)
+    if dry_run:
+        _print_points(specs, json_out)
+        return
     outcomes = []
     # with --json, stdout carries only the JSON: whatever a pipeline prints goes to stderr
     with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
@@ -135,6 +141,22 @@ def run(
                 report=i == len(specs) - 1,
             )
     finish_runs(outcomes, out, json_out)
+
+
+def _print_points(specs: list[Any], json_out: bool) -> None:
+    """``--dry-run``: every sweep point of ``specs`` with its spec hash and the values its sweep set; nothing runs."""
+    from privlab.run.local import SweepPoint
+    from privlab.run.sweep import expand_all
+
+    points = [SweepPoint.of(parent, point) for parent, point in expand_all(specs)]
+    if json_out:
+        emit_json({"points": [{"experiment": p.point.experiment, "spec_hash": p.hash, "params": p.params,
+                               "spec": p.dumped} for p in points]})  # fmt: skip
+        return
+    for p in points:
+        shown = ", ".join(f"{k}={v}" for k, v in p.params.items())
+        typer.echo(f"{p.point.experiment} {p.hash[:12]}" + (f" ({shown})" if shown else ""))
+    typer.echo(f"{len(points)} run(s); nothing was run (--dry-run)")
 
 
 def resolve_specs(spec: str, preset: str | None, overrides: dict[str, Any]) -> list[Any]:

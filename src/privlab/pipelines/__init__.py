@@ -11,9 +11,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-import yaml
-
-from privlab.config import ExperimentSpec
+from privlab.config import ExperimentSpec, parse_yaml
 from privlab.errors import ConfigError
 from privlab.registry import Registry, import_submodules
 
@@ -50,7 +48,7 @@ def load_preset(experiment: str, preset: str) -> dict[str, Any]:
             f"experiment {experiment!r} has no preset {preset!r}; available: {', '.join(names) or 'none'}"
         )
     text = (resources.files("privlab.pipelines") / "presets" / f"{experiment}.{preset}.yaml").read_text("utf-8")
-    return yaml.safe_load(text) or {}
+    return parse_yaml(text, f"preset {experiment}.{preset}.yaml")[0]
 
 
 import_submodules(__name__, __path__)

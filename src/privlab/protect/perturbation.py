@@ -213,8 +213,13 @@ def resolve_noise(value: Any, *, as_field: bool = False) -> NoiseConfig:
         raise ConfigError(f"protection: expected a mapping like {{name: em}}, got {value!r}")
     name = value.get("name", "em")
     if not isinstance(name, str):
-        raise ConfigError(f"protection: name must be a string, got {name!r}")
-    cls = noise_entry(name).meta["config"]
+        raise ConfigError(f"{'' if as_field else 'protection: '}name: must be a string, got {name!r}")
+    try:
+        cls = noise_entry(name).meta["config"]
+    except UnknownNameError as e:
+        if not as_field:
+            raise
+        raise ConfigError(f"name: {e}") from None  # the spec's message then reads protection.name: unknown …
     if not as_field:
         from privlab.config import validate
 

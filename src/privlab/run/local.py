@@ -14,6 +14,7 @@ from privlab.errors import PrivlabError
 from privlab.pipelines import PIPELINES
 from privlab.run.sweep import expand
 from privlab.store import RunRecord, Store
+from privlab.store.lock import output_lock
 
 __all__ = ["RunOutcome", "SweepPoint", "error_message", "execute", "sweep_params"]
 
@@ -163,6 +164,27 @@ def execute(
     keep_going = len(points) > 1 if keep_going is None else keep_going
     out = Path(out)
     store = Store(out)
+    try:
+        with output_lock(out):
+            return _execute_points(spec, points, out, store, dev, force, data_root, download, quiet, keep_going, report)
+    finally:
+        store.close()
+
+
+def _execute_points(
+    spec: ExperimentSpec,
+    points: list[ExperimentSpec],
+    out: Path,
+    store: Store,
+    dev: Any,
+    force: bool,
+    data_root: str | Path | None,
+    download: bool,
+    quiet: bool,
+    keep_going: bool,
+    report: bool,
+) -> list[RunOutcome]:
+    """:func:`execute` once the output folder's lock is held."""
     versions, hardware = environment()
     hardware["device"] = str(dev)
     outcomes: list[RunOutcome] = []

@@ -41,6 +41,7 @@ from privlab.run.local import RunOutcome, SweepPoint, build_report_or_warn
 from privlab.run.sweep import expand_all
 from privlab.run.worker import make_task, remove_staging
 from privlab.store import Store
+from privlab.store.lock import output_lock
 
 __all__ = ["BACKENDS", "LocalBackend", "RayBackend", "run_sweep"]
 
@@ -109,8 +110,9 @@ class LocalBackend:
             return ctx
         return mp.get_context("spawn")
 
-    def run(self, tasks: list[dict[str, Any]]) -> Iterator[Result]:
-        """Run the tasks; yield each result as its worker ends (any order)."""
+    def run(self, tasks: list[dict[str, Any]], on_start: Callable[[int], None] | None = None) -> Iterator[Result]:
+        """Run the tasks; yield each result as its worker ends (any order). ``on_start(i)`` is called just before
+        task ``i``'s worker starts (the driver marks the run ``running`` then, not while it waits in the queue)."""
         from privlab.run.worker import child_main
 
         ctx = self._context()
@@ -120,6 +122,8 @@ class LocalBackend:
             while pending or running:
                 while pending and len(running) < self.workers:
                     i, task = pending.popleft()
+                    if on_start is not None:
+                        on_start(i)
                     task = {**task, "threads": task.get("threads") or self.threads}
                     recv, send = ctx.Pipe(duplex=False)
                     proc = ctx.Process(target=child_main, args=(task, send), name=f"privlab-{task['run_id']}")
@@ -181,8 +185,9 @@ class RayBackend:
         self.cpus_per_run = cpus_per_run
         self.gpus_per_run = gpus_per_run
 
-    def run(self, tasks: list[dict[str, Any]]) -> Iterator[Result]:
-        """Submit every task; yield each result as it completes."""
+    def run(self, tasks: list[dict[str, Any]], on_start: Callable[[int], None] | None = None) -> Iterator[Result]:
+        """Submit every task; yield each result as it completes. ``on_start(i)`` is called as task ``i`` is
+        submitted (Ray queues it on the cluster)."""
         import ray
 
         from privlab.run.worker import run_task
@@ -200,7 +205,11 @@ class RayBackend:
         try:
             remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0)(run_task)
             threads = max(1, int(self.cpus_per_run))
-            refs = {remote.remote({**t, "threads": t.get("threads") or threads}): i for i, t in enumerate(tasks)}
+            refs = {}
+            for i, t in enumerate(tasks):
+                if on_start is not None:
+                    on_start(i)
+                refs[remote.remote({**t, "threads": t.get("threads") or threads})] = i
             while refs:
                 ready, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)
                 for ref in ready:
@@ -310,6 +319,12 @@ def run_sweep(
 
     outcomes: dict[int, RunOutcome] = {}
     store = Store(out)
+    lock = contextlib.ExitStack()
+    try:
+        lock.enter_context(output_lock(out))
+    except BaseException:
+        store.close()
+        raise
     progress = _SweepProgress(len(points), quiet=quiet)
 
     def record(i: int, outcome: RunOutcome) -> None:
@@ -336,17 +351,6 @@ def run_sweep(
             run_id = (None if force else store.unfinished_run_id(p.hash)) or store.new_run_id(
                 p.point.experiment, p.hash
             )
-            store.start_run(
-                run_id,
-                experiment=p.point.experiment,
-                spec=p.dumped,
-                spec_hash=p.hash,
-                seed=p.point.seed,
-                versions=versions,
-                hardware=hardware,
-                name=p.point.name,
-                dir=run_id,
-            )
             tasks.append(
                 make_task(
                     p.dumped,
@@ -359,7 +363,22 @@ def run_sweep(
                 )
             )
             owners.append(index)
-        for i, payload, error in runner.run(tasks):
+
+        def start(i: int) -> None:  # marked running as its worker starts: a queued run is not running
+            p = points[owners[i]]
+            store.start_run(
+                tasks[i]["run_id"],
+                experiment=p.point.experiment,
+                spec=p.dumped,
+                spec_hash=p.hash,
+                seed=p.point.seed,
+                versions=versions,
+                hardware=hardware,
+                name=p.point.name,
+                dir=tasks[i]["run_id"],
+            )
+
+        for i, payload, error in runner.run(tasks, on_start=start):
             index, run_id = owners[i], tasks[i]["run_id"]
             p = points[index]
             if payload is not None:
@@ -398,4 +417,5 @@ def run_sweep(
         store.close()
         if report and outcomes:
             build_report_or_warn(out)
+        lock.close()
     return [outcomes[i] for i in sorted(outcomes)]

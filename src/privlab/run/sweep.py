@@ -103,7 +103,9 @@ def load_specs(
     """
     data, lines = load_yaml(path)
     if "specs" not in data:
-        return [load_spec(path, preset=preset, overrides=overrides)]
+        if preset is not None:
+            data["preset"] = preset
+        return [spec_from_mapping(data, source=str(path), lines=lines, overrides=overrides)]
     extra = sorted(set(data) - set(_SUITE_KEYS))
     if extra:
         raise ConfigError(

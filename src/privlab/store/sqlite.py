@@ -107,6 +107,10 @@ def _finite_or_none(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
+#: the tables of a privlab store (a store of this schema version missing one is damaged)
+STORE_TABLES = ("meta", "runs", "metrics", "artifacts")
+
+
 class Store:
     """SQLite results store of one output folder.
 
@@ -151,8 +155,13 @@ class Store:
         try:
             self._conn = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA foreign_keys = ON")
             self._conn.execute("PRAGMA busy_timeout = 60000")
+            try:
+                self._check_existing()  # before anything is written: no table, no WAL switch on a foreign file
+            except PrivlabError:
+                self._conn.close()
+                raise
+            self._conn.execute("PRAGMA foreign_keys = ON")
             self._conn.execute("PRAGMA journal_mode = WAL")
             with self._tx() as c:
                 for stmt in SCHEMA.split(";"):
@@ -167,6 +176,34 @@ class Store:
             raise FileFormatError(
                 f"{self.path} is not a valid privlab store ({e}); move it away or choose another --out folder"
             ) from None
+
+    def _check_existing(self) -> None:
+        """Refuse, before writing anything, an existing database that is not a privlab store, that a newer privlab
+        wrote, or that lacks one of privlab's tables (damaged: never silently re-created)."""
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            return  # a new (or empty) file: privlab creates its tables
+        if "meta" not in tables:
+            raise FileFormatError(
+                f"{self.path} is an SQLite database but not a privlab store (tables: "
+                f"{', '.join(sorted(tables))[:200]}); nothing was written to it: choose another --out folder"
+            )
+        row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        try:
+            version = int(row[0])
+        except (TypeError, ValueError):
+            raise FileFormatError(
+                f"{self.path} is not a privlab store (no schema version in its meta table); nothing was written to "
+                "it: choose another --out folder"
+            ) from None
+        if version > SCHEMA_VERSION:
+            raise FileFormatError(
+                f"{self.path} has store schema v{version}, newer than this privlab (v{SCHEMA_VERSION}); upgrade "
+                "privlab (nothing was written to it)"
+            )
+        missing = sorted(set(STORE_TABLES) - tables)
+        if missing and version == SCHEMA_VERSION:
+            raise self._damaged(sqlite3.DatabaseError(f"table(s) {', '.join(missing)} missing"))
 
     def _open_read_only(self) -> None:
         with contextlib.suppress(Exception):

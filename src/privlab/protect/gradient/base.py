@@ -128,8 +128,13 @@ def resolve_defense(value: Any, *, as_field: bool = False) -> DefenseConfig:
         raise ConfigError(f"defense: expected a mapping like {{name: prune, percent: 70}}, got {value!r}")
     name = value.get("name", "none")
     if not isinstance(name, str):
-        raise ConfigError(f"defense: name must be a string, got {name!r}")
-    cls = defense_entry(name).meta["config"]
+        raise ConfigError(f"{'' if as_field else 'defense: '}name: must be a string, got {name!r}")
+    try:
+        cls = defense_entry(name).meta["config"]
+    except UnknownNameError as e:
+        if not as_field:
+            raise
+        raise ConfigError(f"name: {e}") from None  # the spec's message then reads defense.name: unknown …
     if not as_field:
         from privlab.config import validate
 
