@@ -164,8 +164,9 @@ def measure_peak_mib(fn: Callable[[], Any], device: str = "cpu", *, interval_s: 
 
     Methods: ``"cuda"`` — ``torch.cuda.max_memory_allocated`` above the allocation before the call (stats reset
     first); ``"rss"`` — the process resident set size sampled from ``/proc/self/statm`` every ``interval_s``
-    seconds in a background thread, peak minus the value before the call; ``"tracemalloc"`` — Python-heap peak, where
-    ``/proc`` is absent (it does not see tensor buffers).
+    seconds in a background thread, peak minus the value before the call (a sampler starved by a loaded machine is
+    backed by the kernel's high-water mark ``ru_maxrss`` when the call raised it); ``"tracemalloc"`` — Python-heap
+    peak, where ``/proc`` is absent (it does not see tensor buffers).
     """
     if _is_cuda(device):
         torch.cuda.synchronize()
@@ -194,6 +195,7 @@ def measure_peak_mib(fn: Callable[[], Any], device: str = "cpu", *, interval_s: 
                 peak = rss
             stop.wait(interval_s)
 
+    hwm_before = _max_rss_bytes()
     thread = threading.Thread(target=sample, name="privlab-bench-rss", daemon=True)
     thread.start()
     try:
@@ -202,7 +204,20 @@ def measure_peak_mib(fn: Callable[[], Any], device: str = "cpu", *, interval_s: 
         stop.set()
         thread.join()
     end = _rss_bytes() or 0
+    hwm_after = _max_rss_bytes()
+    if hwm_after > hwm_before:  # the call set a new process high-water mark: it reached at least that
+        peak = max(peak, hwm_after)
     return max(0, max(peak, end) - start) / _MIB, "rss"
+
+
+def _max_rss_bytes() -> int:
+    """The process's resident-set high-water mark (``getrusage``; 0 where unavailable)."""
+    try:
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
+    except (ImportError, OSError):
+        return 0
 
 
 def _timed(fn: Callable[[], Any], cuda: bool) -> float:

@@ -276,10 +276,12 @@ def no_serving(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(LocalBackend, "run", _in_process)
 
 
-def _in_process(self: Any, tasks: list[dict[str, Any]]) -> Iterator[tuple[int, Any, Any]]:
+def _in_process(self: Any, tasks: list[dict[str, Any]], on_start: Any = None) -> Iterator[tuple[int, Any, Any]]:
     from privlab.run.worker import run_task
 
     for i, task in enumerate(tasks):
+        if on_start is not None:
+            on_start(i)
         try:
             yield i, run_task({**task, "threads": 1}), None
         except Exception as e:

@@ -219,8 +219,9 @@ def _one_click_command() -> typing.Iterator[None]:
 
 def test_the_walk_covers_every_experiment_and_kind() -> None:
     """The generator reaches every experiment, nested sub-models and list items (so it cannot pass by finding none)."""
-    experiments = {c.experiment for c in CASES}
-    assert experiments == set(PIPELINES.names())
+    experiments = {c.experiment for c in CASES if not c.experiment.startswith("test-")}
+    # experiments that other tests register on the fly (tests/run/sleepy_plugin.py: "test-…") are not the product's
+    assert experiments == {n for n in PIPELINES.names() if not n.startswith("test-")}
     fields = {(c.experiment, c.path) for c in CASES}
     assert len(fields) >= 300, len(fields)
     assert ("train", ("train", "epochs")) in fields
