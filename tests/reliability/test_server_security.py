@@ -412,3 +412,21 @@ def test_concurrent_answers_all_land_in_the_manifest(serve, folder):
     assert got == {(w, r): w not in who[:2] for w in who for r in recs}
     status, body = request(srv, "GET", "/api/next?annotator=ann-c")
     assert json.loads(body) == {"total": 6, "answered": 6, "item": None}
+
+
+# -- proxies ----------------------------------------------------------------------------------------------------------
+
+
+def test_the_module_example_ignores_an_http_proxy(monkeypatch):
+    """The doctest talks to 127.0.0.1: an http_proxy without no_proxy (a dead one here) must not be used."""
+    import doctest
+
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # discard port: nothing listens, a proxied request fails
+    import urllib.request
+
+    assert urllib.request.getproxies().get("http") == "http://127.0.0.1:9"  # the proxy is really configured
+    result = doctest.testmod(server_mod, verbose=False, report=False)
+    assert result.attempted >= 8 and result.failed == 0

@@ -25,7 +25,8 @@ Example (in-process, port 0 = any free port):
     >>> srv = make_server(d, port=0)
     >>> t = threading.Thread(target=srv.serve_forever, daemon=True); t.start()
     >>> url = f"http://127.0.0.1:{srv.server_address[1]}"
-    >>> nxt = json.load(urllib.request.urlopen(url + "/api/next?annotator=ann"))
+    >>> local = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+    >>> nxt = json.load(local.open(url + "/api/next?annotator=ann"))
     >>> nxt["total"], nxt["item"]["setting"]
     (2, 'dlg')
     >>> srv.shutdown(); srv.server_close()
