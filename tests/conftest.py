@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,6 +29,22 @@ def _seeds_fixed() -> None:
 def _private_data_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Decoded-image caches (privlab.data.cache) go to a temporary folder, never to ~/.cache or a data root."""
     monkeypatch.setenv("PRIVLAB_CACHE_DIR", str(tmp_path_factory.mktemp("privlab-cache")))
+
+
+def _visible_entries(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir() if not p.name.startswith(".") and p.name != "__pycache__"}
+
+
+@pytest.fixture(autouse=True)
+def _no_writes_into_the_working_folder() -> Any:
+    """Tests write only under tmp_path: a test that leaves a new file or folder (``runs/``, ``scores.csv`` …) in the
+    working folder (default ``--out runs`` of a CLI call without ``--out``) fails, naming what it left."""
+    cwd = Path.cwd()
+    before = _visible_entries(cwd)
+    yield
+    new = sorted(_visible_entries(cwd) - before)
+    if new:
+        pytest.fail(f"the test wrote {', '.join(new)} into the working folder {cwd}; pass a tmp_path (e.g. --out)")
 
 
 @pytest.fixture

@@ -131,3 +131,43 @@ def test_latest_results_keep_other_benchmarks_rows(tmp_path) -> None:
     (tmp_path / "broken.json").write_text("{not json")
     rows = latest_results(tmp_path, [{"name": "b", "ratio": 0.5}, {"name": "c", "ratio": 3.0}])
     assert [(r["name"], r["ratio"]) for r in rows] == [("a", 1.0), ("b", 0.5), ("c", 3.0)]
+
+
+def test_cli_results_option_writes_elsewhere_and_leaves_the_bench_folder_alone(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from privlab.cli import app
+
+    bench_dir = tmp_path / "benchmarks"
+    bench_dir.mkdir()
+    (bench_dir / "bench_r.py").write_text(
+        "from privlab.bench import Benchmark\n"
+        "BENCHMARK = Benchmark(name='test_results_opt', description='d', candidate=lambda: None,\n"
+        "                      baseline=lambda: None, repeats=1, warmup=0)\n"
+    )
+    (bench_dir / "results").mkdir()
+    tracked = bench_dir / "results" / "test_results_opt.json"
+    tracked.write_text('{"name": "test_results_opt", "ratio": 9.0}\n')  # stands for the tracked file
+    runner = CliRunner()
+    try:
+        out = tmp_path / "elsewhere"
+        r = runner.invoke(app, ["bench", "test_results_opt", "--dir", str(bench_dir), "--results", str(out),
+                                "--markdown", str(tmp_path / "B.md"), "--json"])  # fmt: skip
+        assert r.exit_code == 0, r.output
+        data = json.loads((out / "test_results_opt.json").read_text())
+        assert data["name"] == "test_results_opt" and data["ratio"] != 9.0
+        assert tracked.read_text() == '{"name": "test_results_opt", "ratio": 9.0}\n'  # untouched
+        assert "test_results_opt" in (tmp_path / "B.md").read_text()
+        # default: DIR/results, as before
+        r = runner.invoke(app, ["bench", "test_results_opt", "--dir", str(bench_dir), "--json"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(tracked.read_text())["ratio"] != 9.0
+        (tmp_path / "file").write_text("x")
+        a_file = str(tmp_path / "file")
+        r = runner.invoke(app, ["bench", "test_results_opt", "--dir", str(bench_dir), "--results", a_file])
+        assert r.exit_code == 2 and "--results" in r.output
+    finally:
+        if "test_results_opt" in BENCHMARKS:
+            BENCHMARKS.remove("test_results_opt")

@@ -36,6 +36,22 @@ def test_mi_text_with_repeats_and_explicit_subcommand(pair):
     assert "nats" in r.output and "95 % CI" in r.output and "ite-dkl" in r.output
 
 
+def test_ksg_repeats_say_why_there_is_no_interval(pair):
+    """KSG is deterministic: --repeats 2 computes one draw; the output says so instead of a silent ci95: null."""
+    args = ["mi", str(pair / "x.npy"), str(pair / "z.npy"), "--estimator", "ksg", "--repeats", "2"]
+    d = json.loads(runner.invoke(app, [*args, "--json"]).output)
+    assert d["ci95"] is None and d["repeats"] == 1 and d["repeats_requested"] == 2 and len(d["values"]) == 1
+    assert "ksg is deterministic" in d["ci95_note"] and "--jitter" in d["ci95_note"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and "95 % CI" not in r.output
+    assert any(line.startswith("note: no 95 % interval: ksg is deterministic") for line in r.output.splitlines())
+    # with jitter the repeats are independent draws: an interval around the mean, and no note
+    d = json.loads(runner.invoke(app, [*args, "--jitter", "1e-3", "--json"]).output)
+    assert d["repeats"] == 2 and d["ci95_note"] is None
+    lo, hi = d["ci95"]
+    assert lo <= d["nats"] <= hi and lo < hi
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from privlab.data.reconstructions import save_pairs
+from privlab.errors import ConfigError
 from privlab.measure.semsim import load_manifest
 from privlab.measure.semsim import server as server_mod
 from privlab.measure.semsim.server import make_server
@@ -118,6 +119,34 @@ def test_the_cli_binds_to_loopback_by_default(folder, monkeypatch, cli):
     assert r.exit_code == 0, r.output
     assert seen["host"] == "127.0.0.1" and seen["closed"]
     assert "http://localhost:8765/" in r.output and "every answer is in the manifest" in r.output
+    assert "warning" not in r.output
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::"])
+def test_the_cli_warns_when_bound_beyond_this_machine(folder, monkeypatch, cli, host):
+    class Fake:
+        items, manifest, server_address = [1], folder / "annotations.csv", (host, 8765)
+
+        def serve_forever(self) -> None:
+            raise KeyboardInterrupt
+
+        def server_close(self) -> None:
+            pass
+
+    monkeypatch.setattr(server_mod, "make_server", lambda root, **kw: Fake())
+    r = cli.invoke("semsim", "annotate", folder, "--host", host)
+    assert r.exit_code == 0, r.output
+    (line,) = [x for x in r.output.splitlines() if x.startswith("warning:")]
+    assert host in line and "no authentication" in line
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.5.0.1", True), ("::1", True), ("[::1]", True), ("localhost", True),
+     ("0.0.0.0", False), ("::", False), ("10.0.0.1", False), ("example.org", False)],
+)  # fmt: skip
+def test_is_loopback(host, loopback):
+    assert server_mod.is_loopback(host) is loopback
 
 
 def test_host_header_of_another_site_is_refused(serve):
@@ -214,6 +243,12 @@ BAD_POSTS = [
     ("annotator with markup", answer(OK_REC, "<script>"), 400),
     ("annotator too long", answer(OK_REC, "a" * 65), 400),
     ("annotator empty", answer(OK_REC, ""), 400),
+    ("annotator with a trailing newline", answer(OK_REC, "ann\n"), 400),
+    ("annotator with a tab", answer(OK_REC, "a\tb"), 400),
+    ("annotator with a NUL", answer(OK_REC, "a\u0000"), 400),
+    ("annotator with a C1 control", answer(OK_REC, "a\u0085"), 400),
+    ("annotator as a number", json.dumps({"reconstruction": OK_REC, "recognised": True, "annotator": 7}).encode(),
+     400),
     ("body over 4 KiB", b"{" + b" " * 5000 + b"}", 413),
 ]  # fmt: skip
 
@@ -223,7 +258,9 @@ def test_malformed_answers_are_refused(serve, folder, what, body, status):
     srv = serve()
     got, payload = request(srv, "POST", "/api/answer", body=body)
     assert got == status, payload
-    assert "error" in json.loads(payload)
+    error = json.loads(payload)["error"]
+    if what.startswith("annotator"):
+        assert error.startswith("annotator:"), error  # the answer names the field
     assert not (folder / "annotations.csv").exists()  # nothing was recorded
     assert alive(srv)
 
@@ -274,8 +311,7 @@ def test_malformed_queries_are_refused(serve, path, status):
     ],
 )  # fmt: skip
 def test_malformed_http_is_refused_without_a_crash(serve, monkeypatch, what, data, start):
-    monkeypatch.setattr(server_mod._Handler, "timeout", 1.0)  # the stalled body below gives up after 1 s, not 10
-    srv = serve()
+    srv = serve(request_timeout=1.0)  # the stalled body below gives up after 1 s, not 10
     port = srv.server_address[1]
     data = data.replace(b"HTTP/1.0\r\n", b"HTTP/1.0\r\nHost: 127.0.0.1:%d\r\n" % port, 1)
     if what == "body shorter than announced":  # keep the connection open: the server must time out (408)
@@ -288,6 +324,41 @@ def test_malformed_http_is_refused_without_a_crash(serve, monkeypatch, what, dat
         assert reply.startswith(start), reply[:80]
     assert b" 500 " not in reply[:20]
     assert alive(srv)
+
+
+def test_a_body_trickled_byte_by_byte_times_out_in_total(serve, folder):
+    """Slowloris: each byte arrives before the socket timeout, but the whole body must arrive within it."""
+    srv = serve(request_timeout=1.0)
+    port = srv.server_address[1]
+    body = answer(OK_REC, "slow")
+    head = (b"POST /api/answer HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % (port, len(body)))  # fmt: skip
+    t0 = time.monotonic()
+    reply = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head)
+        s.settimeout(0.3)
+        for byte in body:  # one byte every 0.3 s: the full body would take len(body) * 0.3 ≈ 20 s
+            try:
+                s.sendall(bytes([byte]))
+                reply = s.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:  # the server closed the connection after answering
+                break
+            if reply:
+                break
+    elapsed = time.monotonic() - t0
+    assert reply.startswith(b"HTTP/1.0 408"), reply[:60]
+    assert elapsed < 4.0, elapsed
+    assert not (folder / "annotations.csv").exists()
+    assert alive(srv)
+
+
+def test_request_timeout_is_validated(folder):
+    for bad in (0, -1, float("nan"), True, "10"):
+        with pytest.raises(ConfigError, match="request timeout"):
+            make_server(folder, port=0, request_timeout=bad)
 
 
 def test_a_client_that_hangs_up_mid_request_does_not_stop_the_server(serve, capfd):
@@ -341,3 +412,21 @@ def test_concurrent_answers_all_land_in_the_manifest(serve, folder):
     assert got == {(w, r): w not in who[:2] for w in who for r in recs}
     status, body = request(srv, "GET", "/api/next?annotator=ann-c")
     assert json.loads(body) == {"total": 6, "answered": 6, "item": None}
+
+
+# -- proxies ----------------------------------------------------------------------------------------------------------
+
+
+def test_the_module_example_ignores_an_http_proxy(monkeypatch):
+    """The doctest talks to 127.0.0.1: an http_proxy without no_proxy (a dead one here) must not be used."""
+    import doctest
+
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # discard port: nothing listens, a proxied request fails
+    import urllib.request
+
+    assert urllib.request.getproxies().get("http") == "http://127.0.0.1:9"  # the proxy is really configured
+    result = doctest.testmod(server_mod, verbose=False, report=False)
+    assert result.attempted >= 8 and result.failed == 0

@@ -11,7 +11,14 @@ from privlab.cli._common import JSON_HELP, emit_json, examples, handle_errors, p
 from privlab.errors import DataMissingError
 
 
-@app.command(epilog=examples("privlab bench", "privlab bench train_loop_overhead --repeats 3 --json", "make bench"))
+@app.command(
+    epilog=examples(
+        "privlab bench",
+        "privlab bench train_loop_overhead --repeats 3 --json",
+        "privlab bench --results /tmp/bench-results  (leave the tracked benchmarks/results/ untouched)",
+        "make bench",
+    )
+)
 @handle_errors
 def bench(
     names: list[str] = typer.Argument(None, help="benchmarks to run (default: all)"),
@@ -19,23 +26,30 @@ def bench(
     repeats: int | None = typer.Option(
         None, "--repeats", max=1000, help="timed repeats per side (default: each benchmark's)"
     ),
+    results_dir: Path | None = typer.Option(
+        None, "--results", help="folder for the <name>.json results (default: DIR/results, tracked in git)"
+    ),
     markdown: Path | None = typer.Option(None, "--markdown", help="also write this Markdown summary (BENCHMARKS.md)"),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Run benchmarks: each times its candidate and a baseline in this process and reports the ratio.
 
-    Results go to DIR/results/<name>.json; --markdown writes the table for BENCHMARKS.md from the latest result of
-    every benchmark (so running a few updates their rows and keeps the others).
+    Results go to DIR/results/<name>.json (tracked in git; --results FOLDER writes FOLDER/<name>.json instead);
+    --markdown writes the table for BENCHMARKS.md from the latest result of every benchmark in that folder (so running
+    a few updates their rows and keeps the others).
     """
     from privlab.bench import latest_results, render_markdown, run_all, write_results
     from privlab.store import replace_section
 
     if not path.is_dir():
         raise DataMissingError(f"no benchmarks folder {path}; run from the project root or pass --dir")
+    out_dir = results_dir if results_dir is not None else path / "results"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataMissingError(f"--results {out_dir} is a file; pass a folder (created if missing)")
     results = run_all(names or None, path, repeats=repeats)
-    write_results(results, path / "results")
+    write_results(results, out_dir)
     if markdown is not None:  # every benchmark's latest result: running a few keeps the other rows
-        replace_section(markdown, "benchmarks", render_markdown(latest_results(path / "results", results)))
+        replace_section(markdown, "benchmarks", render_markdown(latest_results(out_dir, results)))
     if json_out:
         emit_json({"benchmarks": results})
         return

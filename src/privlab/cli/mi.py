@@ -79,6 +79,8 @@ def estimate(
         f"estimator {r.estimator}, k = {r.k}, n = {r.n}, dims = {r.dims[0]} + {r.dims[1]}, repeats = {r.repeats}, "
         f"backend {r.backend or '-'}, {r.seconds:.3g} s"
     )
+    if r.ci95_note and repeats > 1:
+        typer.echo(f"note: {r.ci95_note}")
     if r.zero_distance_rows:
         typer.echo(f"warning: {r.zero_distance_rows} rows had zero kNN distances and were left out; try --jitter 1e-6")
 

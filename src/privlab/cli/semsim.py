@@ -278,9 +278,15 @@ def annotate_cmd(
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP + " (the address, then serve)"),
 ) -> None:
     """Serve a local page that shows each original beside its reconstruction and records your answer (y / n)."""
-    from privlab.measure.semsim.server import make_server
+    from privlab.measure.semsim.server import is_loopback, make_server
 
     srv = make_server(folder, host=host, port=port, manifest=manifest, annotator=annotator)
+    if not is_loopback(host):
+        typer.echo(
+            f"warning: serving on {host}, not only this machine: the page has no authentication, so anyone who can "
+            "reach this port can see the images and write answers; use --host 127.0.0.1 unless you mean it",
+            err=True,
+        )
     url = f"http://{'localhost' if host == '127.0.0.1' else host}:{srv.server_address[1]}/"
     if json_out:
         emit_json({"url": url, "pairs": len(srv.items), "manifest": str(srv.manifest)})

@@ -240,10 +240,12 @@ def save_results(
     ctx: RunContext, spec: MIASpec, pool: LabelledImages, members: np.ndarray, results: dict[str, dict[str, Any]]
 ) -> None:
     """Per-record scores (CSV), ROC curves and scores (JSON), the most exposed records (safetensors)."""
+    from privlab.store.export import csv_cell
+
     buf = io.StringIO()
     w = csv.writer(buf)
     labels = list(results)
-    w.writerow(["index", "label", "member", *labels])
+    w.writerow(["index", "label", "member", *(csv_cell(k) for k in labels)])
     for i in range(len(pool)):
         w.writerow([i, int(pool.labels[i]), int(members[i]), *(f"{results[k]['scores'][i]:.6g}" for k in labels)])
     path = ctx.run_dir / "scores.csv"

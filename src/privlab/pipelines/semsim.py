@@ -296,12 +296,14 @@ def score_manifest(
 
 
 def rows_to_csv(rows: list[dict[str, Any]]) -> str:
-    """Rows (same keys) as CSV text."""
+    """Rows (same keys) as CSV text (text cells that a spreadsheet would run as a formula are quoted with ``'``)."""
+    from privlab.store.export import csv_row
+
     buf = io.StringIO()
     if rows:
         w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(csv_row(r) for r in rows)
     return buf.getvalue()
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import Any
 
 from privlab.reference import compare
 from privlab.store.sqlite import RunRecord, Store
 
-__all__ = ["flatten", "runs_to_csv", "runs_to_json"]
+__all__ = ["csv_cell", "csv_row", "flatten", "runs_to_csv", "runs_to_json", "uncsv_cell"]
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -26,6 +27,38 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# a spreadsheet (Excel, LibreOffice, Google Sheets) runs a cell that starts with one of these as a formula
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|nan)$", re.IGNORECASE)
+
+
+def csv_cell(value: Any) -> Any:
+    """One CSV cell made safe to open in a spreadsheet (CSV/formula injection).
+
+    A text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'`` so that
+    a spreadsheet shows it as text instead of running it (``=HYPERLINK("x")`` → ``'=HYPERLINK("x")``). Numbers, and
+    text that is exactly a number (``-0.5``, ``1e-3``, ``-inf``), are left as they are.
+
+    >>> print(csv_cell('=HYPERLINK("x")'), csv_cell("@SUM(A1)"), csv_cell(-0.5), csv_cell("-0.5"), csv_cell("lenet5"))
+    '=HYPERLINK("x") '@SUM(A1) -0.5 -0.5 lenet5
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.match(value):
+        return "'" + value
+    return value
+
+
+def uncsv_cell(text: str) -> str:
+    """Undo :func:`csv_cell` on text read back from a CSV privlab wrote (``'=x`` → ``=x``; other text unchanged)."""
+    if text.startswith("'") and text[1:].startswith(_FORMULA_START) and not _NUMBER.match(text[1:]):
+        return text[1:]
+    return text
+
+
+def csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    """:func:`csv_cell` applied to every value of a ``csv.DictWriter`` row."""
+    return {k: csv_cell(v) for k, v in row.items()}
+
+
 _FIXED = ("id", "experiment", "name", "status", "seed", "spec_hash", "started", "finished", "error")
 
 
@@ -36,7 +69,7 @@ def runs_to_csv(runs: list[RunRecord]) -> str:
         row = {k: getattr(r, k) for k in _FIXED}
         row |= {f"spec.{k}": v for k, v in flatten(r.spec).items() if k not in ("experiment", "seed", "name")}
         row |= {f"metric.{k}": v for k, v in r.metrics.items()}
-        rows.append(row)
+        rows.append(csv_row(row))
     spec_cols = sorted({k for row in rows for k in row if k.startswith("spec.")})
     metric_cols = sorted({k for row in rows for k in row if k.startswith("metric.")})
     buf = io.StringIO()

@@ -91,13 +91,14 @@ class SimilarityTable:
     def to_csv(self, path: str | Path) -> Path:
         """Write the per-image rows (no mean row) as CSV with a header, atomically; returns the path."""
         from privlab.store.artifacts import atomic_write_text
+        from privlab.store.export import csv_cell
 
         keys = [k for k in ("index", "label") if self.rows and k in self.rows[0]] + list(self.metrics)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(keys)
+        writer.writerow([csv_cell(k) for k in keys])
         for r in self.rows:
-            writer.writerow([_csv_value(r.get(k)) for k in keys])
+            writer.writerow([csv_cell(_csv_value(r.get(k))) for k in keys])
         return atomic_write_text(path, buf.getvalue())
 
 

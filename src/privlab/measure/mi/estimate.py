@@ -60,7 +60,7 @@ class MIResult:
     Attributes:
         nats: the estimate (mean over repeats), in nats. ``bits`` is the same in bits.
         ci95: 95 % confidence interval of the mean over repeats (Student t), or None with one repeat or a
-            deterministic estimator.
+            deterministic estimator; ``ci95_note`` then says why.
         estimator, k, n, dims: what was estimated: estimator name, neighbours, samples, ``(d_x, d_z)``.
         seconds: wall time of the whole estimate.
         backend: kNN backend used (None for ``gaussian``).
@@ -70,6 +70,9 @@ class MIResult:
         details: estimator-specific facts (``auto``: the rule applied, each candidate's value, the one chosen).
         diagnostics: ``warnings`` (list of str), ``reference`` (the cheap gaussian-copula value, when computed),
             ``calibration`` (this estimator's error on ground-truth tasks of similar n and dimension, or None).
+        ci95_note: why ``ci95`` is None (one repeat asked for; or a deterministic estimator without ``jitter``,
+            whose repeats would all give the same number, so one draw was computed); None when there is an interval.
+        repeats_requested: the ``repeats`` asked for (``repeats`` is the number of draws actually computed).
     """
 
     nats: float
@@ -89,6 +92,8 @@ class MIResult:
     details: dict[str, Any] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     unit: str = "nats"
+    ci95_note: str | None = None
+    repeats_requested: int = 1
 
     @property
     def bits(self) -> float:
@@ -370,7 +375,16 @@ def estimate_mi(
         zero_distance_rows=n_zero,
         preprocess=prep_label,
         details=details,
+        repeats_requested=repeats,
     )
+    if result.ci95 is None:
+        result.ci95_note = (
+            f"no 95 % interval: {entry.name} is deterministic, so {repeats} repeats of the same data give the same "
+            "value and one draw was computed; add jitter (--jitter 1e-6) to draw independent noisy copies"
+            + (", or use ite-dkl (a random permutation per repeat)" if entry.name != "ite-dkl" else "")
+            if repeats > 1
+            else "no 95 % interval with one repeat; ask for --repeats 2 or more"
+        )
     if diagnose:
         result.diagnostics = diagnose_result(result, xs, zs, shrinkage=shrinkage)
         for w in result.diagnostics["warnings"]:

@@ -43,6 +43,7 @@ from typing import Any
 
 from privlab.errors import DataMissingError, FileFormatError
 from privlab.store.artifacts import atomic_write_text
+from privlab.store.export import csv_row, uncsv_cell
 
 __all__ = [
     "COLUMNS",
@@ -209,7 +210,10 @@ def load_manifest(path: str | Path) -> Manifest:
             if not {"reconstruction", "recognised"} <= set(header):
                 shown = ", ".join(header)[:200] or "nothing"
                 raise FileFormatError(f"{p}: CSV header must contain {', '.join(COLUMNS)} (got {shown})")
-            rows = [{(k or "").strip(): v for k, v in r.items() if k is not None} for r in reader]
+            rows = [
+                {(k or "").strip(): uncsv_cell(v) if isinstance(v, str) else v for k, v in r.items() if k is not None}
+                for r in reader
+            ]
         except csv.Error as e:
             raise FileFormatError(f"{p}: not a valid CSV file (line {reader.line_num}: {e})") from None
     return Manifest(root, p, _records_from_rows(rows, root, str(p)))
@@ -222,7 +226,7 @@ def _render(records: list[Annotation], fmt: str) -> str:
     w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
     w.writeheader()
     for r in records:
-        w.writerow(r.as_row())
+        w.writerow(csv_row(r.as_row()))  # '=…' / '+…' / '-…' / '@…' cells quoted with ' (read back unquoted)
     return buf.getvalue()
 
 

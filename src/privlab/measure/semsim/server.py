@@ -12,8 +12,10 @@ Keys: ``y`` / ``1`` / → = recognisable, ``n`` / ``0`` / ← = not recognisable
 
 Safety: only the image files of the queue can be fetched (nothing else under or outside ``DIR``, and not through a
 symbolic link swapped in later); every request is validated (unknown path → 404, malformed query or body → 400, body
-over 4 KiB → 413, a body not sent within 10 s → 408); on a loopback address the ``Host`` header must name that
-address (blocks DNS-rebinding pages from another site).
+over 4 KiB → 413, a body not sent in full within 10 s → 408, ``request_timeout``); annotator names are 1–64
+characters without control characters (400 naming the field); on a loopback address the ``Host`` header must name that
+address (blocks DNS-rebinding pages from another site). The page has no authentication: bound to a non-loopback
+``--host``, anyone who reaches the port can read the images and write answers (the CLI prints a warning).
 
 Example (in-process, port 0 = any free port):
     >>> import tempfile, threading, torch, json, urllib.request
@@ -23,7 +25,8 @@ Example (in-process, port 0 = any free port):
     >>> srv = make_server(d, port=0)
     >>> t = threading.Thread(target=srv.serve_forever, daemon=True); t.start()
     >>> url = f"http://127.0.0.1:{srv.server_address[1]}"
-    >>> nxt = json.load(urllib.request.urlopen(url + "/api/next?annotator=ann"))
+    >>> local = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+    >>> nxt = json.load(local.open(url + "/api/next?annotator=ann"))
     >>> nxt["total"], nxt["item"]["setting"]
     (2, 'dlg')
     >>> srv.shutdown(); srv.server_close()
@@ -36,6 +39,7 @@ import ipaddress
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,10 +50,11 @@ from urllib.parse import parse_qs, urlsplit
 from privlab.errors import ConfigError, DataMissingError, FileFormatError, PrivlabError
 from privlab.measure.semsim.annotations import Annotation, append_annotation, load_manifest, resolve_inside
 
-__all__ = ["AnnotationServer", "PairItem", "find_pairs", "make_server"]
+__all__ = ["AnnotationServer", "PairItem", "find_pairs", "is_loopback", "make_server"]
 
 _REC = re.compile(r"^(\d+)_(\d+)_rec\.png$")
-_ANNOTATOR = re.compile(r"^[\w .@+-]{1,64}$")
+_ANNOTATOR = re.compile(r"[\w .@+-]{1,64}")  # used with fullmatch: no trailing newline, no control character
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_BODY = 4096
 REQUEST_TIMEOUT = 10.0
 
@@ -103,8 +108,16 @@ class AnnotationServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64  # listen backlog: a burst of answers (several tabs or annotators) is queued, not reset
 
-    def __init__(self, address: tuple[str, int], root: Path, manifest: Path, annotator: str | None) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        root: Path,
+        manifest: Path,
+        annotator: str | None,
+        request_timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
         self.root = root
+        self.request_timeout = request_timeout
         self.manifest = manifest
         self.items = find_pairs(root)
         self.by_rec = {it.reconstruction: it for it in self.items}
@@ -127,6 +140,7 @@ def make_server(
     port: int = 8765,
     manifest: str | Path | None = None,
     annotator: str | None = None,
+    request_timeout: float = REQUEST_TIMEOUT,
 ) -> AnnotationServer:
     """Build (not start) the annotation server for the pairs under ``root``; call ``serve_forever()``.
 
@@ -136,6 +150,8 @@ def make_server(
         port: TCP port (0: any free port, see ``server_address``).
         manifest: where answers go (default ``root/annotations.csv``); must lie inside ``root``.
         annotator: name pre-filled on the page.
+        request_timeout: seconds a client may take to send its request line, each header read and its whole body;
+            a slower (or half-sent) request is answered 408 or dropped, and its thread freed.
 
     Raises:
         DataMissingError / FileFormatError: no folder or no pairs; FileFormatError: manifest outside ``root`` or
@@ -148,12 +164,14 @@ def make_server(
         raise FileFormatError(f"the manifest {m} must lie inside {base} (its paths are relative to that folder)")
     if m.exists():
         load_manifest(m)  # refuse to start on a corrupt manifest rather than overwrite it later
-    if annotator is not None and not _ANNOTATOR.match(annotator):
+    if annotator is not None and not _ANNOTATOR.fullmatch(annotator):
         raise ConfigError(f"annotator name {annotator!r}: use 1–64 letters, digits, spaces or . @ + - _")
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ConfigError(f"--port must be an integer in 0–65535 (0 = any free port), got {port!r}")
+    if isinstance(request_timeout, bool) or not isinstance(request_timeout, (int, float)) or not request_timeout > 0:
+        raise ConfigError(f"request timeout must be a positive number of seconds, got {request_timeout!r}")
     try:
-        return AnnotationServer((host, port), base, m, annotator)
+        return AnnotationServer((host, port), base, m, annotator, float(request_timeout))
     except PrivlabError:  # no folder / no pairs (DataMissingError is an OSError too: keep its own message)
         raise
     except (OSError, OverflowError) as e:  # address in use, unknown host, a port below 1024 without rights …
@@ -161,6 +179,16 @@ def make_server(
             f"cannot serve on {host}:{port} ({e.strerror or e if isinstance(e, OSError) else e}); choose another "
             "--port (0 = any free one) or --host (default 127.0.0.1)"
         ) from None
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` (an address or ``localhost``) is reachable from this machine only."""
+    if host.strip().lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class _BadRequest(Exception):
@@ -174,6 +202,10 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "privlab-annotate"
     sys_version = ""
     timeout = REQUEST_TIMEOUT  # seconds a client may take to send its request (a stalled body frees the thread)
+
+    def setup(self) -> None:
+        self.timeout = self.server.request_timeout  # the socket timeout StreamRequestHandler.setup applies
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the CLI prints its own line
         return
@@ -197,12 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(obj).encode(), "application/json; charset=utf-8")
 
     def _check_host(self) -> None:
-        host = self.server.server_address[0]
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
+        if not is_loopback(self.server.server_address[0]):
             return
         port = self.server.server_address[1]
         allowed = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
@@ -220,9 +247,37 @@ class _Handler(BaseHTTPRequestHandler):
         return parts.path, {k: v[0] for k, v in q.items()}
 
     def _annotator(self, value: Any) -> str:
-        if not isinstance(value, str) or not _ANNOTATOR.match(value):
+        if not isinstance(value, str) or not value:
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, "annotator: a non-empty name is required")
+        if len(value) > 64:
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, f"annotator: at most 64 characters, got {len(value)}")
+        if _CONTROL.search(value):
+            raise _BadRequest(HTTPStatus.BAD_REQUEST, "annotator: control characters (newline, tab, …) not allowed")
+        if not _ANNOTATOR.fullmatch(value):
             raise _BadRequest(HTTPStatus.BAD_REQUEST, "annotator: 1–64 letters, digits, spaces or . @ + - _")
         return value
+
+    def _read_body(self, length: int) -> bytes:
+        """``length`` bytes within ``request_timeout`` in all (a client trickling bytes cannot hold the thread)."""
+        deadline = time.monotonic() + self.server.request_timeout
+        chunks: list[bytes] = []
+        got = 0
+        try:
+            while got < length:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(length - got)
+                if not chunk:
+                    break  # the client closed its side: body shorter than announced
+                chunks.append(chunk)
+                got += len(chunk)
+        except (TimeoutError, OSError):
+            raise _BadRequest(HTTPStatus.REQUEST_TIMEOUT, "request body not received in time") from None
+        finally:
+            self.connection.settimeout(self.server.request_timeout)
+        return b"".join(chunks)
 
     def _handle(self, fn: Any) -> None:
         try:
@@ -295,10 +350,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _BadRequest(HTTPStatus.BAD_REQUEST, "bad Content-Length")
         if length > MAX_BODY:
             raise _BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body over {MAX_BODY} bytes")
-        try:
-            raw = self.rfile.read(length)
-        except (TimeoutError, OSError):
-            raise _BadRequest(HTTPStatus.REQUEST_TIMEOUT, "request body not received in time") from None
+        raw = self._read_body(length)
         if len(raw) != length:
             raise _BadRequest(HTTPStatus.BAD_REQUEST, "body shorter than its Content-Length")
         try:
