@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,17 @@ from privlab.config import ExperimentSpec, deep_merge, load_yaml, validate
 from privlab.errors import ConfigError
 from privlab.pipelines import PIPELINES, load_preset, pipeline_spec_class
 
-__all__ = ["expand", "expand_all", "load_spec", "load_specs", "spec_from_mapping", "sweep_keys"]
+__all__ = [
+    "MAX_SWEEP_POINTS",
+    "count_points",
+    "expand",
+    "expand_all",
+    "load_spec",
+    "load_specs",
+    "max_sweep_points",
+    "spec_from_mapping",
+    "sweep_keys",
+]
 
 _SUITE_KEYS = ("specs", "name", "description")
 
@@ -186,10 +198,43 @@ def sweep_keys(spec: ExperimentSpec) -> list[str]:
     return [k for group in _sweep_groups(spec.sweep or {}) for k, _ in group]
 
 
+#: Most sweep points one command expands (grid × zip, summed over a sweep file's specs); past it the sweep is refused
+#: before anything is built. ``PRIVLAB_MAX_SWEEP_POINTS`` raises it.
+MAX_SWEEP_POINTS = 10_000
+
+
+def max_sweep_points() -> int:
+    """The sweep-size limit in force (:data:`MAX_SWEEP_POINTS`, or ``PRIVLAB_MAX_SWEEP_POINTS`` when set)."""
+    raw = os.environ.get("PRIVLAB_MAX_SWEEP_POINTS", "")
+    try:
+        return max(1, int(raw)) if raw else MAX_SWEEP_POINTS
+    except ValueError:
+        raise ConfigError(f"PRIVLAB_MAX_SWEEP_POINTS={raw!r} is not an integer") from None
+
+
+def count_points(spec: ExperimentSpec) -> int:
+    """How many runs ``spec``'s sweep expands to, computed without expanding it."""
+    return math.prod(len(group[0][1]) for group in _sweep_groups(spec.sweep)) if spec.sweep else 1
+
+
+def _check_size(n: int, what: str) -> None:
+    limit = max_sweep_points()
+    if n > limit:
+        raise ConfigError(
+            f"{what} expands to {n:,} runs, more than the {limit:,} privlab expands at once; split it into smaller "
+            "sweeps (or set PRIVLAB_MAX_SWEEP_POINTS if you really mean it)"
+        )
+
+
 def expand(spec: ExperimentSpec) -> list[ExperimentSpec]:
-    """The specs of every sweep point (the spec itself when it has no ``sweep``), each without ``sweep``."""
+    """The specs of every sweep point (the spec itself when it has no ``sweep``), each without ``sweep``.
+
+    Raises:
+        ConfigError: the sweep has more points than :func:`max_sweep_points` (checked before expanding).
+    """
     if not spec.sweep:
         return [spec]
+    _check_size(count_points(spec), f"the sweep of {spec.experiment!r}")
     groups = _sweep_groups(spec.sweep)
     base = spec.model_dump(mode="json", exclude={"sweep"})
     # each group contributes one "position": a grid key one of its values, a zipped group one index into its lists
@@ -205,5 +250,6 @@ def expand(spec: ExperimentSpec) -> list[ExperimentSpec]:
 
 
 def expand_all(specs: list[ExperimentSpec]) -> list[tuple[ExperimentSpec, ExperimentSpec]]:
-    """Every sweep point of every spec, as ``(parent spec, point)`` pairs in order."""
+    """Every sweep point of every spec, as ``(parent spec, point)`` pairs in order (the total is size-checked first)."""
+    _check_size(sum(count_points(s) for s in specs), "the sweep file")
     return [(spec, point) for spec in specs for point in expand(spec)]

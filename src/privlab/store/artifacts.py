@@ -178,12 +178,36 @@ def _check_npy_header(f: Any, where: str, available: int) -> None:
         )
     _check_dtype(where, dtype)
     need = math.prod(shape) * dtype.itemsize
+    limit = max_array_bytes()
+    if need > limit:
+        raise FileFormatError(
+            f"{where}: its header announces a {dtype} array of shape {tuple(shape)}, {need / 2**30:.3g} GiB in memory, "
+            f"more than privlab loads at once ({limit / 2**30:.3g} GiB); pass a smaller array (or set "
+            "PRIVLAB_MAX_ARRAY_MIB)"
+        )
     have = available - f.tell()
     if need > have:
         raise FileFormatError(
             f"{where}: not a valid .npy file (truncated: its header announces a {dtype} array of shape "
             f"{tuple(shape)}, {need} bytes, but only {max(have, 0)} bytes follow); write the file again"
         )
+
+
+def max_array_bytes() -> int:
+    """Largest array a user file may announce: ``PRIVLAB_MAX_ARRAY_MIB`` MiB when set, else half the machine's memory
+    (at most 16 GiB). Checked from the header before anything is read, so an ``.npz`` member that inflates to
+    gigabytes is refused before it is decompressed."""
+    raw = os.environ.get("PRIVLAB_MAX_ARRAY_MIB", "")
+    if raw:
+        try:
+            return max(1, int(raw)) * 2**20
+        except ValueError:
+            raise FileFormatError(f"PRIVLAB_MAX_ARRAY_MIB={raw!r} is not an integer number of MiB") from None
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        total = 8 * 2**30
+    return min(total // 2, 16 * 2**30)
 
 
 def _check_dtype(where: str, dtype: np.dtype) -> None:
