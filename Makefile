@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # torch/torchvision pinned here (the versions this project is developed against); the rest from pyproject.toml.
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench lint catalogue clean
 
 install: $(STAMP)
 
@@ -24,14 +24,18 @@ demo: install
 
 # Two test workers, one torch thread each: oversubscribed torch is many times slower on small machines.
 test: install
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n 2 -q
 
 bench: install
 	$(VENV)/bin/privlab bench --markdown BENCHMARKS.md
 
+# Regenerate docs/reliability.md's message tables from the catalogue tests (the messages privlab really prints).
+catalogue: install
+	$(PY) scripts/reliability_catalogue.py
+
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
