@@ -19,14 +19,14 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from privlab.errors import ConfigError, DataMissingError, FileFormatError
+from privlab.errors import ConfigError, DataMissingError, FileFormatError, UnknownNameError
 
 __all__ = [
     "ExperimentSpec",
@@ -38,6 +38,7 @@ __all__ = [
     "load_yaml",
     "parse_overrides",
     "parse_yaml",
+    "resolve_named_config",
     "spec_hash",
     "validate",
 ]
@@ -429,3 +430,46 @@ def spec_hash(spec: BaseModel) -> str:
     data = spec.model_dump(mode="json", exclude={"name", "sweep", "reference"})
     canon = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canon.encode()).hexdigest()
+
+
+def resolve_named_config(
+    value: Any,
+    *,
+    base: type[S],
+    lookup: Callable[[str], type[S]],
+    field: str,
+    default: str,
+    example: str,
+    as_field: bool = False,
+) -> S:
+    """The config of a component chosen by ``name`` from a registry (a gradient defence, a noise protection …).
+
+    Args:
+        value: a mapping ``{"name": …, <settings>}``, None (the ``default`` component) or a ``base`` instance.
+        lookup: name → the component's config class (raises UnknownNameError on a miss).
+        field: the spec field (``defense``, ``protection``) for messages; example: a valid mapping, for messages.
+        as_field: validating inside a spec: pydantic's own errors, so their location reads from the spec's root
+            (``defense.sigma …``) and an unknown name reads ``defense.name: unknown …``.
+
+    Raises:
+        UnknownNameError: unknown name (outside a spec). ConfigError: a setting the component does not have, a bad
+            value, or not a mapping.
+    """
+    if isinstance(value, base):
+        return value
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{field}: expected a mapping like {example}, got {value!r}")
+    name = value.get("name", default)
+    if not isinstance(name, str):
+        raise ConfigError(f"{'' if as_field else field + ': '}name: must be a string, got {name!r}")
+    try:
+        cls = lookup(name)
+    except UnknownNameError as e:
+        if not as_field:
+            raise
+        raise ConfigError(f"name: {e}") from None
+    if not as_field:
+        return validate(cls, {**value, "name": name}, field)
+    return cls.model_validate({**value, "name": name})

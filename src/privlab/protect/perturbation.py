@@ -16,10 +16,10 @@ from typing import Annotated, Any, ClassVar, Literal
 import torch
 from pydantic import BeforeValidator, Field, SerializeAsAny
 
-from privlab.config import Spec
+from privlab.config import Spec, resolve_named_config
 from privlab.context import Progress
 from privlab.data.base import LabelledImages
-from privlab.errors import BudgetError, ConfigError, FileFormatError, UnknownNameError
+from privlab.errors import BudgetError, FileFormatError, UnknownNameError
 from privlab.protect.base import PROTECTIONS, Budget
 from privlab.registry import Entry
 from privlab.store import load_tensors, save_tensors
@@ -205,27 +205,15 @@ def noise_entry(name: str) -> Entry[Any]:
 
 def resolve_noise(value: Any, *, as_field: bool = False) -> NoiseConfig:
     """A noise protection's config from a mapping (``{"name": "em", "kind": "class"}``), None (``em``) or a config."""
-    if isinstance(value, NoiseConfig):
-        return value
-    if value is None:
-        value = {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"protection: expected a mapping like {{name: em}}, got {value!r}")
-    name = value.get("name", "em")
-    if not isinstance(name, str):
-        raise ConfigError(f"{'' if as_field else 'protection: '}name: must be a string, got {name!r}")
-    try:
-        cls = noise_entry(name).meta["config"]
-    except UnknownNameError as e:
-        if not as_field:
-            raise
-        raise ConfigError(f"name: {e}") from None  # the spec's message then reads protection.name: unknown …
-    if not as_field:
-        from privlab.config import validate
-
-        return validate(cls, {**value, "name": name}, "protection")
-    # inside a spec: pydantic's own errors, so their location reads from the spec's root (defense.sigma …)
-    return cls.model_validate({**value, "name": name})
+    return resolve_named_config(
+        value,
+        base=NoiseConfig,
+        lookup=lambda name: noise_entry(name).meta["config"],
+        field="protection",
+        default="em",
+        example="{name: em}",
+        as_field=as_field,
+    )
 
 
 # the type of a spec's ``protection`` field: validated through the registry, dumped with the concrete config's fields

@@ -27,7 +27,7 @@ from typing import Annotated, Any
 import torch
 from pydantic import BeforeValidator, Field, SerializeAsAny
 
-from privlab.config import Spec
+from privlab.config import Spec, resolve_named_config
 from privlab.errors import ConfigError, UnknownNameError
 from privlab.protect.base import PROTECTIONS, Budget
 from privlab.protect.gradient.client import GradientFn
@@ -120,27 +120,15 @@ def resolve_defense(value: Any, *, as_field: bool = False) -> DefenseConfig:
     Raises:
         UnknownNameError: unknown name. ConfigError: a setting the defence does not have, or a bad value.
     """
-    if isinstance(value, DefenseConfig):
-        return value
-    if value is None:
-        value = {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"defense: expected a mapping like {{name: prune, percent: 70}}, got {value!r}")
-    name = value.get("name", "none")
-    if not isinstance(name, str):
-        raise ConfigError(f"{'' if as_field else 'defense: '}name: must be a string, got {name!r}")
-    try:
-        cls = defense_entry(name).meta["config"]
-    except UnknownNameError as e:
-        if not as_field:
-            raise
-        raise ConfigError(f"name: {e}") from None  # the spec's message then reads defense.name: unknown …
-    if not as_field:
-        from privlab.config import validate
-
-        return validate(cls, {**value, "name": name}, "defence")
-    # inside a spec: pydantic's own errors, so their location reads from the spec's root (defense.sigma …)
-    return cls.model_validate({**value, "name": name})
+    return resolve_named_config(
+        value,
+        base=DefenseConfig,
+        lookup=lambda name: defense_entry(name).meta["config"],
+        field="defense",
+        default="none",
+        example="{name: prune, percent: 70}",
+        as_field=as_field,
+    )
 
 
 # the type of a spec's ``defense`` field: validated through the registry, dumped with the concrete config's fields
