@@ -213,9 +213,12 @@ def measure_peak_mib(fn: Callable[[], Any], device: str = "cpu", *, interval_s: 
 
 def _reset_rss_high_water_mark() -> bool:
     """Reset the process's peak-RSS mark (Linux ``/proc/self/clear_refs``, value 5); False where that is refused."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
+    try:  # a kernel control file, not a data file: no atomic replace possible (or needed)
+        fd = os.open("/proc/self/clear_refs", os.O_WRONLY)
+        try:
+            os.write(fd, b"5")
+        finally:
+            os.close(fd)
         return True
     except OSError:
         return False
