@@ -164,9 +164,12 @@ def measure_peak_mib(fn: Callable[[], Any], device: str = "cpu", *, interval_s: 
 
     Methods: ``"cuda"`` — ``torch.cuda.max_memory_allocated`` above the allocation before the call (stats reset
     first); ``"rss"`` — the process resident set size sampled from ``/proc/self/statm`` every ``interval_s``
-    seconds in a background thread, peak minus the value before the call (a sampler starved by a loaded machine is
-    backed by the kernel's high-water mark ``ru_maxrss`` when the call raised it); ``"tracemalloc"`` — Python-heap
-    peak, where ``/proc`` is absent (it does not see tensor buffers).
+    seconds in a background thread, peak minus the value before the call, backed by the kernel's high-water mark
+    (reset first through ``/proc/self/clear_refs``) and by the Python-heap peak (``tracemalloc``: NumPy arrays and
+    Python objects), so that a sampler starved by a loaded machine still sees the call's allocations;
+    ``"rss-sampled"`` — the same where the kernel refuses the reset and the call did not raise the process's
+    earlier peak (a lower bound for tensor buffers the sampler missed); ``"tracemalloc"`` — Python-heap peak
+    alone, where ``/proc`` is absent (it does not see tensor buffers).
     """
     if _is_cuda(device):
         torch.cuda.synchronize()
@@ -197,6 +200,9 @@ def measure_peak_mib(fn: Callable[[], Any], device: str = "cpu", *, interval_s: 
 
     hwm_reset = _reset_rss_high_water_mark()
     hwm_before = _max_rss_bytes()
+    traced = not tracemalloc.is_tracing()
+    if traced:
+        tracemalloc.start()
     thread = threading.Thread(target=sample, name="privlab-bench-rss", daemon=True)
     thread.start()
     try:
@@ -204,11 +210,16 @@ def measure_peak_mib(fn: Callable[[], Any], device: str = "cpu", *, interval_s: 
     finally:
         stop.set()
         thread.join()
+        heap_peak = tracemalloc.get_traced_memory()[1] if traced else 0
+        if traced:
+            tracemalloc.stop()
     end = _rss_bytes() or 0
     hwm_after = _max_rss_bytes()
-    if hwm_reset or hwm_after > hwm_before:  # the kernel's high-water mark covers the call: it reached at least that
+    kernel_mark = hwm_reset or hwm_after > hwm_before  # the kernel's high-water mark covers the call
+    if kernel_mark:
         peak = max(peak, hwm_after)
-    return max(0, max(peak, end) - start) / _MIB, "rss"
+    rss_mib = max(0, max(peak, end) - start) / _MIB
+    return max(rss_mib, heap_peak / _MIB), "rss" if kernel_mark else "rss-sampled"
 
 
 def _reset_rss_high_water_mark() -> bool:
@@ -399,7 +410,9 @@ def render_markdown(results: list[dict[str, Any]]) -> str:
         "and each time is the median of the timed calls. **ratio** = candidate time / baseline time, so 1.00× "
         "means no overhead and 1.10× means the candidate takes 10 % longer; a benchmark **passes** when the ratio "
         "is at most its goal. Peak memory is the increase of the process's resident memory (GPU: allocated memory) "
-        "during one call of each side, in MiB. **threads** is `torch.get_num_threads()` during the run; timings "
+        "during one call of each side, in MiB (at least the Python-heap peak; `memory_method` in the JSON says "
+        "`rss-sampled` where the kernel's high-water mark could not be reset, a lower bound for tensor buffers). "
+        "**threads** is `torch.get_num_threads()` during the run; timings "
         "depend on it and on the machine below. Regenerate with `privlab bench` (or `make bench`); raw numbers are "
         "in `benchmarks/results/<name>.json`.",
         "",

@@ -96,6 +96,16 @@ class Registry(Generic[T]):
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise UnknownNameError(f"unknown {self.kind} {name!r}.{hint} Registered: {', '.join(self.names())}.")
 
+    def check_name(self, name: str) -> str:
+        """Return ``name`` if it (or an alias) is registered, else raise ``ValueError`` with the same message as
+        :meth:`entry` — for pydantic validators, so that a spec naming an unknown entry is refused before a run
+        starts (and before anything is written)."""
+        try:
+            self.entry(name)
+        except UnknownNameError as err:
+            raise ValueError(str(err)) from None
+        return name
+
     def get(self, name: str) -> T:
         """Return the registered object for ``name`` (see :meth:`entry`)."""
         return self.entry(name).obj

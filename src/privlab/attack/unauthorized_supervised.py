@@ -31,7 +31,7 @@ from privlab.context import Progress
 from privlab.data.base import LabelledImages
 from privlab.data.transforms import build_transform
 from privlab.errors import ConfigError
-from privlab.models import build_model
+from privlab.models import ModelName, build_model
 from privlab.train import TrainConfig, evaluate, fit
 
 __all__ = ["EpochHook", "SupervisedAttackConfig", "UnauthorizedSupervised", "train_unauthorized"]
@@ -43,7 +43,7 @@ EpochHook = Callable[[int, dict[str, float], nn.Module], dict[str, float] | None
 class SupervisedAttackConfig(Spec):
     """The attacker's supervised training recipe."""
 
-    model: str = Field(default="resnet18", description="attacker architecture (privlab models)")
+    model: ModelName = Field(default="resnet18", description="attacker architecture (privlab models)")
     normalize: bool = Field(default=True, description="normalise inside the model with the data set's mean/std")
     augment: Literal["none", "crop", "crop_flip"] = Field(
         default="crop_flip", description="training augmentation (pad-and-crop, flip)"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from privlab.config import Spec
-from privlab.data import load_dataset
+from privlab.data import DATASETS, load_dataset
 from privlab.data.base import LabelledImages
 
 if TYPE_CHECKING:
@@ -23,6 +23,11 @@ class DatasetSpec(Spec):
     resize: int | None = Field(default=None, ge=1, description="resize images to resize×resize")
     train_limit: int | None = Field(default=None, ge=1, description="seeded subset of the training split")
     test_limit: int | None = Field(default=None, ge=1, description="seeded subset of the test split")
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return DATASETS.check_name(name)
 
 
 def load_split(

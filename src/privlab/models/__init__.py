@@ -22,18 +22,22 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from pydantic import AfterValidator
 from torch import nn
 
 from privlab.errors import ConfigError
 from privlab.registry import Registry, import_submodules
 
-__all__ = ["MODELS", "Normalize", "Resize", "build_model", "model_input_hw"]
+__all__ = ["MODELS", "ModelName", "Normalize", "Resize", "build_model", "model_input_hw"]
 
 ModelFactory = Callable[[int, tuple[int, int, int]], nn.Sequential]
 MODELS: Registry[ModelFactory] = Registry("model")
+#: A spec field holding a registered model name: an unknown name is refused when the spec is validated.
+ModelName = Annotated[str, AfterValidator(lambda name: MODELS.check_name(name))]
 
 
 class Normalize(nn.Module):

@@ -23,6 +23,7 @@ from privlab.data.base import LabelledImages
 from privlab.data.spec import DatasetSpec
 from privlab.errors import ConfigError
 from privlab.measure.mia import epsilon_lower_bound_one_run, one_run_guesses
+from privlab.models import ModelName
 from privlab.pipelines import PIPELINES
 from privlab.pipelines.mia import TargetSpec, load_pool, train_or_load
 from privlab.store import MetricRecord
@@ -36,7 +37,7 @@ class AuditDPSpec(ExperimentSpec):
 
     experiment: Literal["audit-dp"] = "audit-dp"
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
-    model: str = Field(default="lenet5", description="registered model")
+    model: ModelName = Field(default="lenet5", description="registered model")
     train: TrainConfig = Field(default_factory=TrainConfig, description="epochs (and plain-training settings)")
     target: TargetSpec = Field(default_factory=lambda: TargetSpec(kind="dpsgd", epsilon=4.0))
     canaries: int = Field(default=200, ge=2, description="number of canaries m")

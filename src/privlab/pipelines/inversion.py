@@ -34,7 +34,7 @@ from privlab.data import LabelledImages, dataset_info
 from privlab.data.spec import DatasetSpec, load_split
 from privlab.errors import ConfigError
 from privlab.measure.image.matching import align_labels, match_reconstructions
-from privlab.models import build_model
+from privlab.models import ModelName, build_model
 from privlab.pipelines import PIPELINES
 from privlab.protect.gradient import DefenseSpec, GradientDefense, ThreatModel, build_defense, resolve_defense
 from privlab.store import MetricRecord, sha256_file
@@ -47,7 +47,7 @@ __all__ = ["InversionSpec", "VictimSpec", "run_inversion"]
 class VictimSpec(Spec):
     """The model whose gradient is shared."""
 
-    model: str = Field(default="lenet_dlg", description="registered model (privlab models)")
+    model: ModelName = Field(default="lenet_dlg", description="registered model (privlab models)")
     init: Literal["default", "dlg-uniform"] = Field(
         default="default", description="dlg-uniform: every weight and bias ~ U(−0.5, 0.5), as in the DLG paper"
     )

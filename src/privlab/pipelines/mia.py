@@ -32,7 +32,7 @@ from privlab.data.base import LabelledImages
 from privlab.data.spec import DatasetSpec
 from privlab.errors import ConfigError
 from privlab.measure.mia import roc_curve, score_attack
-from privlab.models import build_model
+from privlab.models import ModelName, build_model
 from privlab.pipelines import PIPELINES
 from privlab.store import MetricRecord
 from privlab.store.artifacts import atomic_write_text
@@ -82,7 +82,7 @@ class MIASpec(ExperimentSpec):
 
     experiment: Literal["mia"] = "mia"
     dataset: DatasetSpec = Field(default_factory=DatasetSpec, description="pool = train split; population = test")
-    model: str = Field(default="lenet5", description="registered model of target and references")
+    model: ModelName = Field(default="lenet5", description="registered model of target and references")
     train: TrainConfig = Field(default_factory=TrainConfig, description="training of the references (and target)")
     target: TargetSpec = Field(default_factory=TargetSpec)
     references: int = Field(default=8, ge=1, le=1024, description="reference models on seeded random halves")

@@ -40,7 +40,7 @@ from privlab.data.base import LabelledImages
 from privlab.data.relabel import relabel, task_num_classes
 from privlab.data.spec import DatasetSpec, load_datasets
 from privlab.errors import ConfigError, DataMissingError
-from privlab.models import build_model
+from privlab.models import ModelName, build_model
 from privlab.models.split import freeze, split_model
 from privlab.pipelines import PIPELINES
 from privlab.protect.shredder import (
@@ -121,7 +121,7 @@ class ShredderSpec(ExperimentSpec):
 
     experiment: Literal["shredder"] = "shredder"
     dataset: DatasetSpec = Field(default_factory=lambda: DatasetSpec(name="digits", resize=32))
-    model: str = Field(default="lenet5", description="victim architecture (lenet5, alexnet)")
+    model: ModelName = Field(default="lenet5", description="victim architecture (lenet5, alexnet)")
     cut: str = Field(default="relu5", description="layer after which the noise sits (lenet5: relu5 → 120×1×1)")
     public_task: str = Field(default="greater_than_5", description="task the cloud serves (identity, greater_than_K)")
     private_task: str | None = Field(default="identity", description="task the adversary wants (None: no adversary)")

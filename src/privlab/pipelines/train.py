@@ -15,7 +15,7 @@ from privlab.config import ExperimentSpec
 from privlab.context import RunContext
 from privlab.data import dataset_info
 from privlab.data.spec import DatasetSpec, load_datasets
-from privlab.models import build_model
+from privlab.models import ModelName, build_model
 from privlab.pipelines import PIPELINES
 from privlab.store import MetricRecord
 from privlab.train import TrainConfig, evaluate, fit
@@ -28,7 +28,7 @@ class TrainSpec(ExperimentSpec):
 
     experiment: Literal["train"] = "train"
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
-    model: str = Field(default="lenet5", description="registered model (privlab models)")
+    model: ModelName = Field(default="lenet5", description="registered model (privlab models)")
     normalize: bool = Field(default=True, description="put a normalize layer with the data set's mean/std first")
     train: TrainConfig = Field(default_factory=TrainConfig)
 
