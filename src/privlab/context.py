@@ -181,9 +181,13 @@ class RunContext:
         unit: str | None = None,
         kind: str | None = None,
         higher_is_better: bool | None = None,
+        note: str | None = None,
     ) -> None:
-        """Store one metric value (``step=None`` for a final value)."""
-        self.store.log_metrics(self.run_id, [MetricRecord(name, float(value), step, unit, kind, higher_is_better)])
+        """Store one metric value (``step=None`` for a final value); ``note`` says why a NaN/±inf value is
+        undefined (it is stored as undefined with that reason)."""
+        self.store.log_metrics(
+            self.run_id, [MetricRecord(name, float(value), step, unit, kind, higher_is_better, note)]
+        )
 
     def log_many(self, records: list[MetricRecord]) -> None:
         """Store several metric values in one transaction."""

@@ -123,3 +123,30 @@ def test_custom_section_is_used(tmp_path: Path) -> None:
         SECTIONS.remove("other")
     assert "custom-marker" in page
     assert "Other things" in page
+
+
+def test_per_run_figures_are_capped_and_the_page_says_so(tmp_path: Path) -> None:
+    """A large sweep's report draws at most ``max_figures`` per-run figures (each costs ~0.1–0.5 s), lists every run
+    in its tables, and says how many figures it left out; ``privlab report --max-figures`` draws more."""
+    from typer.testing import CliRunner
+
+    from privlab.cli import app
+    from privlab.report import render_report
+
+    with Store(tmp_path) as s:
+        for i in range(5):
+            rid = f"train-{i}"
+            s.start_run(rid, experiment="train", spec={"experiment": "train", "seed": i}, spec_hash=f"{i:064x}",
+                        seed=i, versions={}, hardware={}, dir=rid)  # fmt: skip
+            s.log_metrics(rid, [MetricRecord("train_loss", 1.0 / (e + 1), e) for e in range(3)])
+            s.log_metrics(rid, [MetricRecord("test_accuracy", 0.5 + i / 10, None, "fraction", "utility", True)])
+            s.finish_run(rid)
+        page = render_report(s, max_figures=2)
+        assert page.count('alt="training curves of') == 2
+        assert "3 per-run figure(s) not drawn: this page draws the first 2" in page
+        assert all(f"train-{i}" in page for i in range(5))  # every run still listed
+        full = render_report(s, max_figures=10)
+        assert full.count('alt="training curves of') == 5 and "not drawn" not in full
+    r = CliRunner().invoke(app, ["report", str(tmp_path), "--max-figures", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "report.html").read_text().count('alt="training curves of') == 1

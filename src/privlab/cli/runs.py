@@ -70,7 +70,11 @@ def show(
     typer.echo(f"started {_when(rec.started)}  finished {_when(rec.finished)}  spec hash {rec.spec_hash[:16]}")
     if rec.error:
         typer.echo(f"error: {rec.error}")
-    print_table("final metrics", ["metric", "value"], [[k, v] for k, v in rec.metrics.items()])
+    print_table(
+        "final metrics",
+        ["metric", "value"],
+        [[k, f"undefined: {rec.undefined[k]}" if k in rec.undefined else v] for k, v in rec.metrics.items()],
+    )
     if data["reference"]:
         print_table(
             "published vs measured",

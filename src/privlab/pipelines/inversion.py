@@ -287,14 +287,16 @@ def _records(
         # the table's direction is a similarity's; for the defender a more similar reconstruction is worse
         similar_up = table.higher_is_better.get(name)
         privacy_hib = None if similar_up is None else not similar_up
-        recs_out.append(MetricRecord(name, float(value), None, table.units.get(name), "privacy", privacy_hib))
+        note = "a reconstruction equals its original (MSE 0): PSNR is infinite" if name == "psnr" else None
+        recs_out.append(MetricRecord(name, float(value), None, table.units.get(name), "privacy", privacy_hib, note))
     objective = float(torch.tensor([float(b.get("objective", math.nan)) for b in a.batch_stats]).mean())
+    zero_grad = "a shared or exact gradient is all zeros (the defence removed all of it): the cosine is undefined"
     recs_out += [
         MetricRecord("label_accuracy", float(label_correct.mean()), None, "fraction", "privacy", False),
         MetricRecord("psnr_noise_baseline", _noise_baseline(a.x, ctx.generator(4)), None, "dB", "info", None),
-        MetricRecord("gradient_cosine", float(torch.tensor(a.cosines).mean()), None, None, "utility", True),
+        MetricRecord("gradient_cosine", float(torch.tensor(a.cosines).mean()), None, None, "utility", True, zero_grad),
         MetricRecord("attack_seconds", a.seconds, None, "s", "cost", False),
-        MetricRecord("attack_objective", objective, None, None, "info", None),
+        MetricRecord("attack_objective", objective, None, None, "info", None, "the attack reports no objective value"),
     ]
     if victim_acc is not None:
         recs_out.append(MetricRecord("victim_test_accuracy", victim_acc, None, "fraction", "utility", True))

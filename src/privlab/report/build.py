@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from privlab.report.budget import DEFAULT_MAX_FIGURES, FigureBudget, figure_budget
 from privlab.report.plane import PlanePoint, plane_figure, plane_points
 from privlab.report.reproduction import reproduction_section
 from privlab.report.sections import (
@@ -310,6 +311,9 @@ def _run_details(run: RunRecord, store: Store) -> str:
     else:
         artifacts = '<p class="muted">No artifacts.</p>'
     title = f"{esc(run.id)}" + (f" <small>{esc(run.name)}</small>" if run.name else "")
+    if run.undefined:
+        items = "".join(f"<li><code>{esc(n)}</code>: {esc(note)}</li>" for n, note in run.undefined.items())
+        error += f'<p>Undefined metrics (shown as —):</p><ul class="undefined">{items}</ul>'
     return (
         f'<div class="run" id="{run_anchor(run.id)}"><h3>{title}</h3><dl class="meta">{meta}</dl>{error}'
         f"<details><summary>config</summary><pre>{esc(spec)}</pre></details>"
@@ -319,13 +323,20 @@ def _run_details(run: RunRecord, store: Store) -> str:
     )
 
 
-def render_report(store: Store, *, title: str | None = None) -> str:
+def render_report(store: Store, *, title: str | None = None, max_figures: int = DEFAULT_MAX_FIGURES) -> str:
     """The report page of ``store`` as one HTML string (see the module docstring for its layout).
 
     Args:
         store: an open results store.
         title: page title (default: ``privlab report — <folder name>``).
+        max_figures: per-run figures (training curves, image grids) drawn at most, in page order; tables keep
+            every run, and the header says how many figures were left out (:mod:`privlab.report.budget`).
     """
+    with figure_budget(max_figures) as budget:
+        return _render(store, title, budget)
+
+
+def _render(store: Store, title: str | None, budget: FigureBudget) -> str:
     title = title or f"privlab report — {store.out_dir.resolve().name}"
     runs = store.runs()
     info = store.metric_info()
@@ -364,6 +375,13 @@ def render_report(store: Store, *, title: str | None = None) -> str:
         details = "\n".join(_run_details(r, store) for r in runs)
     else:
         overview = details = '<p class="muted">No runs in this store yet.</p>'
+    skipped = (
+        f'<p class="muted">{budget.skipped} per-run figure(s) not drawn: this page draws the first '
+        f"{budget.limit} (tables list every run); <code>privlab report DIR --max-figures N</code> "
+        "draws more.</p>"
+        if budget.skipped
+        else ""
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -379,6 +397,7 @@ def render_report(store: Store, *, title: str | None = None) -> str:
 <p class="muted">Generated {esc(generated)} by privlab {esc(_privlab_version())} from
 <code>{esc(store.path)}</code> · {len(runs)} run(s): {esc(summary)}</p>
 <nav>{"".join(nav)}</nav>
+{skipped}
 </header>
 <section id="overview"><h2>Runs</h2>{overview}</section>
 <section id="plane"><h2>Privacy–utility plane</h2>{plane}</section>
@@ -391,18 +410,19 @@ def render_report(store: Store, *, title: str | None = None) -> str:
 """
 
 
-def build_report(out_dir: str | Path, *, title: str | None = None) -> Path:
+def build_report(out_dir: str | Path, *, title: str | None = None, max_figures: int = DEFAULT_MAX_FIGURES) -> Path:
     """Write ``out_dir/report.html`` (atomically) from the store in ``out_dir``; return its path.
 
     Args:
         out_dir: an output folder holding ``runs.sqlite``.
         title: page title (default: ``privlab report — <folder name>``).
+        max_figures: per-run figures drawn at most (see :func:`render_report`).
 
     Raises:
         DataMissingError: ``out_dir`` holds no results store.
         FileFormatError: the store is corrupt or from a newer privlab.
     """
     with Store(out_dir, create=False) as store:
-        page = render_report(store, title=title)
+        page = render_report(store, title=title, max_figures=max_figures)
         path = atomic_write_text(store.out_dir / REPORT_FILENAME, page)
     return path

@@ -9,6 +9,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from privlab.report.budget import take_figure
 from privlab.report.plots import figure_to_data_uri
 from privlab.report.sections import SECTIONS, esc, format_value, run_anchor, run_label
 from privlab.store import RunRecord, Store
@@ -56,6 +57,8 @@ def _defense_label(run: RunRecord, store: Store) -> str:
 def _grid_img(run: RunRecord, store: Store) -> str:
     for art in store.artifacts(run.id):
         if art["kind"] == "grid":
+            if not take_figure():
+                return ""
             try:
                 data = (store.out_dir / art["path"]).read_bytes()
             except OSError:

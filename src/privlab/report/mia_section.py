@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from privlab.measure.mia import epsilon_lower_bound_one_run
+from privlab.report.budget import take_figure
 from privlab.report.sections import SECTIONS, esc, format_value, generic_section, run_label
 from privlab.store import RunRecord, Store
 
@@ -135,7 +136,7 @@ def attack_table_html(runs: list[RunRecord]) -> str:
 
 def _exposed_html(store: Store, run: RunRecord) -> str:
     path = _artifact(store, run, "mia_exposed")
-    if path is None:
+    if path is None or not take_figure():
         return ""
     from privlab.report.grids import grid_data_uri
     from privlab.store import load_tensors

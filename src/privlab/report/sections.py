@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from privlab.registry import Registry
+from privlab.report.budget import take_figure
 from privlab.report.plots import training_curves
 from privlab.store import RunRecord, Store
 
@@ -147,7 +148,10 @@ def runs_metrics_table(runs: list[RunRecord], info: Mapping[str, Mapping[str, An
 
 
 def run_curves(run: RunRecord, store: Store) -> str:
-    """A ``<figure>`` with the training curves of one run, or an empty string when it logged no stepped metric."""
+    """A ``<figure>`` with the training curves of one run, or an empty string when it logged no stepped metric
+    or the report's per-run figure budget is spent (:mod:`privlab.report.budget`)."""
+    if not take_figure():
+        return ""
     uri = training_curves(store.metrics(run.id), run_label(run))
     if uri is None:
         return ""
@@ -174,7 +178,7 @@ def train_section(runs: list[RunRecord], store: Store) -> str:
     info = store.metric_info()
     parts = [runs_metrics_table(runs, info)]
     for r in runs:
-        curves = run_curves(r, store) or '<p class="muted">No per-epoch metrics logged.</p>'
+        curves = run_curves(r, store) or '<p class="muted">No per-epoch curves drawn.</p>'
         error = f'<pre class="error">{esc(r.error)}</pre>' if r.error else ""
         parts.append(
             f'<div class="run-block"><h3>{esc(run_label(r))}</h3>{error}'

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from privlab.report.budget import take_figure
 from privlab.report.sections import SECTIONS, esc, format_value, run_curves, run_label, runs_metrics_table
 from privlab.store import RunRecord, Store
 
@@ -98,7 +99,7 @@ def defence_table_html(rows: list[tuple[RunRecord, dict[str, Any]]]) -> str:
 
 def _grid(store: Store, run: RunRecord) -> str:
     path = _artifact(store, run, "unlearnable-examples")
-    if path is None:
+    if path is None or not take_figure():
         return ""
     try:
         from privlab.report.grids import grid_data_uri

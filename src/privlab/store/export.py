@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from typing import Any
 
@@ -63,17 +64,22 @@ _FIXED = ("id", "experiment", "name", "status", "seed", "spec_hash", "started", 
 
 
 def runs_to_csv(runs: list[RunRecord]) -> str:
-    """CSV text: fixed columns, then ``spec.*`` columns, then ``metric.*`` columns (final values)."""
+    """CSV text: fixed columns, then ``spec.*`` columns, then ``metric.*`` columns (final values; an undefined
+    value is an empty cell, and ``undefined.<metric>`` says why)."""
     rows = []
     for r in runs:
         row = {k: getattr(r, k) for k in _FIXED}
         row |= {f"spec.{k}": v for k, v in flatten(r.spec).items() if k not in ("experiment", "seed", "name")}
-        row |= {f"metric.{k}": v for k, v in r.metrics.items()}
+        row |= {f"metric.{k}": (v if math.isfinite(v) else None) for k, v in r.metrics.items()}
+        row |= {f"undefined.{k}": note for k, note in r.undefined.items()}
         rows.append(csv_row(row))
     spec_cols = sorted({k for row in rows for k in row if k.startswith("spec.")})
     metric_cols = sorted({k for row in rows for k in row if k.startswith("metric.")})
+    note_cols = sorted({k for row in rows for k in row if k.startswith("undefined.")})
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=[*_FIXED, *spec_cols, *metric_cols], extrasaction="ignore", lineterminator="\n")
+    w = csv.DictWriter(
+        buf, fieldnames=[*_FIXED, *spec_cols, *metric_cols, *note_cols], extrasaction="ignore", lineterminator="\n"
+    )
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()

@@ -5,6 +5,9 @@
 - ``metrics``: one row per value: run, name, value, step (NULL for a final value), unit, kind (privacy |
   utility | cost | info), higher_is_better (1/0/NULL).
 - ``artifacts``: one row per file: run, kind, path relative to the output folder, SHA-256, metadata JSON.
+- ``metric_notes``: why a final metric is undefined (its value NULL: NaN or ±inf), one row per run and metric.
+  Added after version 1 without a version change: a v1 store gains it when opened for writing, and readers treat
+  a store without it as having no notes.
 """
 
 SCHEMA_VERSION = 1
@@ -48,4 +51,10 @@ CREATE TABLE IF NOT EXISTS artifacts (
     meta_json TEXT
 );
 CREATE INDEX IF NOT EXISTS artifacts_run ON artifacts (run_id);
+CREATE TABLE IF NOT EXISTS metric_notes (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metric_notes_run ON metric_notes (run_id);
 """

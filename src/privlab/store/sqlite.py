@@ -27,7 +27,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True)
 class MetricRecord:
-    """One metric value. ``step`` is None for a final value, else the epoch/iteration it was logged at."""
+    """One metric value. ``step`` is None for a final value, else the epoch/iteration it was logged at.
+
+    A value that is not a finite number (NaN, ±inf) is stored as undefined (NULL) with ``note``, the reason it is
+    undefined (e.g. "one class only: AUC needs members and non-members"); without a note the store records that
+    the computation gave no reason.
+    """
 
     name: str
     value: float
@@ -35,6 +40,7 @@ class MetricRecord:
     unit: str | None = None
     kind: str | None = None
     higher_is_better: bool | None = None
+    note: str | None = None
 
 
 @dataclass
@@ -55,6 +61,8 @@ class RunRecord:
     hardware: dict[str, Any]
     dir: str | None
     metrics: dict[str, float] = field(default_factory=dict)
+    #: final metrics whose value is undefined (NaN/±inf), with the reason: name → note
+    undefined: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (used by ``--json`` output and exports)."""
@@ -70,6 +78,7 @@ class RunRecord:
             "error": self.error,
             "dir": self.dir,
             "metrics": self.metrics,
+            "undefined": self.undefined,
             "spec": self.spec,
             "versions": self.versions,
             "hardware": self.hardware,
@@ -105,6 +114,15 @@ def _reading(fn: F) -> F:
 def _finite_or_none(v: float) -> float | None:
     v = float(v)
     return v if math.isfinite(v) else None
+
+
+def undefined_note(m: MetricRecord) -> str | None:
+    """Why ``m`` is stored as undefined (None when its value is a finite number)."""
+    v = float(m.value)
+    if math.isfinite(v):
+        return None
+    what = "NaN" if math.isnan(v) else ("+inf" if v > 0 else "-inf")
+    return m.note or f"the computation gave {what} and no reason (a privlab bug: please report it)"
 
 
 #: the tables of a privlab store (a store of this schema version missing one is damaged)
@@ -368,6 +386,7 @@ class Store:
         )
         if with_metrics:
             rec.metrics = self.final_metrics(rec.id)
+            rec.undefined = self.undefined_metrics(rec.id)
         return rec
 
     @_reading
@@ -400,16 +419,22 @@ class Store:
             args.append(status)
         rows = self._conn.execute(q + " ORDER BY started, id", args).fetchall()
         finals = self._all_final_metrics()
+        notes = self._all_undefined()
         out = []
         for r in rows:
             rec = self._record(r, with_metrics=False)
             rec.metrics = finals.get(rec.id, {})
+            rec.undefined = {
+                n: t for n, t in notes.get(rec.id, {}).items() if n in rec.metrics and not math.isfinite(rec.metrics[n])
+            }
             out.append(rec)
         return out
 
     # -- metrics --------------------------------------------------------------------------------------------------
     def log_metrics(self, run_id: str, records: Iterable[MetricRecord]) -> None:
-        """Append metric values in one transaction (NaN/inf are stored as NULL)."""
+        """Append metric values in one transaction (NaN/±inf are stored as NULL, a final one with its reason: see
+        :class:`MetricRecord` and :meth:`undefined_metrics`)."""
+        records = list(records)
         rows = [
             (
                 run_id,
@@ -424,12 +449,41 @@ class Store:
         ]
         if not rows:
             return
+        notes = [(run_id, m.name, note) for m in records if m.step is None and (note := undefined_note(m))]
         with self._tx() as c:
             c.executemany(
                 "INSERT INTO metrics (run_id, name, value, step, unit, kind, higher_is_better)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            if notes:
+                c.executemany("INSERT INTO metric_notes (run_id, name, note) VALUES (?, ?, ?)", notes)
+
+    def _has_notes_table(self) -> bool:
+        """A store written before ``metric_notes`` existed and opened read-only lacks the table."""
+        if getattr(self, "_notes_table", None) is None:
+            row = self._conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='metric_notes'")
+            self._notes_table = row.fetchone() is not None
+        return bool(self._notes_table)
+
+    @_reading
+    def undefined_metrics(self, run_id: str) -> dict[str, str]:
+        """Final metrics of a run stored as undefined, with the reason: name → note (the last note wins)."""
+        if not self._has_notes_table():
+            return {}
+        rows = self._conn.execute("SELECT name, note FROM metric_notes WHERE run_id = ? ORDER BY rowid", (run_id,))
+        notes = {r["name"]: r["note"] for r in rows}
+        finals = self.final_metrics(run_id)  # a later finite value of the same name replaces an undefined one
+        return {n: t for n, t in notes.items() if n in finals and not math.isfinite(finals[n])}
+
+    @_reading
+    def _all_undefined(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        if not self._has_notes_table():
+            return out
+        for r in self._conn.execute("SELECT run_id, name, note FROM metric_notes ORDER BY rowid"):
+            out.setdefault(r["run_id"], {})[r["name"]] = r["note"]
+        return out
 
     @_reading
     def metrics(self, run_id: str) -> list[MetricRecord]:
@@ -520,7 +574,17 @@ class Store:
                 "SELECT kind, path, sha256, meta_json FROM artifacts WHERE run_id = ? ORDER BY rowid", (run_id,)
             )
         ]
-        return {"run": {k: row[k] for k in row.keys()}, "metrics": metrics, "artifacts": artifacts}  # noqa: SIM118
+        notes = (
+            [list(r) for r in self._conn.execute("SELECT name, note FROM metric_notes WHERE run_id = ?", (run_id,))]
+            if self._has_notes_table()
+            else []
+        )
+        return {
+            "run": {k: row[k] for k in row.keys()},  # noqa: SIM118
+            "metrics": metrics,
+            "artifacts": artifacts,
+            "notes": notes,
+        }
 
     def import_run(self, payload: dict[str, Any]) -> None:
         """Write a run exported by :meth:`export_run` in ONE transaction, replacing an unfinished row with its id.
@@ -561,6 +625,11 @@ class Store:
             c.executemany(
                 "INSERT INTO artifacts (run_id, kind, path, sha256, meta_json) VALUES (?, ?, ?, ?, ?)",
                 [(run["id"], *a) for a in payload.get("artifacts", [])],
+            )
+            c.execute("DELETE FROM metric_notes WHERE run_id = ?", (run["id"],))
+            c.executemany(
+                "INSERT INTO metric_notes (run_id, name, note) VALUES (?, ?, ?)",
+                [(run["id"], *n) for n in payload.get("notes", [])],
             )
 
     @_reading
