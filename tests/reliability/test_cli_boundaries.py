@@ -53,6 +53,7 @@ BASE: dict[str, list[str]] = {
     "similarity": ["<pairs>"],
     "sweep": ["<train.yaml>", "--out", "<tmp>/o", "--quiet", "--workers", "1"],
     "ldp budget": ["-e", "1"],
+    "audit dp": ["--preset", "smoke", "--out", "<tmp>/o", "--quiet"],
     "ldp privatize": ["<images.npy>", "<tmp>/out.npy", "-m", "laplace", "-e", "1"],
     "mi estimate": ["<x.npy>", "<z.npy>"],
     "mi calibrate": ["--n", "200", "--estimators", "gaussian", "--max-dim", "2", "--quiet"],

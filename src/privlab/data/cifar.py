@@ -5,6 +5,12 @@ The expected layout is torchvision's: ``ROOT/cifar-10-batches-py/`` (``data_batc
 are Python pickles; privlab never unpickles anything itself, and torchvision checks each file's published MD5
 before reading it, so only the genuine files are ever unpickled (a modified file is reported as corrupt).
 Nothing is downloaded unless ``download=True``.
+
+**JPEG copy.** Where ``ROOT`` has no ``cifar-10-batches-py/`` but a ``cifar10-jpeg/`` folder in image-folder layout
+(``train/<class>/*.jpg``, ``test/<class>/*.jpg`` with the ten CIFAR-10 class names, as in the project's shared data
+folder), ``cifar10`` reads that copy through :func:`privlab.data.image_folder.image_folder` (decoded once and
+cached): the same images up to JPEG compression, so numbers measured on it are close to, but not bit-identical
+with, the original files'. Its ``mean``/``std`` are computed from the copy's training split.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import torch
 
 from privlab.data import DATASETS, DatasetInfo, LabelledImages
 from privlab.data._torchvision import check_images, open_torchvision
+from privlab.errors import FileFormatError
 
 __all__ = ["cifar10", "cifar100"]
 
@@ -80,7 +87,32 @@ def cifar10(split: str, root: Path | None, download: bool) -> LabelledImages:
         DataMissingError: no root, or the files are absent.
         FileFormatError: the files are corrupt, truncated or modified (MD5 mismatch).
     """
+    if root is not None and not download and not (Path(root) / "cifar-10-batches-py").is_dir():
+        jpeg = Path(root) / JPEG_FOLDER
+        if (jpeg / "train").is_dir():
+            return _cifar10_from_jpeg(split, jpeg)
     return _load("cifar10", "CIFAR10", split, root, download, _CIFAR10)
+
+
+#: the folder under ``--data-root`` holding a JPEG copy of CIFAR-10 in image-folder layout (see the module docstring)
+JPEG_FOLDER = "cifar10-jpeg"
+
+
+def _cifar10_from_jpeg(split: str, folder: Path) -> LabelledImages:
+    """CIFAR-10 from its JPEG copy ``folder`` (``train/<class>/*``, ``test/<class>/*``); checks classes and shape."""
+    from privlab.data.image_folder import image_folder
+
+    ds = image_folder(split, folder)
+    names = tuple(ds.class_names or ())
+    if names != _CIFAR10.class_names:
+        raise FileFormatError(
+            f"{folder} is not a CIFAR-10 copy: its class folders are {', '.join(names)[:200]}, expected "
+            f"{', '.join(_CIFAR10.class_names)}; use --dataset image_folder --data-root {folder} for other images"
+        )
+    check_images("cifar10", folder, ds._images, ds.labels, _CIFAR10.shape)
+    return LabelledImages(
+        ds._images, ds.labels, 10, name="cifar10", mean=ds.mean, std=ds.std, class_names=list(_CIFAR10.class_names)
+    )
 
 
 @DATASETS.register("cifar100", info=_CIFAR100)
