@@ -95,6 +95,12 @@ def test_every_learner_runs_on_the_smoke_preset(tmp_path, learner):
     (o,) = execute(load_spec(experiment="ldp", preset="smoke", overrides=overrides), tmp_path, quiet=True, report=False)
     assert o.status == "finished", o.error
     assert 0.0 <= o.metrics["test_accuracy"] <= 1.0
+    probe = [o.metrics.get(k) for k in ("mia_loss_auc", "mia_loss_tpr_at_fpr_0.01")]
+    if learner == "iic":  # clustering: no classifier to probe
+        assert probe == [None, None]
+    else:  # the membership probe of the trained classifier: 60 raw training vs 60 test records
+        assert all(v is not None and math.isfinite(v) and 0.0 <= v <= 1.0 for v in probe), probe
+        assert o.metrics["mia_loss_records"] == 60
     if learner == "dpsgd":
         assert 0 < o.metrics["epsilon_spent"] <= 1000 * 1.01
     if learner == "iic":

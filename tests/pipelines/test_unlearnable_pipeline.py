@@ -63,6 +63,17 @@ def test_em_drops_accuracy_and_random_noise_does_not(smoke_runs) -> None:
     assert em["supervised_accuracy_drop"] > rnd["supervised_accuracy_drop"] + 0.08
 
 
+def test_the_poisoned_victim_gets_a_membership_probe(smoke_runs) -> None:
+    out, runs = smoke_runs
+    for outcome in runs.values():
+        m = outcome.metrics
+        for k in ("mia_loss_auc", "mia_loss_tpr_at_fpr_0.01", "mia_loss_balanced_accuracy"):
+            assert math.isfinite(m[k]) and 0.0 <= m[k] <= 1.0, (k, m[k])
+        assert m["mia_loss_records"] == 150  # capped by the 150 test images of the smoke preset
+    info = Store(out).metric_info()
+    assert info["mia_loss_tpr_at_fpr_0.01"] == {"unit": "fraction", "kind": "privacy", "higher_is_better": False}
+
+
 def test_artifacts_units_and_report(smoke_runs) -> None:
     out, runs = smoke_runs
     store = Store(out)

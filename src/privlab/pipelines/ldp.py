@@ -17,11 +17,17 @@ One run = one (mechanism, ε, learner):
 4. **Evaluate on the raw test split** — never on training data. Test images only get the mechanism's deterministic
    public preprocessing (L2 normalisation for ``gaussian``, binarisation for ``rr``) so they have the form the
    model was trained on; no noise.
+5. **Membership probe** (classifiers only: ``cnn_*``, ``dpsgd``; ``mia: {enabled, records}``): the registered LOSS
+   attack on ``mia.records`` seeded training records (members) and as many test records (non-members). Members are
+   queried as the *raw* records (through the public preprocessing only), never as their noisy release: the record
+   is what LDP protects and what an attacker holds; the release is already the aggregator's. Metrics
+   ``mia_loss_auc``, ``mia_loss_tpr_at_fpr_0.01`` … (:mod:`privlab.measure.mia.probe`).
 
 Metrics: ``test_accuracy`` (utility), ``test_error``, ``epsilon`` (the run's total), ``epsilon_image`` (per image
 and release), ``epsilon_pixel``, ``epsilon_label``, ``epsilon_composed``, ``delta``/``delta_composed``,
 ``releases``, the noise parameter (``laplace_scale``, ``gaussian_sigma``, ``rr_flip_probability``),
-``label_agreement`` (fraction of decoded private labels equal to the truth), ``train_seconds``. Artifacts:
+``label_agreement`` (fraction of decoded private labels equal to the truth), ``train_seconds``, ``mia_loss_*``
+(membership probe, lower = more private). Artifacts:
 ``ldp-budget.json`` (allocation and account), ``examples.safetensors`` and ``examples.png`` (clean vs privatised
 training images).
 """
@@ -30,16 +36,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
 from pydantic import Field, model_validator
+from torch import nn
 
 from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
 from privlab.data import LabelledImages, dataset_info
 from privlab.data.spec import DatasetSpec, load_datasets
 from privlab.errors import ConfigError
+from privlab.measure.mia.probe import MembershipProbeSpec, membership_probe, probe_indices, probe_records
 from privlab.measure.utility.clustering import hungarian_accuracy, kmeans_classifier
 from privlab.models import build_model
 from privlab.models.iic import IICConfig, predict_clusters, train_iic
@@ -106,6 +115,10 @@ class LDPSpec(ExperimentSpec):
     iic: IICConfig = Field(default_factory=IICConfig)
     dpsgd: DPSGDSpec = Field(default_factory=DPSGDSpec)
     examples: int = Field(default=8, ge=0, le=64, description="training images shown clean vs privatised")
+    mia: MembershipProbeSpec = Field(
+        default_factory=MembershipProbeSpec,
+        description="LOSS membership probe of the trained classifier (cnn_*, dpsgd): raw training vs test records",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -217,6 +230,20 @@ def _save_examples(ctx: RunContext, clean: torch.Tensor, private: torch.Tensor, 
     ctx.store.add_artifact(ctx.run_id, "grid", path, sha256_file(path), {"rows": ["clean", "private"], **meta})
 
 
+def _public_form(spec: LDPSpec, mech: PixelMechanism | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The deterministic public preprocessing the learner's inputs get (no noise): the mechanism's, the noise-free
+    baseline's (``noise: false`` with ``gaussian``/``rr``), or the identity. Test images and the membership probe's
+    queries pass through it, so they have the form the model was trained on."""
+    if mech is not None:
+        return mech.preprocess
+    if not spec.noise and spec.mechanism in ("gaussian", "rr"):  # baseline: public preprocessing only, ε = ∞
+        extra_params: dict[str, Any] = {"delta": spec.delta}
+        if spec.mechanism == "rr":
+            extra_params = {"threshold": spec.threshold, "binarize": spec.binarize}
+        return build_pixel_mechanism(spec.mechanism, epsilon=1.0, **extra_params).preprocess  # ε unused
+    return lambda x: x
+
+
 def _privatise(
     spec: LDPSpec, ctx: RunContext, train: LabelledImages, test: LabelledImages, mech: PixelMechanism | None,
     label_mech: UnaryEncoding | None, fresh: bool,
@@ -224,16 +251,11 @@ def _privatise(
     """Training images and labels as released, and the test images in the same (public) form:
     ``(train_x, train_y, test_x, records)``; records has ``label_agreement`` when labels are privatised."""
     raw_x = train.images
-    if not spec.noise and spec.mechanism in ("gaussian", "rr"):  # baseline: public preprocessing only, ε = ∞
-        extra_params: dict[str, Any] = {"delta": spec.delta}
-        if spec.mechanism == "rr":
-            extra_params = {"threshold": spec.threshold, "binarize": spec.binarize}
-        public = build_pixel_mechanism(spec.mechanism, epsilon=1.0, **extra_params)  # ε unused: preprocess only
-        train_x, test_x = public.preprocess(raw_x), public.preprocess(test.images)
-    elif mech is None:
-        train_x, test_x = raw_x, test.images
+    form = _public_form(spec, mech)
+    test_x = form(test.images)
+    if mech is None:  # no release: raw images, or the mechanism's public preprocessing only (ε = ∞)
+        train_x = form(raw_x)
     else:
-        test_x = mech.preprocess(test.images)
         train_x = mech.preprocess(raw_x) if fresh else mech.privatize(raw_x, ctx.generator(1))
     train_y = train.labels
     records: list[MetricRecord] = []
@@ -287,7 +309,7 @@ def _learn_iic(
 
 def _learn_dpsgd(
     spec: LDPSpec, ctx: RunContext, train: LabelledImages, test: LabelledImages
-) -> tuple[float, list[MetricRecord], dict[str, Any]]:
+) -> tuple[float, list[MetricRecord], dict[str, Any], nn.Module]:
     """Central DP baseline: the CNN trained with DP-SGD on raw data at the run's ε and δ."""
     assert spec.epsilon is not None
     torch.manual_seed(ctx.seed)
@@ -305,7 +327,7 @@ def _learn_dpsgd(
         MetricRecord("delta", spec.delta, None, "probability", "privacy", False),
     ]
     extra = {"dpsgd": {"budget": res_dp.budget().as_dict(), "history": res_dp.history, "model_fixed": res_dp.fixed}}
-    return acc, records, extra
+    return acc, records, extra, model
 
 
 def _save_examples_of(
@@ -340,25 +362,17 @@ def run_ldp(spec: LDPSpec, ctx: RunContext) -> None:
         if spec.examples:
             _save_examples_of(spec, ctx, mech, train.images, train_x, fresh, alloc)
 
-    # -- learn and evaluate on the raw test split ----------------------------------------------------------------
+    # -- learn, evaluate on the raw test split, probe membership with raw records -----------------------------------
     t0 = time.perf_counter()
-    extra: dict[str, Any] = {}
-    fresh_mech = mech if fresh else None
-    if spec.learner in ("cnn_shallow", "cnn_deep"):
-        acc = _run_cnn(spec, ctx, train, train_x, train_y, test_x, test.labels, fresh_mech)
-    elif spec.learner == "kmeans":
-        acc, learner_records, extra = _learn_kmeans(spec, ctx, k, train_x, train_y, test_x, test.labels)
-        records += learner_records
-    elif spec.learner == "iic":
-        acc, learner_records, extra = _learn_iic(spec, ctx, k, train_x, test_x, test.labels, fresh_mech)
-        records += learner_records
-    else:  # dpsgd
-        acc, learner_records, extra = _learn_dpsgd(spec, ctx, train, test)
-        records += learner_records
+    acc, learned, extra, model = _learn(spec, ctx, train, test, train_x, train_y, test_x, mech if fresh else None)
+    records += learned
+    seconds = time.perf_counter() - t0
+    if model is not None and spec.mia.enabled:
+        records += _probe_membership(spec, ctx, model, train, test, _public_form(spec, mech))
     records += [
         MetricRecord("test_accuracy", acc, None, "fraction", "utility", True),
         MetricRecord("test_error", 1.0 - acc, None, "fraction", "info", False),
-        MetricRecord("train_seconds", time.perf_counter() - t0, None, "s", "cost", False),
+        MetricRecord("train_seconds", seconds, None, "s", "cost", False),
         *_budget_records(acct, spec, alloc),
     ]
     ctx.log_many(records)
@@ -370,6 +384,36 @@ def run_ldp(spec: LDPSpec, ctx: RunContext) -> None:
     ctx.save_json("budget", "ldp-budget.json", budget)
 
 
+def _learn(
+    spec: LDPSpec, ctx: RunContext, train: LabelledImages, test: LabelledImages, train_x: torch.Tensor,
+    train_y: torch.Tensor, test_x: torch.Tensor, fresh_mech: PixelMechanism | None,
+) -> tuple[float, list[MetricRecord], dict[str, Any], nn.Module | None]:  # fmt: skip
+    """Train ``spec.learner`` on the released data: ``(test accuracy, records, extra facts, the classifier)``; the
+    classifier is None for the clustering learners (k-means, IIC), which the membership probe leaves out."""
+    k = train.num_classes
+    if spec.learner in ("cnn_shallow", "cnn_deep"):
+        acc, model = _run_cnn(spec, ctx, train, train_x, train_y, test_x, test.labels, fresh_mech)
+        return acc, [], {}, model
+    if spec.learner == "kmeans":
+        return (*_learn_kmeans(spec, ctx, k, train_x, train_y, test_x, test.labels), None)
+    if spec.learner == "iic":
+        return (*_learn_iic(spec, ctx, k, train_x, test_x, test.labels, fresh_mech), None)
+    return _learn_dpsgd(spec, ctx, train, test)
+
+
+def _probe_membership(
+    spec: LDPSpec, ctx: RunContext, model: nn.Module, train: LabelledImages, test: LabelledImages,
+    form: Callable[[torch.Tensor], torch.Tensor],
+) -> list[MetricRecord]:  # fmt: skip
+    """LOSS membership probe: ``spec.mia.records`` raw training records (members: the records whose privacy the
+    mechanism protects, queried as the attacker holds them — never the noisy release) vs as many raw test records,
+    both through the public preprocessing ``form`` the model's inputs get."""
+    members, nonmembers = probe_indices(len(train), len(test), spec.mia.records, ctx.generator(91))
+    (xm, ym), (xn, yn) = train.batch(members), test.batch(nonmembers)
+    score = membership_probe(model, (form(xm).clamp(0, 1), ym), (form(xn).clamp(0, 1), yn), device=ctx.device)
+    return probe_records(score)
+
+
 def _run_cnn(
     spec: LDPSpec,
     ctx: RunContext,
@@ -379,7 +423,8 @@ def _run_cnn(
     test_x: torch.Tensor,
     test_y: torch.Tensor,
     fresh_mech: PixelMechanism | None,
-) -> float:
+) -> tuple[float, nn.Module]:
+    """Train the CNN on the released images and labels: ``(accuracy on the test images, the model)``."""
     if fresh_mech is not None:  # data-independent normalisation: statistics of one release would cost budget
         mean, std = (0.5,) * train.shape[0], (0.5,) * train.shape[0]
     else:
@@ -413,4 +458,4 @@ def _run_cnn(
     if len(test_y) == 0:
         raise ConfigError("the test split is empty")
     test = LabelledImages(test_x.clamp(0, 1), test_y, train.num_classes, name=f"{train.name}-test")
-    return evaluate(model, test, device=ctx.device, batch_size=spec.train.eval_batch_size)["accuracy"]
+    return evaluate(model, test, device=ctx.device, batch_size=spec.train.eval_batch_size)["accuracy"], model

@@ -16,7 +16,10 @@ attacker setting listed in the spec:
 6. **attacker-side defences** (``countermeasures``): each entry is a list of counter-measure steps
    (:mod:`privlab.attack.countermeasures`: JPEG, grayscale, bit depth, strong augmentation) applied to the poisoned
    training images; the first supervised attacker trains on the washed set and its clean test accuracy is logged as
-   ``countermeasure/<label>/poisoned_test_accuracy`` (``[]`` = no defence, the plain poisoned result).
+   ``countermeasure/<label>/poisoned_test_accuracy`` (``[]`` = no defence, the plain poisoned result);
+7. **membership probe** (``mia: {enabled, records}``): the registered LOSS attack on the first supervised attacker
+   trained on the poisoned set, with ``mia.records`` of its training records queried *clean* (as their owner holds
+   them) against as many test records: ``mia_loss_auc``, ``mia_loss_tpr_at_fpr_0.01`` … (lower = more private).
 
 Clean baselines do not depend on the protection; with ``reuse_clean`` they are computed once per output folder and
 spec (``<out>/cache/unlearnable-clean-<hash>.json``) and re-used by the other protections of a sweep. A cache file
@@ -34,6 +37,7 @@ from typing import Any, Literal
 
 import torch
 from pydantic import Field, model_validator
+from torch import nn
 
 from privlab.attack import ATTACKS, Observation, build_attack
 from privlab.attack.countermeasures import apply_countermeasures, countermeasure_label
@@ -46,6 +50,7 @@ from privlab.data.transforms import build_transform
 from privlab.data.wrappers import PoisonedImages
 from privlab.errors import ConfigError, PrivlabError
 from privlab.measure.functional.image_similarity import psnr
+from privlab.measure.mia.probe import MembershipProbeSpec, membership_probe, probe_indices, probe_records
 from privlab.measure.utility.ssl_eval import extract_features, knn_accuracy, linear_probe_accuracy
 from privlab.models import MODELS
 from privlab.pipelines import PIPELINES
@@ -147,6 +152,10 @@ class UnlearnableSpec(ExperimentSpec):
         "before the first supervised attacker trains on it, e.g. [[], [{name: jpeg, quality: 10}], [grayscale]]",
     )
     reuse_clean: bool = Field(default=True, description="compute clean baselines once per output folder and re-use")
+    mia: MembershipProbeSpec = Field(
+        default_factory=MembershipProbeSpec,
+        description="LOSS membership probe of the first supervised attacker trained on the poisoned set",
+    )
     grid_images: int = Field(default=10, ge=0, le=64, description="images in the report's perturbation grid")
 
     @model_validator(mode="before")
@@ -227,16 +236,19 @@ def _attack_settings(
     test: LabelledImages,
     ctx: RunContext,
     tag: str,
-) -> dict[str, Any]:
-    """Run every attacker setting on ``train``; returns ``{"accuracy": {setting: acc}, "curves": {...}}``."""
+) -> tuple[dict[str, Any], nn.Module]:
+    """Run every attacker setting on ``train``; returns ``({"accuracy": {setting: acc}, "curves": {...}}, the first
+    supervised attacker's trained model)``."""
     acc: dict[str, float] = {}
+    first: nn.Module | None = None
     curves: dict[str, list[float]] = {}
     if train.shape != test.shape:
         raise ConfigError(f"training images {train.shape} and test images {test.shape} differ in shape")
     released = Observation.granted(("data", "labels"), data=train, labels=train.labels)
     for i, m in enumerate(spec.supervised.models):
-        curve = _supervised_curve(spec, m, train, test, ctx, seed=ctx.seed + i)
+        curve, model = _supervised_curve(spec, m, train, test, ctx, seed=ctx.seed + i)
         acc[f"supervised:{m}"], curves[f"supervised:{m}"] = curve[-1], curve
+        first = model if first is None else first
     for j, method in enumerate(spec.ssl.methods):
         cfg_ssl = spec.ssl.attack_config(method)
         attack = ATTACKS.get(SSL_ATTACK)(cfg_ssl)
@@ -247,13 +259,15 @@ def _attack_settings(
         acc[f"{method}-probe:{spec.ssl.encoder}"] = ev["linear_probe_accuracy"]
         acc[f"{method}-knn:{spec.ssl.encoder}"] = ev["knn_accuracy"]
         curves[f"{method}-ssl_loss"] = [h["ssl_loss"] for h in out.stats["history"]]
-    return {"accuracy": acc, "curves": curves, "tag": tag}
+    assert first is not None  # supervised.models has at least one entry
+    return {"accuracy": acc, "curves": curves, "tag": tag}, first
 
 
 def _supervised_curve(
     spec: UnlearnableSpec, model: str, train: LabelledImages, test: LabelledImages, ctx: RunContext, *, seed: int
-) -> list[float]:
-    """Train supervised attacker ``model`` on ``train`` (the spec's recipe); clean test accuracy after each epoch."""
+) -> tuple[list[float], nn.Module]:
+    """Train supervised attacker ``model`` on ``train`` (the spec's recipe): ``(clean test accuracy after each
+    epoch, the trained classifier)``."""
 
     def test_accuracy(epoch: int, stats: dict[str, float], net: Any) -> dict[str, float]:
         return {"test_accuracy": evaluate(net, test, device=ctx.device)["accuracy"]}
@@ -262,7 +276,7 @@ def _supervised_curve(
     attack = build_attack(SUPERVISED_ATTACK, {**cfg, "train": spec.supervised.train}, on_epoch=test_accuracy)
     obs = Observation.granted(attack.requires, data=train, labels=train.labels)
     out = attack.run(obs, seed=seed, device=ctx.device, progress=ctx.progress)
-    return [h["test_accuracy"] for h in out.stats["history"]]
+    return [h["test_accuracy"] for h in out.stats["history"]], out.model
 
 
 def _defences(
@@ -276,7 +290,7 @@ def _defences(
         label = countermeasure_label(steps)
         if steps:
             washed = apply_countermeasures(poisoned, steps, seed=ctx.seed)
-            acc[label] = _supervised_curve(spec, model, washed, test, ctx, seed=ctx.seed)[-1]
+            acc[label] = _supervised_curve(spec, model, washed, test, ctx, seed=ctx.seed)[0][-1]
         else:
             acc[label] = pois["accuracy"][f"supervised:{model}"]
         ctx.log_many([_acc(f"countermeasure/{label}/poisoned_test_accuracy", acc[label])])
@@ -339,7 +353,7 @@ def _clean_baselines(
         warnings.warn(
             f"clean-baseline cache {path} is unusable ({why}); recomputing it and overwriting the file", stacklevel=2
         )
-    result = _attack_settings(spec, train, train, test, ctx, "clean")
+    result, _ = _attack_settings(spec, train, train, test, ctx, "clean")
     if spec.reuse_clean:
         atomic_write_text(path, json.dumps(result, sort_keys=True))
     return result
@@ -456,6 +470,21 @@ def _transfer_records(spec: UnlearnableSpec, clean: dict[str, Any], pois: dict[s
     return records
 
 
+def _probe_membership(
+    spec: UnlearnableSpec, ctx: RunContext, victim: nn.Module, train: LabelledImages, test: LabelledImages
+) -> list[MetricRecord]:
+    """LOSS membership probe of the model trained on the poisoned set: ``spec.mia.records`` of its training records
+    as the owner holds them (clean, without the protective noise: the realistic query) vs as many test records."""
+    members, nonmembers = probe_indices(len(train), len(test), spec.mia.records, ctx.generator(91))
+    score = membership_probe(
+        victim,
+        train.batch(members),
+        test.batch(nonmembers),
+        device=ctx.device,
+    )
+    return probe_records(score)
+
+
 @PIPELINES.register(
     "unlearnable",
     spec=UnlearnableSpec,
@@ -477,8 +506,10 @@ def run_unlearnable(spec: UnlearnableSpec, ctx: RunContext) -> None:
     if spec.grid_images:
         _save_examples(spec, ctx, train, poisoned, bank)
     clean = _clean_baselines(spec, train, test, ctx)
-    pois = _attack_settings(spec, poisoned, train, test, ctx, "poisoned")
+    pois, victim = _attack_settings(spec, poisoned, train, test, ctx, "poisoned")
     ctx.log_many(_transfer_records(spec, clean, pois))
+    if spec.mia.enabled:
+        ctx.log_many(_probe_membership(spec, ctx, victim, train, test))
     defences = _defences(spec, poisoned, test, ctx, pois)
     ctx.save_json(
         "unlearnable-transfer",

@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import quote
 
 from privlab.report.budget import DEFAULT_MAX_FIGURES, FigureBudget, figure_budget
-from privlab.report.plane import PlanePoint, plane_figure, plane_points
+from privlab.report.plane import MIA_AXIS_LABEL, PlanePoint, mia_axis_points, plane_figure, plane_points
 from privlab.report.reproduction import reproduction_section
 from privlab.report.sections import (
     SECTIONS,
@@ -259,10 +259,17 @@ def _plane_section(points: list[PlanePoint]) -> str:
         f'<td>{esc(p.y_label)}</td><td class="num">{esc(format_value(p.y, p.y_label))}</td></tr>'
         for p in sorted(points, key=lambda p: (p.experiment, p.method, p.x))
     )
+    common = ""
+    if any(p.x_label == MIA_AXIS_LABEL for p in points):
+        common = (
+            f" The panel “{esc(MIA_AXIS_LABEL)}” puts the training-time protections (LDP, DP-SGD, unlearnable "
+            "examples, mia targets) on one axis: the LOSS membership attack's true-positive rate at 1 % false "
+            "positives on the model each run trained (lower = more private)."
+        )
     return (
         f'<figure><img alt="privacy–utility plane" src="{uri}"><figcaption>Every finished run with a privacy measure '
         "(x) and a utility (y), one panel per pair of measures, grouped by method. The arrow on each x axis points "
-        "to more privacy.</figcaption></figure>"
+        f"to more privacy.{common}</figcaption></figure>"
         "<details><summary>points</summary><table><thead><tr><th>experiment</th><th>method</th><th>run</th>"
         '<th>privacy measure</th><th class="num">x</th><th>utility</th><th class="num">y</th></tr></thead>'
         f"<tbody>{rows}</tbody></table></details>"
@@ -369,7 +376,7 @@ def _render(store: Store, title: str | None, budget: FigureBudget) -> str:
         sections.insert(0, f'<section id="reproduction"><h2>Reproduction</h2>{repro}</section>')
 
     points = plane_points(runs, info)  # each run's privacy/utility point: the overview's columns and the figure
-    plane = _plane_section(points)
+    plane = _plane_section(points + mia_axis_points(runs))  # + the training-time protections on one MIA axis
     if runs:
         overview = _overview(runs, info, points)
         details = "\n".join(_run_details(r, store) for r in runs)

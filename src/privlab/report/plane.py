@@ -8,6 +8,11 @@ horizontal line in its panel. Measures differ between pipelines (PSNR in dB, MI 
 one panel per (x, y) pair of measures, and every point is grouped by *method* (attack/defence/mechanism) in its
 panel. A table beside the figure lists the same points.
 
+One more panel puts the training-time protections on a common x axis (:func:`mia_axis_points`): the LOSS
+membership attack's TPR at 1 % FPR on the trained model (``mia_loss_tpr_at_fpr_0.01``, logged by ``ldp``'s
+classifiers and ``unlearnable``'s first poisoned victim; ``loss/tpr_at_fpr_0.01`` of the ``mia`` experiment), y its
+test accuracy, so that LDP, DP-SGD and unlearnable examples are compared on one privacy measure.
+
 Example:
     >>> from privlab.store import RunRecord
     >>> run = RunRecord("ldp-1", "ldp", None, {"mechanism": "rr", "learner": "iic"}, "h", 0, "finished", 0.0, 1.0,
@@ -27,7 +32,17 @@ from typing import Any
 from privlab.registry import Registry
 from privlab.store import RunRecord
 
-__all__ = ["PLANE", "PlanePoint", "plane_figure", "plane_point", "plane_points"]
+__all__ = [
+    "MIA_AXIS_LABEL",
+    "PLANE",
+    "PlanePoint",
+    "mia_axis_point",
+    "mia_axis_points",
+    "plane_figure",
+    "plane_panels",
+    "plane_point",
+    "plane_points",
+]
 
 
 @dataclass(frozen=True)
@@ -169,18 +184,65 @@ def plane_points(runs: list[RunRecord], info: Mapping[str, Mapping[str, Any]]) -
     return out
 
 
+MIA_AXIS_LABEL = "MIA TPR at 1 % FPR (LOSS attack)"
+_MIA_AXIS_Y = "test accuracy of the trained model"
+
+
+def mia_axis_point(run: RunRecord) -> PlanePoint | None:
+    """The run on the common membership-inference axis: x = the LOSS attack's TPR at 1 % FPR on the model the run
+    trained (``mia_loss_tpr_at_fpr_0.01``; the ``mia`` experiment's ``loss/tpr_at_fpr_0.01``), y = that model's
+    clean test accuracy (``unlearnable``: the first supervised victim trained on the poisoned set); None without
+    both."""
+    if run.status != "finished":
+        return None
+    x = _finite(run.metrics, "mia_loss_tpr_at_fpr_0.01", "loss/tpr_at_fpr_0.01")
+    y = _finite(run.metrics, "poisoned_train_test_accuracy" if run.experiment == "unlearnable" else "test_accuracy")
+    if x is None or y is None:
+        return None
+    if run.experiment == "ldp":
+        learner = _get(run.spec, "learner", "?")
+        mechanism = _get(run.spec, "mechanism", "?")
+        method = "DP-SGD" if learner == "dpsgd" else f"LDP {mechanism} → {learner}"
+        if mechanism == "none":
+            method = f"raw data → {learner}"
+        elif _get(run.spec, "noise") is False:
+            method += " (no noise)"
+    elif run.experiment == "unlearnable":
+        kind = _get(run.spec, "protection.kind")
+        method = f"unlearnable {_get(run.spec, 'protection.name', '?')}" + (f" {kind}-wise" if kind else "")
+    elif run.experiment == "mia":
+        kind = _get(run.spec, "target.kind", "plain")
+        method = {"plain": "unprotected", "dpsgd": "DP-SGD", "ldp": "LDP"}.get(kind, kind) + " (mia target)"
+    else:
+        method = run.experiment
+    return PlanePoint(run.id, run.experiment, method, x[1], y[1], MIA_AXIS_LABEL, _MIA_AXIS_Y, more_private="left")
+
+
+def mia_axis_points(runs: list[RunRecord]) -> list[PlanePoint]:
+    """Every finished run with a membership probe on its trained model, on the common axis (see
+    :func:`mia_axis_point`): a second point for runs that have one on their own experiment's panel too."""
+    return [p for p in (mia_axis_point(r) for r in runs) if p is not None]
+
+
+def plane_panels(points: list[PlanePoint]) -> dict[tuple[str, str], list[PlanePoint]]:
+    """The figure's panels: ``(x label, y label) → points``, in order of first appearance."""
+    panels: dict[tuple[str, str], list[PlanePoint]] = {}
+    for p in points:
+        panels.setdefault((p.x_label, p.y_label), []).append(p)
+    return panels
+
+
 def plane_figure(points: list[PlanePoint]) -> str | None:
     """One panel per (x, y) pair of measures, points coloured and marked by method, points at x = ∞ (no privacy,
-    e.g. raw-data baselines) as horizontal lines; a PNG data URI (None: no points)."""
+    e.g. raw-data baselines) as horizontal lines; a PNG data URI (None: no points). A panel's title names the
+    experiments in it (the common MIA axis holds several)."""
     if not points:
         return None
     from matplotlib.figure import Figure
 
     from privlab.report.plots import figure_to_data_uri
 
-    panels: dict[tuple[str, str], list[PlanePoint]] = {}
-    for p in points:
-        panels.setdefault((p.x_label, p.y_label), []).append(p)
+    panels = plane_panels(points)
     n = len(panels)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
@@ -209,7 +271,7 @@ def plane_figure(points: list[PlanePoint]) -> str | None:
         arrow = "← more private" if first.more_private == "left" else "more private →"
         ax.set_xlabel(f"{xl}   ({arrow})", fontsize=9)
         ax.set_ylabel(yl, fontsize=9)
-        ax.set_title(first.experiment, fontsize=10)
+        ax.set_title(" · ".join(dict.fromkeys(p.experiment for p in (pts or baselines))), fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
