@@ -9,7 +9,9 @@ key and the key's source, and is checked on load.
 One policy for a bad cache entry (unreadable, another key or role, weights that do not fit): a warning naming the
 file and why, then the model is retrained and the file atomically overwritten. Nothing is ever deleted silently.
 
-:func:`load_checkpoint` rebuilds a model saved by ``privlab train`` (``model.safetensors`` in its run folder).
+:func:`load_checkpoint` rebuilds a model saved by ``privlab train`` (``model.safetensors`` in its run folder);
+:func:`load_state_dict_model` builds a registered architecture and loads a plain safetensors state dict written
+elsewhere into it; :func:`load_model_file` picks one of the two and checks the model against a data set.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 from torch import nn
 
 from privlab.data.base import LabelledImages
-from privlab.errors import FileFormatError, PrivlabError
+from privlab.errors import ConfigError, FileFormatError, PrivlabError
 from privlab.models import build_model
 from privlab.store import load_tensors, save_tensors
 from privlab.train import TrainConfig, fit
@@ -34,7 +36,16 @@ from privlab.train import TrainConfig, fit
 if TYPE_CHECKING:
     from privlab.context import RunContext
 
-__all__ = ["CACHE_FOLDER", "cache_key", "cache_path", "load_checkpoint", "reference_classifier", "train_or_load"]
+__all__ = [
+    "CACHE_FOLDER",
+    "cache_key",
+    "cache_path",
+    "load_checkpoint",
+    "load_model_file",
+    "load_state_dict_model",
+    "reference_classifier",
+    "train_or_load",
+]
 
 CACHE_FOLDER = Path("cache") / "models"
 """Where cached models live, relative to the output folder."""
@@ -221,3 +232,132 @@ def load_checkpoint(path: str | Path, *, device: torch.device | str = "cpu") -> 
     except RuntimeError as e:
         raise FileFormatError(f"{path}: weights do not fit model {name!r}: {str(e).splitlines()[0]}") from None
     return model.to(device).eval(), meta
+
+
+# -- models trained elsewhere: a plain state dict and a registered architecture -------------------------------------
+_PREFIXES = ("module.", "_module.")  # torch DataParallel / DDP, opacus GradSampleModule
+
+
+def _first_mismatch(want: Mapping[str, tuple[int, ...]], got: Mapping[str, tuple[int, ...]]) -> tuple[str, int]:
+    """``(description of the first key that differs, number of keys that differ)``: the model's keys in its own
+    order (missing from the file, or of another shape), then the file's extra keys (sorted)."""
+    diffs = []
+    for key, shape in want.items():
+        if key not in got:
+            diffs.append(f"{key} is missing from the file (the model has {list(shape)})")
+        elif got[key] != shape:
+            diffs.append(f"{key} is {list(got[key])} in the file, {list(shape)} in the model")
+    for key in sorted(set(got) - set(want)):
+        diffs.append(f"{key} ({list(got[key])}) is in the file but not in the model")
+    return (diffs[0] if diffs else ""), len(diffs)
+
+
+def load_state_dict_model(
+    path: str | Path,
+    arch: str,
+    num_classes: int,
+    in_shape: tuple[int, int, int] | list[int],
+    *,
+    mean: list[float] | tuple[float, ...] | None = None,
+    std: list[float] | tuple[float, ...] | None = None,
+    normalize: bool | None = None,
+    device: torch.device | str = "cpu",
+) -> nn.Module:
+    """Build the registered architecture ``arch`` with :func:`privlab.models.build_model` for ``num_classes``
+    classes and images of ``in_shape = (C, H, W)`` in ``[0, 1]``, and load the plain safetensors state dict
+    ``path`` into it (a file written with ``safetensors.torch.save_file(model.state_dict(), path)``; privlab
+    metadata, if any, is ignored).
+
+    The state dict must be the one of the model as ``build_model`` builds it: the ``resize`` layer that a
+    fixed-size architecture gets has no weights; the ``normalize`` layer has two buffers, ``normalize.mean`` and
+    ``normalize.std`` (``1×C×1×1``). A common ``module.`` / ``_module.`` prefix (DataParallel, opacus) is dropped.
+
+    Args:
+        normalize: ``None`` (the file decides): a normalize layer exactly when the file holds ``normalize.mean``
+            and ``normalize.std``, with the file's values; ``True``: a normalize layer always, with the file's
+            values when it has them, else ``mean``/``std`` (the model was trained on standardised inputs);
+            ``False``: no normalize layer (the model takes ``[0, 1]`` images; a file with one does not fit).
+        mean, std: per-channel statistics for ``normalize=True`` when the file has none (``C`` values each).
+
+    Returns:
+        The model, in eval mode on ``device``.
+
+    Raises:
+        DataMissingError: no such file. FileFormatError: not a safetensors file, or a state dict that does not fit
+        the architecture (the message names the file, the architecture and the first key that differs).
+        UnknownNameError: no such architecture. ConfigError: ``normalize=True`` without statistics.
+    """
+    tensors, _ = load_tensors(path)
+    for prefix in _PREFIXES:
+        if tensors and all(k.startswith(prefix) for k in tensors):
+            tensors = {k.removeprefix(prefix): v for k, v in tensors.items()}
+    c = int(in_shape[0])
+    has_norm = "normalize.mean" in tensors and "normalize.std" in tensors
+    use_norm = has_norm if normalize is None else normalize
+    norm: dict[str, Any] = {}
+    if use_norm:
+        if has_norm:
+            norm = {"mean": [0.0] * c, "std": [1.0] * c}  # placeholders: the file's values are loaded below
+        elif mean is None or std is None:
+            raise ConfigError(f"{path}: a normalize layer needs the data set's mean and std, and none were given")
+        else:
+            norm = {"mean": list(mean), "std": list(std)}
+    model = build_model(arch, num_classes, tuple(int(s) for s in in_shape), **norm)
+    if use_norm and not has_norm:  # the data set's statistics, set by build_model
+        tensors = {**tensors, **{k: v for k, v in model.state_dict().items() if k.startswith("normalize.")}}
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    first, count = _first_mismatch(want, got)
+    if count:
+        layer = "with" if use_norm else "without"
+        raise FileFormatError(
+            f"{path}: the state dict does not fit architecture {arch!r} ({num_classes} classes, "
+            f"{list(in_shape)} images, {layer} a normalize layer): {first}; {count} key(s) differ in all"
+        )
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise FileFormatError(f"{path}: tensor {bad[0]} holds NaN or inf ({len(bad)} tensor(s) do)")
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise FileFormatError(
+            f"{path}: the state dict does not fit architecture {arch!r}: {str(e).splitlines()[0][:200]}"
+        ) from None
+    return model.to(device).eval()
+
+
+def load_model_file(
+    path: str | Path,
+    data: LabelledImages,
+    *,
+    dataset: str,
+    arch: str | None = None,
+    normalize: bool | None = None,
+    device: torch.device | str = "cpu",
+) -> nn.Module:
+    """A classifier of ``data``'s images from a file: a privlab checkpoint (``arch`` None, see
+    :func:`load_checkpoint`) or a plain state dict of the registered architecture ``arch`` built for ``data``'s
+    shape and classes (see :func:`load_state_dict_model`; ``normalize=True`` uses ``data``'s mean/std).
+
+    Args:
+        dataset: the data set's name, for the messages.
+
+    Raises:
+        ConfigError: a checkpoint made for another image shape or number of classes; ``normalize`` without
+        ``arch``. DataMissingError / FileFormatError / UnknownNameError: as the two loaders.
+    """
+    if arch is None:
+        if normalize is not None:
+            raise ConfigError(
+                "--normalize/--no-normalize apply to a state dict with --arch; a privlab checkpoint records its "
+                "own normalisation"
+            )
+        net, meta = load_checkpoint(path, device=device)
+        if tuple(meta["in_shape"]) != tuple(data.shape) or meta["num_classes"] != data.num_classes:
+            raise ConfigError(
+                f"{path}: trained on {meta['in_shape']} images with {meta['num_classes']} classes, but "
+                f"{dataset} has {list(data.shape)} with {data.num_classes}; pass its data set"
+            )
+        return net
+    return load_state_dict_model(path, arch, data.num_classes, data.shape, mean=data.mean, std=data.std,
+                                 normalize=normalize, device=device)  # fmt: skip

@@ -153,6 +153,27 @@ ROWS: list[Row] = [
     Row("audit mia", "checkpoint of another architecture", lambda t, g: ["audit", "mia", "--model", g["checkpoint"],
         "--members", g["labels.npy"], "--dataset", "digits"],
         r"model\.safetensors: trained on \[1, 28, 28\] images .* but digits has \[1, 8, 8\]", "digits"),
+    Row("audit mia", "state dict of another architecture", lambda t, g: ["audit", "mia", "--model", g["checkpoint"],
+        "--arch", "lenet5", "--members", g["labels.npy"]],
+        r"model\.safetensors: the state dict does not fit architecture 'lenet5' \(10 classes, \[1, 8, 8\] images, "
+        r"without a normalize layer\): c1\.weight is missing from the file", "c1.weight"),
+    Row("audit mia", "unknown --arch", lambda t, g: ["audit", "mia", "--model", g["checkpoint"], "--arch", "lenet",
+        "--members", g["labels.npy"]], r"unknown model 'lenet'", "lenet"),
+    Row("audit mia", "--normalize with a privlab checkpoint", lambda t, g: ["audit", "mia", "--model", g["checkpoint"],
+        "--members", g["labels.npy"], "--no-normalize"],
+        r"--normalize/--no-normalize apply to a state dict with --arch", "--arch"),
+    Row("audit mia", "attack needing references without --references", lambda t, g: ["audit", "mia", "--model",
+        g["checkpoint"], "--members", g["labels.npy"], "--attacks", "loss,lira-online"],
+        r"--attacks: lira-online needs reference models; pass --references DIR", "lira-online"),
+    Row("audit mia", "unknown attack", lambda t, g: ["audit", "mia", "--model", g["checkpoint"], "--members",
+        g["labels.npy"], "--attacks", "lira-onlin"],
+        r"--attacks: unknown membership-inference attack 'lira-onlin'\. Did you mean 'lira-online'\?", "lira-onlin"),
+    Row("audit mia", "references folder missing", lambda t, g: ["audit", "mia", "--model", _lenet_state_dict(t),
+        "--arch", "lenet5", "--members", g["labels.npy"], "--references", t / "nope"],
+        r"--references .*nope: not a folder", "nope"),
+    Row("audit mia", "reference without its membership file", lambda t, g: ["audit", "mia", "--model",
+        _lenet_state_dict(t), "--arch", "lenet5", "--members", g["labels.npy"], "--references", _refs_folder(t)],
+        r"refs/r0\.members\.npy: missing; reference model r0\.safetensors needs its membership file", "r0.members.npy"),
     # privlab examples
     Row("examples", "--copy onto a file", lambda t, g: ["examples", "--copy", g["x.npy"]],
         r"--copy .*: not a folder; name a folder to copy the examples into", "--copy"),
@@ -377,6 +398,27 @@ ROWS: list[Row] = [
     Row("semsim proxy", "unknown preset", lambda t, g: ["semsim", "proxy", *OUT, t / "o", "--preset", "big"],
         r"experiment 'semsim' has no preset 'big'", "big"),
 ]  # fmt: skip
+
+
+def _lenet_state_dict(tmp: Path) -> Path:
+    """A plain safetensors state dict of an untrained LeNet-5 for digits (no privlab metadata)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from privlab.models import build_model
+
+    torch.manual_seed(0)
+    save_file(build_model("lenet5", 10, (1, 8, 8)).state_dict(), str(tmp / "lenet.safetensors"))
+    return tmp / "lenet.safetensors"
+
+
+def _refs_folder(tmp: Path) -> Path:
+    """A references folder holding one model ``r0.safetensors`` and no membership file."""
+    import shutil
+
+    (tmp / "refs").mkdir(exist_ok=True)
+    shutil.copy(_lenet_state_dict(tmp), tmp / "refs" / "r0.safetensors")
+    return tmp / "refs"
 
 
 def _empty(tmp: Path) -> Path:

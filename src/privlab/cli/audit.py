@@ -29,69 +29,119 @@ audit_app = typer.Typer(
 )
 app.add_typer(audit_app, name="audit")
 
-_NO_REF_ATTACKS = ("loss", "confidence", "entropy", "modified-entropy", "label-only")
-
-
 def read_members(path: Path, n: int) -> Any:
     """``n`` membership bools from a file: a bool/0-1 mask of length ``n`` or a list of member indices (< n)."""
-    import numpy as np
+    from privlab.pipelines.mia import read_membership
 
+    return read_membership(path, n)
+
+
+def _attack_list(text: str | None, with_references: bool) -> list[str]:
+    """The attacks of ``--attacks`` (comma-separated), or every one the inputs allow; names checked."""
+    from privlab.attack.mia import MIA_ATTACKS
     from privlab.errors import ConfigError
-    from privlab.store.artifacts import load_array
+    from privlab.pipelines.mia import audit_attacks, needs_references
 
-    a = load_array(path).reshape(-1)
-    if a.dtype == bool or (a.size == n and set(np.unique(a).tolist()) <= {0, 1}):
-        if a.size != n:
-            raise ConfigError(f"{path}: a membership mask of {a.size} entries, but the data set has {n} records")
-        return a.astype(bool)
-    if not np.issubdtype(a.dtype, np.integer) or a.size == 0 or a.min() < 0 or a.max() >= n:
-        raise ConfigError(
-            f"{path}: member indices must be integers in [0, {n}) (the data set has {n} records); "
-            "give a 0/1 mask of that length or the indices of the members"
-        )
-    mask = np.zeros(n, bool)
-    mask[a] = True
-    return mask
+    if text is None:
+        return audit_attacks(with_references)
+    known = audit_attacks(True)  # every registered MIA attack, the usual ones first
+    names = [a.strip() for a in text.split(",") if a.strip()]
+    if not names:
+        raise ConfigError(f"--attacks: no attack given; choose among {', '.join(known)}")
+    for a in names:
+        if a not in MIA_ATTACKS:
+            import difflib
+
+            close = difflib.get_close_matches(a, MIA_ATTACKS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"--attacks: unknown membership-inference attack {a[:60]!r}.{hint} "
+                              f"Registered: {', '.join(known)}")  # fmt: skip
+        if needs_references(a) and not with_references:
+            free = ", ".join(audit_attacks(False))
+            raise ConfigError(f"--attacks: {a} needs reference models; pass --references DIR (see docs/mia.md) "
+                              f"or choose among the reference-free attacks: {free}")  # fmt: skip
+    return list(dict.fromkeys(names))
 
 
 @audit_app.command(
     "mia",
     epilog=examples(
         "privlab audit mia --model runs/t1/train-xxxx/model.safetensors --dataset digits --members members.npy",
+        "privlab audit mia --model my_lenet.safetensors --arch lenet5 --members members.npy --json",
+        "privlab audit mia --model target.safetensors --arch lenet5 --members members.npy --references refs/ "
+        "--attacks loss,lira-online,rmia --scores scores.csv",
     ),
 )
 @handle_errors
 def audit_mia(
-    model: Path = typer.Option(..., "--model", help="privlab checkpoint (model.safetensors of privlab train)"),
-    dataset: str = typer.Option("digits", "--dataset", help="registered data set; records = its train split"),
+    model: Path = typer.Option(
+        ..., "--model", help="privlab checkpoint (model.safetensors of privlab train), or with --arch a plain "
+        "safetensors state dict (safetensors.torch.save_file(model.state_dict(), FILE))"
+    ),
+    arch: str | None = typer.Option(
+        None, "--arch", help="registered architecture (privlab models) of a state dict: built with build_model "
+        "for the data set's image shape and classes, then the file is loaded into it"
+    ),
+    normalize: bool | None = typer.Option(
+        None, "--normalize/--no-normalize", help="with --arch: put a normalize layer with the data set's mean/std "
+        "first (the model was trained on standardised inputs) / none (it takes [0, 1] images); default: the file "
+        "decides (a normalize layer exactly when it holds normalize.mean and normalize.std)"
+    ),
+    dataset: str = typer.Option("digits", "--dataset", help="registered data set; records = its --split"),
     members: Path = typer.Option(..., "--members", help=".npy/.npz/.safetensors: 0/1 mask or member indices"),
     split: str = typer.Option("train", "--split", help="split holding the candidates"),
+    references: Path | None = typer.Option(
+        None, "--references", help="folder of reference models (same kind of file as --model): NAME.safetensors + "
+        "NAME.members.npy (0/1 mask of the candidates or member indices); enables lira-online, lira-offline, rmia"
+    ),
+    attacks: str | None = typer.Option(
+        None, "--attacks", help="comma-separated MIA attacks (default: all that the inputs allow: loss, confidence, "
+        "entropy, modified-entropy, label-only; with --references also lira-online, lira-offline, rmia)"
+    ),
+    scores: Path | None = typer.Option(
+        None, "--scores", help="write per-record scores to this CSV: index, label, member, one column per attack"
+    ),
     data_root: DataRootOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Reference-free attacks (LOSS, confidence, entropy, modified entropy, label-only) against a checkpoint."""
-    from privlab.attack.mia import MIAObservation, QueryModel, run_mia_attack
+    """Membership inference against a model trained elsewhere: reference-free attacks, and with --references also
+    LiRA and RMIA (population = the data set's other split). Metrics per attack: AUC, balanced accuracy, TPR at
+    0.1 % and 1 % FPR."""
     from privlab.data import load_dataset
-    from privlab.measure.mia import score_attack
-    from privlab.victim import load_checkpoint
+    from privlab.errors import ConfigError
+    from privlab.pipelines.mia import audit_model, load_references, scores_csv
+    from privlab.store.artifacts import atomic_write_text
+    from privlab.victim import load_model_file
 
-    net, meta = load_checkpoint(model)
+    names = _attack_list(attacks, references is not None)
+    if split not in ("train", "test"):
+        raise ConfigError(f"--split: must be 'train' or 'test', got {split[:60]!r}")
+    if scores is not None and scores.is_dir():
+        raise ConfigError(f"--scores {scores}: is a folder; give the path of a CSV file to write")
     data = load_dataset(dataset, split, root=data_root)
-    if tuple(meta["in_shape"]) != tuple(data.shape) or meta["num_classes"] != data.num_classes:
-        from privlab.errors import ConfigError
 
-        raise ConfigError(
-            f"{model}: trained on {meta['in_shape']} images with {meta['num_classes']} classes, but "
-            f"{dataset} has {list(data.shape)} with {data.num_classes}; pass its data set"
-        )
+    def load(path: Path) -> Any:
+        return load_model_file(path, data, dataset=dataset, arch=arch, normalize=normalize)
+
+    net = load(model)
     truth = read_members(members, len(data))
-    obs = MIAObservation(data=data.images, labels=data.labels, target=QueryModel(net))
-    rows = {name: score_attack(run_mia_attack(name, obs).numpy(), truth).metrics() for name in _NO_REF_ATTACKS}
+    refs, ref_in, population = None, None, None
+    if references is not None:
+        refs, ref_in = load_references(references, len(data), load)
+        if "rmia" in names:
+            population = load_dataset(dataset, "test" if split == "train" else "train", root=data_root)
+    results = audit_model(net, data, truth, names, references=refs, reference_in=ref_in, population=population)
+    rows = {name: r["score"].metrics() for name, r in results.items()}
+    if scores is not None:
+        atomic_write_text(scores, scores_csv(data.labels, truth, results))
     if json_out:
-        emit_json({"model": str(model), "dataset": dataset, "attacks": rows})
+        emit_json({"model": str(model), "arch": arch, "dataset": dataset, "split": split, "references": len(refs or []),
+                   "scores": str(scores) if scores else None, "attacks": rows})  # fmt: skip
         return
     cols = ["auc", "balanced_accuracy", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01"]
     print_table("membership inference", ["attack", *cols], [[k, *(v[c] for c in cols)] for k, v in rows.items()])
+    if scores is not None:
+        typer.echo(f"per-record scores: {scores}", err=True)
 
 
 @audit_app.command(

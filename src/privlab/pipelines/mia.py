@@ -6,6 +6,9 @@ Target and reference models go through the common victim stage (:func:`privlab.v
 ``OUT/cache/models/<role>-<key>.safetensors`` with roles ``mia-target`` / ``mia-reference``, keyed by everything that
 determines them, one bad-entry policy) and are reused across attacks, targets and runs; with ``workers > 1`` the
 references train in a process pool, one torch thread each.
+
+:func:`audit_model` runs the same attacks on a model trained elsewhere (``privlab audit mia``), with reference
+models read from a folder by :func:`load_references` (``NAME.safetensors`` + ``NAME.members.npy``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,21 @@ from privlab.store import MetricRecord
 from privlab.store.artifacts import atomic_write_text
 from privlab.train import TrainConfig, evaluate, fit
 
-__all__ = ["AttackSpec", "MIASpec", "TargetSpec", "load_pool", "run_mia", "train_or_load"]
+__all__ = [
+    "REFERENCE_MEMBERS_SUFFIX",
+    "AttackSpec",
+    "MIASpec",
+    "TargetSpec",
+    "audit_attacks",
+    "audit_model",
+    "load_pool",
+    "load_references",
+    "needs_references",
+    "read_membership",
+    "run_mia",
+    "scores_csv",
+    "train_or_load",
+]
 
 
 class TargetSpec(Spec):
@@ -200,10 +217,16 @@ def train_references(spec: MIASpec, ctx: RunContext, pool: LabelledImages) -> tu
 
 def run_attacks(spec: MIASpec, obs: MIAObservation, members: np.ndarray) -> dict[str, dict[str, Any]]:
     """Every attack of ``spec``: label → scores, score, ROC and seconds."""
+    return score_attacks(spec.attacks, obs, members)
+
+
+def score_attacks(attacks: list[AttackSpec], obs: MIAObservation, members: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Run each attack on ``obs`` and measure it against ``members`` (``N`` bools): label → ``scores`` (``N``),
+    ``score`` (:class:`~privlab.measure.mia.MIAScore`), ROC ``fpr``/``tpr`` and ``seconds``."""
     import time
 
     out: dict[str, dict[str, Any]] = {}
-    for a in spec.attacks:
+    for a in attacks:
         t0 = time.perf_counter()
         scores = run_mia_attack(a.attack, obs, **a.params).numpy()
         seconds = time.perf_counter() - t0
@@ -216,6 +239,20 @@ def run_attacks(spec: MIASpec, obs: MIAObservation, members: np.ndarray) -> dict
             "seconds": seconds,
         }
     return out
+
+
+def scores_csv(labels: torch.Tensor, members: np.ndarray, results: dict[str, dict[str, Any]]) -> str:
+    """Per-record scores as CSV text: ``index, label, member`` (0/1), then one column per attack label (6
+    significant digits); header cells are CSV-safe (:func:`privlab.store.export.csv_cell`)."""
+    from privlab.store.export import csv_cell
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    names = list(results)
+    w.writerow(["index", "label", "member", *(csv_cell(k) for k in names)])
+    for i in range(len(members)):
+        w.writerow([i, int(labels[i]), int(members[i]), *(f"{results[k]['scores'][i]:.6g}" for k in names)])
+    return buf.getvalue()
 
 
 def log_results(ctx: RunContext, results: dict[str, dict[str, Any]], target_acc: float, meta: dict[str, Any]) -> None:
@@ -240,16 +277,8 @@ def save_results(
     ctx: RunContext, spec: MIASpec, pool: LabelledImages, members: np.ndarray, results: dict[str, dict[str, Any]]
 ) -> None:
     """Per-record scores (CSV), ROC curves and scores (JSON), the most exposed records (safetensors)."""
-    from privlab.store.export import csv_cell
-
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    labels = list(results)
-    w.writerow(["index", "label", "member", *(csv_cell(k) for k in labels)])
-    for i in range(len(pool)):
-        w.writerow([i, int(pool.labels[i]), int(members[i]), *(f"{results[k]['scores'][i]:.6g}" for k in labels)])
     path = ctx.run_dir / "scores.csv"
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, scores_csv(pool.labels, members, results))
     from privlab.store.artifacts import sha256_file
 
     ctx.store.add_artifact(ctx.run_id, "mia_scores", path, sha256_file(path), {"format": "csv"})
@@ -296,3 +325,125 @@ def run_mia(spec: MIASpec, ctx: RunContext) -> None:
     results = run_attacks(spec, obs, members.numpy())
     log_results(ctx, results, target_acc, meta)
     save_results(ctx, spec, pool, members.numpy(), results)
+
+
+# ------------------------------------------------------------------------------ a model trained elsewhere (audit)
+REFERENCE_MEMBERS_SUFFIX = ".members.npy"
+"""A reference model ``DIR/NAME.safetensors`` has its membership in ``DIR/NAME.members.npy``."""
+
+
+def read_membership(path: str | Path, n: int) -> np.ndarray:
+    """``n`` membership bools from a file (``.npy``/``.npz``/``.safetensors``): a bool or 0/1 mask of length ``n``,
+    or a list of member indices (integers in ``[0, n)``).
+
+    Raises:
+        ConfigError: a mask of another length, or indices out of range. DataMissingError / FileFormatError: as
+        :func:`privlab.store.artifacts.load_array`.
+    """
+    from privlab.store.artifacts import load_array
+
+    a = load_array(path).reshape(-1)
+    if a.dtype == bool or (a.size == n and set(np.unique(a).tolist()) <= {0, 1}):
+        if a.size != n:
+            raise ConfigError(f"{path}: a membership mask of {a.size} entries, but the data set has {n} records")
+        return a.astype(bool)
+    if not np.issubdtype(a.dtype, np.integer) or a.size == 0 or a.min() < 0 or a.max() >= n:
+        raise ConfigError(
+            f"{path}: member indices must be integers in [0, {n}) (the data set has {n} records); "
+            "give a 0/1 mask of that length or the indices of the members"
+        )
+    mask = np.zeros(n, bool)
+    mask[a] = True
+    return mask
+
+
+def load_references(
+    folder: str | Path, n: int, load: Callable[[Path], nn.Module]
+) -> tuple[list[nn.Module], torch.Tensor]:
+    """The reference models of ``folder`` and their ``R×n`` membership matrix over the ``n`` candidates.
+
+    Every ``NAME.safetensors`` in ``folder`` (sorted by name) is a reference model, read with ``load(path)``; its
+    membership is ``NAME.members.npy`` beside it (a 0/1 mask of length ``n`` or member indices, as
+    :func:`read_membership`).
+
+    Raises:
+        DataMissingError: no such folder, or a model without its membership file. ConfigError: no model in the
+        folder.
+    """
+    from privlab.errors import DataMissingError
+
+    d = Path(folder)
+    if not d.is_dir():
+        raise DataMissingError(f"--references {d}: not a folder; give a folder of NAME.safetensors + "
+                               f"NAME{REFERENCE_MEMBERS_SUFFIX} files")  # fmt: skip
+    files = sorted(p for p in d.glob("*.safetensors") if p.is_file())
+    if not files:
+        raise ConfigError(f"--references {d}: no reference model (*.safetensors) in the folder")
+    models, rows = [], []
+    for f in files:
+        mf = f.with_name(f.name.removesuffix(".safetensors") + REFERENCE_MEMBERS_SUFFIX)
+        if not mf.is_file():
+            raise DataMissingError(
+                f"{mf}: missing; reference model {f.name} needs its membership file (a 0/1 mask of the {n} "
+                "candidates or the indices of its training records)"
+            )
+        rows.append(torch.from_numpy(read_membership(mf, n)))
+        models.append(load(f))
+    return models, torch.stack(rows)
+
+
+def audit_attacks(with_references: bool) -> list[str]:
+    """The attacks :func:`audit_model` runs by default: those of the ``mia`` experiment (in its order), then any
+    other registered MIA attack; without references only those that need none."""
+    order = [a.attack for a in _default_attacks()]
+    names = [*order, *(a for a in MIA_ATTACKS if a not in order)]
+    return [a for a in names if a in MIA_ATTACKS and (with_references or not needs_references(a))]
+
+
+def needs_references(attack: str) -> bool:
+    """Whether the registered MIA attack needs reference models (its ``requires`` names ``references``)."""
+    from privlab.attack import ATTACKS
+
+    return "references" in ATTACKS.entry(attack).meta.get("requires", ())
+
+
+def audit_model(
+    target: nn.Module,
+    candidates: LabelledImages,
+    members: np.ndarray,
+    attacks: list[str],
+    *,
+    references: list[nn.Module] | None = None,
+    reference_in: torch.Tensor | None = None,
+    population: LabelledImages | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Membership inference on a given model: run ``attacks`` (registered MIA attacks, default settings) against
+    ``target`` on the ``N`` candidate records and measure each against ``members`` (``N`` bools, the truth).
+
+    Args:
+        references: the attacker's reference models (LiRA, RMIA); ``reference_in`` their ``R×N`` membership.
+        population: records known to be outside the target's training set (RMIA's ``z`` samples).
+
+    Returns:
+        attack → ``scores`` (``N``), ``score`` (:class:`~privlab.measure.mia.MIAScore`), ``fpr``/``tpr``,
+        ``seconds``.
+
+    Raises:
+        ConfigError: an unknown attack, or one that needs references (or population data) that are not given.
+    """
+    for a in attacks:
+        if a not in MIA_ATTACKS:
+            raise ConfigError(f"{a!r} is not a membership-inference attack; use one of "
+                              f"{', '.join(audit_attacks(True))}")  # fmt: skip
+        if needs_references(a) and not references:
+            raise ConfigError(f"attack {a} needs reference models; give some or choose among "
+                              f"{', '.join(audit_attacks(False))}")  # fmt: skip
+    obs = MIAObservation(
+        data=candidates.images,
+        labels=candidates.labels,
+        target=QueryModel(target),
+        references=[QueryModel(m) for m in references or []],
+        reference_in=reference_in,
+        population=(population.images, population.labels) if population is not None else None,
+    )
+    return score_attacks([AttackSpec(attack=a) for a in attacks], obs, members)
