@@ -9,6 +9,13 @@ Baseline: the same number of bare steps written by hand — forward, gradient w.
 double backward) — with nothing else (no TV, no optimiser step, no bookkeeping).
 
 Goal (issue 5): overhead ≤ 1.3× for LeNet (DLG's sigmoid net), ConvNet-64 and ResNet20-4.
+
+``inversion_restarts_batched`` (issue 21): ``RESTARTS`` restarts of DLG (L-BFGS, joint soft labels, the default
+attack of ``privlab invert``) on ``lenet_dlg`` at 3×32×32 with its DLG initialisation, ``DLG_STEPS`` L-BFGS steps
+(20 evaluations each): candidate = the restarts as one batch (``batch_restarts: true``, torch.func), baseline = the
+same restarts one after another (``batch_restarts: false``), same seeds, same results. Goal: ≤ 0.5 (each restart at
+least twice as cheap batched). ``inversion_restarts_batched_4`` reports the same for 4 restarts (the default count),
+``inversion_restart_single`` one restart alone against the batch of 4 (what the default costs over no restarts).
 """
 
 from __future__ import annotations
@@ -82,3 +89,69 @@ def _make(name: str) -> Benchmark:
 
 for _name in MODELS:
     BENCHMARKS.add(f"inversion_iteration_{_name}", _make(_name))
+
+
+DLG_STEPS = 2
+RESTARTS = 8
+
+
+def _restarts_case() -> dict[str, Any]:
+    from privlab.models.lenet import dlg_uniform_init_
+
+    torch.manual_seed(0)
+    model = dlg_uniform_init_(build_model("lenet_dlg", 10, SHAPE, mean=[0.5] * 3, std=[0.25] * 3)).eval()
+    x = torch.rand(1, *SHAPE, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([3])
+    obs = Observation(
+        model=model, gradients=client_update(model, x, y, ThreatModel()), meta={"batch_size": 1, "image_shape": SHAPE}
+    )
+    return {"obs": obs}
+
+
+def _make_restarts(restarts: int, *, single_baseline: bool = False) -> Benchmark:
+    case: dict[str, Any] = {}
+
+    def setup() -> None:
+        case.update(_restarts_case())
+
+    def run(count: int, batched: bool) -> None:
+        attack = build_attack("dlg", {"iterations": DLG_STEPS, "restarts": count, "batch_restarts": batched})
+        out = attack.run(case["obs"], generator=torch.Generator().manual_seed(0))
+        assert out.stats["restart_mode"] == (
+            "batched" if batched and count > 1 else ("single" if count == 1 else "looped")
+        )
+
+    if single_baseline:
+        name = "inversion_restart_single"
+        description = (
+            f"DLG on lenet_dlg, one 3×32×32 image, {DLG_STEPS} L-BFGS steps: {restarts} restarts as one batch "
+            "(candidate) vs a single restart (baseline): what batched restarts cost over none"
+        )
+        goal, max_ratio = "report only: the default restart count's cost in single restarts", None
+        baseline = lambda: run(1, False)  # noqa: E731
+    else:
+        name = "inversion_restarts_batched" if restarts == RESTARTS else f"inversion_restarts_batched_{restarts}"
+        description = (
+            f"DLG on lenet_dlg, one 3×32×32 image, {DLG_STEPS} L-BFGS steps: {restarts} restarts as one batch "
+            "(torch.func vmap) vs the same restarts in a loop"
+        )
+        goal = "batched ≤ 0.5× the loop (each restart ≥ 2× cheaper)" if restarts == RESTARTS else "report only"
+        max_ratio = 0.5 if restarts == RESTARTS else None
+        baseline = lambda: run(restarts, False)  # noqa: E731
+
+    return Benchmark(
+        name=name,
+        description=description,
+        candidate=lambda: run(restarts, True),
+        baseline=baseline,
+        setup=setup,
+        repeats=5,
+        warmup=1,
+        goal=goal,
+        max_ratio=max_ratio,
+    )
+
+
+BENCHMARKS.add("inversion_restarts_batched", _make_restarts(RESTARTS))
+BENCHMARKS.add("inversion_restarts_batched_4", _make_restarts(4))
+BENCHMARKS.add("inversion_restart_single", _make_restarts(4, single_baseline=True))

@@ -27,6 +27,7 @@ def test_invert_json_per_image_and_means(tmp_path):
         assert row["label_correct"] is True and row["psnr"] > 30
     assert d["means"]["label_accuracy"] == 1.0
     assert d["means"]["psnr"] > 30
+    assert d["metrics"]["restarts"] == 4.0 and d["metrics"]["restarts_batched"] == 1.0  # restarts on by default
     names = sorted(p.name for p in (tmp_path / d["run_id"] / "images").iterdir())
     assert len(names) == 4 and all(n.endswith(("_ori.png", "_rec.png")) for n in names)
     # the folder is what `privlab similarity` reads
@@ -34,6 +35,18 @@ def test_invert_json_per_image_and_means(tmp_path):
     assert r2.exit_code == 0, r2.output
     # 8-bit PNGs of near-exact reconstructions are often identical (PSNR = ∞, null in JSON)
     assert json.loads(r2.stdout)["means"]["mse"] < 1e-3
+
+
+def test_invert_restarts_1_turns_restarts_off(tmp_path):
+    r = invoke(
+        "invert", "--attack", "idlg", "--iterations", "2", "--resize", "0", "--metrics", "mse", "--restarts", "1",
+        "--out", tmp_path, "--json",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["metrics"]["restarts"] == 1.0 and d["metrics"]["restart_best"] == 0.0
+    batches = json.loads((tmp_path / d["run_id"] / "attack.json").read_text("utf-8"))["batches"]
+    assert batches[0]["restart_mode"] == "single" and len(batches[0]["restart_losses"]) == 1
 
 
 def test_invert_bad_inputs_exit_2_with_one_line(tmp_path):

@@ -26,6 +26,13 @@ def test_smoke_dlg_recovers_the_image_and_label(smoke):
     assert o.metrics["label_accuracy"] == 1.0
     assert o.metrics["psnr"] > o.metrics["psnr_noise_baseline"] + 20
     assert o.metrics["gradient_cosine"] == pytest.approx(1.0)  # no defence: the exact gradient
+    # the preset's 4 restarts ran as one batch; every restart's final loss and the winner are stored
+    assert (o.metrics["restarts"], o.metrics["restarts_batched"]) == (4.0, 1.0)
+    (batch,) = json.loads((out / o.id / "attack.json").read_text("utf-8"))["batches"]
+    losses = batch["restart_losses"]
+    assert len(losses) == 4 and batch["restart_mode"] == "batched"
+    assert o.metrics["restart_best"] == batch["restart_best"] == min(range(4), key=losses.__getitem__)
+    assert o.metrics["label_accuracy_matched"] == 1.0
 
 
 def test_artifacts_pngs_table_grid_and_report(smoke):
@@ -136,15 +143,16 @@ def test_victim_from_a_train_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("attack", ["dlg", "idlg", "inverting-gradients", "gradient-inversion"])
 def test_switching_attack_on_a_preset_keeps_shared_settings(attack):
-    """``privlab run inversion --preset smoke --set attack=X``: the preset's ``iterations`` (a setting every inversion
-    attack has) applies to X on top of X's own preset; a key X lacks is a ConfigError naming it."""
+    """``privlab run inversion --preset smoke --set attack=X``: the preset's ``iterations`` and ``restarts`` (settings
+    every inversion attack has) apply to X on top of X's own preset; a key X lacks is a ConfigError naming it."""
     from privlab.attack import ATTACKS, attack_config
 
     spec = load_spec(experiment="inversion", preset="smoke", overrides={"attack": attack})
     cfg = attack_config(spec.attack, spec.attack_config)
-    assert spec.attack == attack and cfg.iterations == 30
+    assert spec.attack == attack and cfg.iterations == 30 and cfg.restarts == 4
+    # the rest of X's preset holds
     own = ATTACKS.entry(attack).meta.get("preset", {})
-    assert all(getattr(cfg, k) == v for k, v in own.items() if k != "iterations")  # the rest of X's preset holds
+    assert all(getattr(cfg, k) == v for k, v in own.items() if k not in ("iterations", "restarts"))
     with pytest.raises(ConfigError, match="(?i)unknown key 'iteration'.*did you mean 'iterations'"):
         load_spec(
             experiment="inversion", preset="smoke", overrides={"attack": attack, "attack_config": {"iteration": 3}}

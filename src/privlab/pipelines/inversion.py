@@ -200,6 +200,7 @@ class _Attacked:
     rec: torch.Tensor
     y: torch.Tensor
     y_rec: torch.Tensor
+    y_matched: torch.Tensor
     indices: list[int]
     batch_stats: list[dict[str, Any]]
     cosines: list[float]
@@ -216,7 +217,7 @@ def _attack_batches(
     order = torch.randperm(len(pool), generator=ctx.generator(1))[: spec.num_images]
     gen_client = ctx.generator(2)
     gen_attack = ctx.generator(3)
-    originals, recs, labels, rec_labels, batch_stats, cosines = [], [], [], [], [], []
+    originals, recs, labels, rec_labels, matched_labels, batch_stats, cosines = [], [], [], [], [], [], []
     t_attack = 0.0
     with ctx.progress.task(f"{spec.attack} on {spec.num_images} image(s)", total=spec.num_images) as advance:
         for start in range(0, spec.num_images, spec.batch_size):
@@ -240,14 +241,15 @@ def _attack_batches(
             # labels are matched as a multiset (order-free) for batch recovery; per image after the image matching
             joint = out.stats.get("label_strategy") in ("joint",)
             rec_labels.append(rl[perm] if joint else align_labels(rl, y.cpu()))
+            matched_labels.append(rl[perm])  # the label each matched reconstruction was optimised with
             originals.append(x.cpu())
             recs.append(rec)
             labels.append(y.cpu())
             batch_stats.append({k: v for k, v in out.stats.items() if k != "history"} | {"indices": idx.tolist()})
             advance(len(idx), psnr=float(image_psnr(x.cpu(), rec).mean()))
     return _Attacked(
-        torch.cat(originals), torch.cat(recs), torch.cat(labels), torch.cat(rec_labels), order.tolist(), batch_stats,
-        cosines, t_attack,
+        torch.cat(originals), torch.cat(recs), torch.cat(labels), torch.cat(rec_labels), torch.cat(matched_labels),
+        order.tolist(), batch_stats, cosines, t_attack,
     )  # fmt: skip
 
 
@@ -293,11 +295,21 @@ def _records(
     zero_grad = "a shared or exact gradient is all zeros (the defence removed all of it): the cosine is undefined"
     recs_out += [
         MetricRecord("label_accuracy", float(label_correct.mean()), None, "fraction", "privacy", False),
+        MetricRecord(
+            "label_accuracy_matched", float((a.y_matched == a.y).float().mean()), None, "fraction", "privacy", False
+        ),
         MetricRecord("psnr_noise_baseline", _noise_baseline(a.x, ctx.generator(4)), None, "dB", "info", None),
         MetricRecord("gradient_cosine", float(torch.tensor(a.cosines).mean()), None, None, "utility", True, zero_grad),
         MetricRecord("attack_seconds", a.seconds, None, "s", "cost", False),
         MetricRecord("attack_objective", objective, None, None, "info", None, "the attack reports no objective value"),
     ]
+    restarts = [b for b in a.batch_stats if "restart_losses" in b]
+    if restarts:
+        recs_out.append(MetricRecord("restarts", float(len(restarts[0]["restart_losses"])), None, None, "info", None))
+        batched = float(all(b.get("restart_mode") == "batched" for b in restarts))
+        recs_out.append(MetricRecord("restarts_batched", batched, None, None, "info", None))
+        if len(restarts) == 1:  # one attacked batch: which restart won (per batch in attack.json otherwise)
+            recs_out.append(MetricRecord("restart_best", float(restarts[0]["restart_best"]), None, None, "info", None))
     if victim_acc is not None:
         recs_out.append(MetricRecord("victim_test_accuracy", victim_acc, None, "fraction", "utility", True))
     if budget.epsilon is not None:

@@ -3,7 +3,8 @@
 - :mod:`.engine` — :class:`GradientInversion` and :class:`InversionConfig`, the one optimisation loop;
 - :mod:`.objectives` — gradient-matching objectives (``OBJECTIVES`` registry), layer subsets and weights;
 - :mod:`.regularizers` — total variation;
-- :mod:`.labels` — iDLG and batch label recovery;
+- :mod:`.labels` — iDLG and batch label recovery (labels with their counts);
+- :mod:`.batched` — restarts optimised as one batch (torch.func), with a vectorised L-BFGS;
 - :mod:`.threat` — one federated round (defence → client update → observation); the client itself is
   :mod:`privlab.protect.gradient.client` (re-exported here: ``ThreatModel``, ``client_update``);
 - :mod:`.presets` — ``dlg``, ``idlg``, ``inverting-gradients`` registered in :data:`privlab.attack.ATTACKS`.

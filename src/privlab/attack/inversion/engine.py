@@ -12,7 +12,9 @@ One loop serves DLG, iDLG and Inverting Gradients; the presets differ only in :c
   ``normalize`` layer statistics, as the original implementations do, so learning rates, TV weights and the box
   ``[(0 − mean)/std, (1 − mean)/std]`` mean what they meant there; ``pixel`` optimises ``x`` in [0, 1] directly;
 - **init**: ``randn`` (in the optimisation space), ``rand`` (uniform pixels) or ``zeros``;
-- **restarts**, the best kept by the final gradient-matching loss (``scoring: loss``) or the lowest TV;
+- **restarts**, the best kept by the final gradient-matching loss (``scoring: loss``) or the lowest TV; with
+  ``batch_restarts`` (default) they are optimised as one batch (:mod:`.batched`) unless the model couples a batch;
+  ``stats`` report every restart's final loss (``restart_losses``), the winner (``restart_best``) and the mode;
 - **labels**: ``known`` (from the observation), ``joint`` (DLG: soft labels optimised with the images),
   ``idlg`` (analytic, one image) or ``batch`` (from the last layer's gradient, repeats allowed), see :mod:`.labels`.
 
@@ -47,15 +49,17 @@ from typing import Any, Literal
 import torch
 from pydantic import Field, model_validator
 from torch import nn
+from torch.func import vmap
 
 from privlab.attack.base import Attack, AttackOutput, Observation
+from privlab.attack.inversion.batched import BatchedLBFGS, batching_blocker
 from privlab.attack.inversion.labels import batch_labels, idlg_label
 from privlab.attack.inversion.objectives import OBJECTIVES, layer_weights, select_layers
 from privlab.attack.inversion.regularizers import total_variation
 from privlab.config import Spec
 from privlab.context import Progress
 from privlab.errors import ConfigError
-from privlab.protect.gradient.client import ThreatModel, client_update, trainable
+from privlab.protect.gradient.client import ThreatModel, client_update, functional_update, trainable
 
 __all__ = ["GradientInversion", "InversionConfig", "last_linear_indices", "model_normalization"]
 
@@ -78,6 +82,9 @@ class InversionConfig(Spec):
     boxed: bool = Field(default=True, description="keep the images in [0, 1] after every step")
     lr_decay: bool = Field(default=True, description="LR × 0.1 at 3/8, 5/8, 7/8 of the iterations")
     restarts: int = Field(default=1, ge=1, le=1000, description="independent trials; the best one is kept")
+    batch_restarts: bool = Field(
+        default=True, description="optimise the restarts as one batch (torch.func) where the model allows it"
+    )
     scoring: Literal["loss", "tv"] = Field(default="loss", description="how the best restart is chosen")
     init: Literal["randn", "rand", "zeros"] = Field(default="randn", description="initial dummy images")
     labels: Literal["known", "joint", "idlg", "batch"] = Field(default="known", description="label strategy")
@@ -253,48 +260,178 @@ class GradientInversion(Attack):
             g = client_update(model, z * std + mean, y, threat, create_graph=True)
             return objective([g[i] / unit for i in idx], target, weights)
 
-        best: dict[str, Any] | None = None
-        scores: list[float] = []
         t0 = time.perf_counter()
         progress = progress or Progress(quiet=True)
-        for r in range(cfg.restarts):
-            z = self._init(shape, mean, std, gen).to(device).requires_grad_(True)
-            soft = (
-                torch.randn(batch, num_classes, generator=gen).to(device).requires_grad_(True)
-                if label_strategy == "joint"
-                else None
-            )
-            variables = [z] if soft is None else [z, soft]
-            history, _ = self._optimise(z, soft, variables, matching_loss, lo, hi, r, progress, callback)
-            with torch.enable_grad():
-                score = float(matching_loss(z.detach(), None if soft is None else soft.detach()).detach())
-            if cfg.scoring == "tv":
-                score_key = float(total_variation(z.detach()))
+        dtype = params[0].dtype
+        inits: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        for _ in range(cfg.restarts):  # drawn in the same order whether the restarts run batched or looped
+            z0 = self._init(shape, mean, std, gen).to(device=device, dtype=dtype)
+            s0 = torch.randn(batch, num_classes, generator=gen).to(device=device, dtype=dtype) if num_classes else None
+            inits.append((z0, s0))
+
+        reason = self._batching_reason(model)
+        run_batched: Callable[[], tuple[list[float], list[float], list[Any], list[list[Any]]]] | None = None
+        if reason is None:
+            fparams = {n: p.detach() for n, p in trainable(model).items()}
+            y_known = None if labels is None else labels.to(device)
+
+            def batched_matching(zs: torch.Tensor, softs: torch.Tensor | None) -> torch.Tensor:
+                """Each restart's own matching loss (``R``) for stacked dummy images ``R×B×C×H×W``."""
+
+                def one(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+                    g = functional_update(model, fparams, z * std + mean, y, threat)
+                    return objective([g[i] / unit for i in idx], target, weights)
+
+                if softs is None:
+                    return vmap(one, in_dims=(0, None))(zs, y_known)
+                return vmap(one)(zs, softs.softmax(-1))
+
+            try:  # some layers have no batching rule: find out before optimising
+                with torch.enable_grad():
+                    zs0 = torch.stack([z for z, _ in inits]).requires_grad_(True)
+                    probe = batched_matching(zs0, None if num_classes is None else torch.stack([s for _, s in inits]))
+                    torch.autograd.grad(probe.sum(), [zs0])
+            except (RuntimeError, NotImplementedError) as e:
+                reason = f"torch.func cannot batch this model ({str(e).splitlines()[0][:200]}): restarts run in a loop"
             else:
-                score_key = score
-            if not math.isfinite(score_key):
-                score_key = math.inf
-            scores.append(score_key)
-            if best is None or score_key < best["key"]:
-                best = {"key": score_key, "loss": score, "z": z.detach(), "soft": soft, "history": history, "r": r}
-        assert best is not None
-        x = (best["z"] * std + mean).clamp(0, 1).cpu()
-        if best["soft"] is not None:
-            out_labels = best["soft"].detach().argmax(1).cpu()
+
+                def run_batched() -> tuple[list[float], list[float], list[Any], list[list[Any]]]:
+                    return self._run_batched(inits, batched_matching, lo, hi, progress, callback)
+
+        if run_batched is not None:
+            finals, keys, results, histories = run_batched()
+        else:
+            finals, keys, results, histories = [], [], [], []
+            for r, (z0, s0) in enumerate(inits):
+                z = z0.clone().requires_grad_(True)
+                soft = None if s0 is None else s0.clone().requires_grad_(True)
+                variables = [z] if soft is None else [z, soft]
+                history, _ = self._optimise(z, soft, variables, matching_loss, lo, hi, r, progress, callback)
+                with torch.enable_grad():
+                    score = float(matching_loss(z.detach(), None if soft is None else soft.detach()).detach())
+                finals.append(score)
+                keys.append(float(total_variation(z.detach())) if cfg.scoring == "tv" else score)
+                results.append((z.detach(), None if soft is None else soft.detach()))
+                histories.append(history)
+        keys = [k if math.isfinite(k) else math.inf for k in keys]
+        best_r = min(range(len(keys)), key=keys.__getitem__)  # the first of equal scores, as the loop kept it
+        best_z, best_soft = results[best_r]
+        x = (best_z * std + mean).clamp(0, 1).cpu()
+        if best_soft is not None:
+            out_labels = best_soft.argmax(1).cpu()
         else:
             out_labels = labels.cpu() if labels is not None else None
+        best_loss = finals[best_r]
         stats = {
-            "objective": best["loss"],
-            "restart": best["r"],
-            "restart_scores": scores,
+            "objective": best_loss,
+            "restart": best_r,
+            "restart_best": best_r,
+            "restarts": cfg.restarts,
+            "restart_scores": keys,
+            "restart_losses": finals,
+            "restart_mode": "batched" if run_batched is not None else ("single" if cfg.restarts == 1 else "looped"),
+            "restart_mode_reason": reason,
             "label_strategy": label_strategy,
             "layers": idx,
             "seconds": time.perf_counter() - t0,
             "iterations": cfg.iterations,
-            "history": best["history"],
-            "diverged": not math.isfinite(best["loss"]),
+            "history": histories[best_r],
+            "diverged": not math.isfinite(best_loss),
         }
         return AttackOutput(data=x, labels=out_labels, stats=stats)
+
+    def _batching_reason(self, model: nn.Module) -> str | None:
+        """None when the restarts can run as one batch, else why not (recorded in the stats)."""
+        cfg = self.config
+        if cfg.restarts == 1:
+            return "one restart"
+        if not cfg.batch_restarts:
+            return "batch_restarts: false"
+        return batching_blocker(model, optimizer=cfg.optimizer, line_search=cfg.line_search)
+
+    def _run_batched(
+        self,
+        inits: list[tuple[torch.Tensor, torch.Tensor | None]],
+        batched_matching: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+        lo: torch.Tensor,
+        hi: torch.Tensor,
+        progress: Progress,
+        callback: Callback | None,
+    ) -> tuple[list[float], list[float], list[Any], list[list[Any]]]:
+        """All restarts as one optimisation of the stacked dummy data (see :mod:`.batched`).
+
+        Returns per restart: final matching loss, selection key, ``(z, soft)`` and objective history.
+        """
+        cfg = self.config
+        zs = torch.stack([z for z, _ in inits]).requires_grad_(True)
+        softs = None if inits[0][1] is None else torch.stack([s for _, s in inits]).requires_grad_(True)  # type: ignore[misc]
+        variables = [zs] if softs is None else [zs, softs]
+        n_restarts = len(inits)
+        if cfg.optimizer == "adam":
+            opt: torch.optim.Optimizer = torch.optim.Adam(variables, lr=cfg.lr)
+        elif cfg.optimizer == "sgd":
+            opt = torch.optim.SGD(variables, lr=cfg.lr, momentum=0.9, nesterov=True)
+        else:
+            opt = BatchedLBFGS(variables, lr=cfg.lr, max_iter=cfg.lbfgs_max_iter)
+        n = cfg.iterations
+        milestones = [int(n * f) for f in (3 / 8, 5 / 8, 7 / 8)]
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1) if cfg.lr_decay else None
+
+        def objective_values() -> torch.Tensor:
+            loss = batched_matching(zs, softs)
+            if cfg.tv > 0:
+                loss = loss + cfg.tv * vmap(total_variation)(zs)
+            return loss
+
+        frozen = torch.zeros(n_restarts, dtype=torch.bool, device=zs.device)  # diverged restarts stop, as in the loop
+        histories: list[list[tuple[int, float]]] = [[] for _ in range(n_restarts)]
+        with progress.task(f"inversion ({n_restarts} restarts, batched)", total=n) as advance:
+            for it in range(n):
+                if isinstance(opt, BatchedLBFGS):
+
+                    def closure() -> torch.Tensor:
+                        values = objective_values()
+                        _set_grads(variables, values.sum())
+                        return values.detach()
+
+                    opt.frozen = frozen
+                    loss = opt.step(closure)
+                else:
+                    keep = [v.detach().clone() for v in variables] if bool(frozen.any()) else None
+                    loss = objective_values()
+                    _set_grads(variables, loss.sum())
+                    if cfg.signed:
+                        zs.grad.sign_()  # type: ignore[union-attr]
+                    opt.step()
+                    if keep is not None:
+                        with torch.no_grad():
+                            for v, k in zip(variables, keep, strict=True):
+                                v[frozen] = k[frozen]
+                if sched is not None:
+                    sched.step()
+                if cfg.boxed:
+                    with torch.no_grad():
+                        zs.copy_(torch.maximum(torch.minimum(zs, hi), lo))
+                if it % cfg.record_every == 0 or it == n - 1:
+                    values = loss.detach().cpu().tolist()
+                    for r, v in enumerate(values):
+                        if not bool(frozen[r]):
+                            histories[r].append((it, v))
+                            if callback is not None:
+                                callback(r, it, v)
+                    live = [v for r, v in enumerate(values) if not bool(frozen[r])]
+                    advance(cfg.record_every if it else 1, objective=min(live) if live else math.nan)
+                    frozen = frozen | ~torch.isfinite(loss.detach())
+                    if bool(frozen.all()):
+                        break
+        with torch.enable_grad():
+            finals = batched_matching(zs.detach(), None if softs is None else softs.detach()).detach().cpu().tolist()
+        if cfg.scoring == "tv":
+            keys = vmap(total_variation)(zs.detach()).cpu().tolist()
+        else:
+            keys = list(finals)
+        results = [(zs[r].detach(), None if softs is None else softs[r].detach()) for r in range(n_restarts)]
+        return finals, keys, results, histories
 
     def _optimise(
         self,

@@ -7,10 +7,18 @@ weight gradient's row ``j`` is ``s/B · Σ_i (p_ij − y_ij) h_i`` with ``h_i`` 
 - :func:`idlg_label` — iDLG (Zhao et al. 2020), one image: the label is the row whose gradient is negative. With
   non-negative features (ReLU / sigmoid) the row sum of the weight gradient is negative only there; with a bias the
   bias gradient is used (no assumption on the features).
-- :func:`batch_labels` — a batch of ``B`` images, labels may repeat: labels with a negative bias (or row-sum)
-  gradient are present; counts follow from ``count_j ≈ B·(p̄ − g_j/s)`` where ``p̄`` is the mean softmax
-  probability of an absent label, estimated from the absent labels' gradients (exact for an untrained model with
-  near-uniform predictions; an estimate otherwise, in the spirit of Wainakh et al. 2022, "LLG").
+- :func:`batch_labels` — a batch of ``B`` images, labels may repeat ("label counts"). From the bias gradient
+  ``g_j = s/B · Σ_i (p_ij − y_ij)``: ``count_j = Σ_i y_ij = B·(p̄_j − g_j/s)`` with ``p̄_j`` the batch's mean softmax
+  probability of class ``j``, which the attacker estimates as the model's mean prediction on random dummy images
+  (it knows the model); the real-valued counts are rounded to integers adding up to ``B`` by largest remainders.
+  This is the count estimate of Geng et al. 2021 ("Towards General Deep Leakage in Federated Learning",
+  arXiv:2110.09074; also Wainakh et al., "User-Level Label Leakage from Gradients in Federated Learning", PoPETs
+  2022, "LLG"). Without a bias (or without an estimate of ``p̄``) the present classes are those with a negative
+  bias / weight-row-sum gradient (the sign rule of iDLG applied per class) and the counts are split by the
+  magnitudes ``p̄ − g_j/s`` with ``p̄`` taken from the absent classes (each present class keeps ≥ 1). Exact for an
+  untrained model (near-uniform predictions: tests recover batches of 4 and 8 with repeated labels); an estimate for
+  a trained one. Not implemented: iLRG (Ma et al., ICLR 2023), which solves a linear system of the last layer's
+  gradient and embeddings per instance.
 
 Example:
     >>> import torch

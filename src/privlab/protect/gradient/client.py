@@ -34,7 +34,15 @@ from torch.func import functional_call, grad, vmap
 
 from privlab.config import Spec
 
-__all__ = ["GradientFn", "ThreatModel", "client_update", "loss_on", "per_example_gradients", "trainable"]
+__all__ = [
+    "GradientFn",
+    "ThreatModel",
+    "client_update",
+    "functional_update",
+    "loss_on",
+    "per_example_gradients",
+    "trainable",
+]
 
 
 class ThreatModel(Spec):
@@ -110,6 +118,34 @@ def client_update(
             if not create_graph:
                 current = {n: p.detach().requires_grad_(True) for n, p in current.items()}
     return [(start[n] - current[n]) if create_graph else (start[n] - current[n]).detach() for n in params]
+
+
+def functional_update(
+    model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, threat: ThreatModel
+) -> list[torch.Tensor]:
+    """:func:`client_update` (plain gradient) written with ``torch.func``, so it composes with ``vmap`` / ``grad``.
+
+    The attacker's batched restarts call it under ``vmap`` over restarts: ``params`` are the model's trainable
+    parameters (shared), ``x`` (``N×C×H×W`` in [0, 1]) and ``y`` (``N`` int64 or ``N×K`` soft labels) one restart's
+    dummy batch. Differentiable w.r.t. ``x`` / ``y`` by ordinary autograd (no ``create_graph`` flag needed).
+
+    Returns:
+        One tensor per entry of ``params`` (same order): the gradient (``fedsgd``) or the update ``θ₀ − θ_T``.
+    """
+
+    def loss(p: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        return loss_on(functional_call(model, p, (xb,)), yb, threat.loss_scale)
+
+    if threat.kind == "fedsgd":
+        g = grad(loss)(params, x, y)
+        return [g[n] for n in params]
+    current = dict(params)
+    bs = threat.local_batch_size or len(x)
+    for _ in range(threat.local_steps):
+        for i in range(0, len(x), bs):
+            g = grad(loss)(current, x[i : i + bs], y[i : i + bs])
+            current = {n: p - threat.local_lr * g[n] for n, p in current.items()}
+    return [params[n] - current[n] for n in params]
 
 
 def per_example_gradients(
