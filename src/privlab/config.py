@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -138,6 +138,10 @@ class ExperimentSpec(Spec):
         description="metric name → published value, source and tolerance (shown beside the measured value in "
         "`privlab runs show` and the report's Reproduction section); not part of the spec hash",
     )
+
+    #: top-level keys added to an experiment after runs were recorded: left out of :func:`spec_hash` while they hold
+    #: their default (the behaviour before they existed), so those runs keep their hash
+    hash_omit_defaults: ClassVar[tuple[str, ...]] = ()
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -423,11 +427,14 @@ def validate(
 
 
 def spec_hash(spec: BaseModel) -> str:
-    """SHA-256 (hex) of the spec's canonical JSON, without the free ``name`` label, ``sweep`` and ``reference``.
+    """SHA-256 (hex) of the spec's canonical JSON, without the free ``name`` label, ``sweep``, ``reference`` and the
+    keys of the class's ``hash_omit_defaults`` that hold their default.
 
     Two specs that would run the same computation have the same hash; a finished hash is skipped on re-run.
     """
-    data = spec.model_dump(mode="json", exclude={"name", "sweep", "reference"})
+    fields = type(spec).model_fields
+    late = {k for k in getattr(spec, "hash_omit_defaults", ()) if k in fields and getattr(spec, k) == fields[k].default}
+    data = spec.model_dump(mode="json", exclude={"name", "sweep", "reference", *late})
     canon = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canon.encode()).hexdigest()
 

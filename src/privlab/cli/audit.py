@@ -149,6 +149,7 @@ def audit_mia(
     epilog=examples(
         "privlab audit dp --preset smoke --out runs/audit",
         "privlab audit dp --epsilon 1 --epsilon 4 --epsilon 16 --canaries 200 --out runs/audit --json",
+        "privlab audit dp --preset smoke --mode several-runs --runs 64 --out runs/audit-runs",
     ),
 )
 @handle_errors
@@ -160,12 +161,21 @@ def audit_dp(
     ),
     canaries: int | None = typer.Option(None, "--canaries", min=1, max=100_000, help="number of canaries m"),
     canary: str | None = typer.Option(None, "--canary", help="mislabel or ood"),
+    mode: str | None = typer.Option(
+        None, "--mode", help="one-run (m canaries, one training; the default) or several-runs (one canary, --runs "
+        "trainings, Clopper–Pearson)"
+    ),
+    runs: int | None = typer.Option(
+        None, "--runs", min=4, max=10_000, help="several-runs: number of trainings (half with the canary)"
+    ),
     force: ForceOption = False,
     data_root: DataRootOption = None,
     quiet: QuietOption = False,
     json_out: JsonOption = False,
 ) -> None:
-    """One-run audit of DP-SGD (Steinke et al. 2023): ε lower bound beside the accountant's ε, per ε."""
+    """Audit DP-SGD: an empirical ε lower bound beside the accountant's ε, per ε — from one training with many
+    canaries (one-run, Steinke et al. 2023) or from --runs trainings with and without one canary (several-runs,
+    Jagielski et al. 2020)."""
     from privlab.cli.run import finish_runs
     from privlab.run import execute, load_spec
 
@@ -174,6 +184,10 @@ def audit_dp(
         overrides["canaries"] = canaries
     if canary is not None:
         overrides["canary"] = canary
+    if mode is not None:
+        overrides["mode"] = mode
+    if runs is not None:
+        overrides["runs"] = runs
     if epsilon:
         overrides["sweep"] = {"target.epsilon": list(epsilon)}
     spec = load_spec(experiment="audit-dp", preset=preset, overrides=overrides)

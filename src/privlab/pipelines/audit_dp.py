@@ -1,5 +1,6 @@
-"""The ``audit-dp`` experiment: an empirical lower bound on ε from one training run (Steinke, Nasr & Jagielski
-2023) beside the accountant's ε.
+"""The ``audit-dp`` experiment: an empirical lower bound on ε beside the accountant's ε, from one training run
+(``mode: one-run``, Steinke, Nasr & Jagielski 2023) or from many (``mode: several-runs``, Jagielski, Ullman & Oprea
+2020).
 
 ``canaries`` records of the pool become input-space canaries (``mislabel``: their label replaced by another class;
 ``ood``: uniform-noise images with random labels) — a black-box audit. Each canary is included in the training set
@@ -7,11 +8,16 @@ independently with probability ½; the target is trained (DP-SGD at ``target.eps
 the attacker scores every canary by minus its loss, guesses "in" for the ``guesses`` highest and "out" for the
 ``guesses`` lowest, and :func:`~privlab.measure.mia.epsilon_lower_bound_one_run` turns the number of correct guesses
 into ε_lb at ``confidence``. Gradient (white-box) canaries are not implemented yet.
+
+``several-runs``: one canary of the same kinds; ``runs`` targets are trained, each with its own seed, the odd-numbered
+ones with the canary; the canary's score (minus its loss) on each target is the test statistic. The threshold is
+chosen on the first ⌊runs/2⌋ targets and the false positives / negatives of that fixed test on the others give ε_lb
+by Clopper–Pearson (:func:`~privlab.measure.mia.several_runs_bound`, with the target's δ).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +28,7 @@ from privlab.context import RunContext
 from privlab.data.base import LabelledImages
 from privlab.data.spec import DatasetSpec
 from privlab.errors import ConfigError
-from privlab.measure.mia import epsilon_lower_bound_one_run, one_run_guesses
+from privlab.measure.mia import epsilon_lower_bound_one_run, one_run_guesses, several_runs_bound
 from privlab.models import ModelName
 from privlab.pipelines import PIPELINES
 from privlab.pipelines.mia import TargetSpec, load_pool, train_or_load
@@ -44,6 +50,14 @@ class AuditDPSpec(ExperimentSpec):
     canary: Literal["mislabel", "ood"] = Field(default="mislabel", description="input-space canary kind")
     guesses: int = Field(default=50, ge=1, description="guesses on each side (r = 2·guesses)")
     confidence: float = Field(default=0.95, gt=0.5, lt=1, description="confidence of the lower bound")
+    mode: Literal["one-run", "several-runs"] = Field(
+        default="one-run", description="one-run: m canaries in one training; several-runs: one canary, `runs` trainings"
+    )
+    runs: int = Field(default=32, ge=4, le=10_000, description="several-runs: number of trained targets (half with "
+                      "the canary; half of them choose the threshold, the other half are counted)")
+
+    #: added after the first runs: left out of the spec hash at their defaults, so earlier one-run hashes still hold
+    hash_omit_defaults: ClassVar[tuple[str, ...]] = ("mode", "runs")
 
     @model_validator(mode="after")
     def _check(self) -> AuditDPSpec:
@@ -72,37 +86,82 @@ def _concat(a: LabelledImages, b: LabelledImages) -> LabelledImages:
     )
 
 
-@PIPELINES.register("audit-dp", spec=AuditDPSpec, description="one-run empirical ε lower bound with canaries")
-def run_audit_dp(spec: AuditDPSpec, ctx: RunContext) -> None:
-    """Train with random canaries, guess their membership by loss, log ε_lb beside the accountant's ε."""
-    pool, test = load_pool(spec.dataset, ctx.data_root, ctx.download, seed=0)
+def _canary_scores(model: torch.nn.Module, canaries: LabelledImages) -> torch.Tensor:
+    """Minus the cross-entropy (nats) of each canary on ``model``: ``m`` floats, higher = member."""
+    with torch.no_grad():
+        return -F.cross_entropy(model.eval()(canaries.images), canaries.labels, reduction="none")
+
+
+def _dataset_key(spec: AuditDPSpec, **extra: Any) -> dict[str, Any]:
+    return {**spec.dataset.model_dump(mode="json"), "canary": spec.canary, "canary_seed": spec.seed, **extra}
+
+
+def _accountant_records(spec: AuditDPSpec, epsilons: list[Any]) -> list[MetricRecord]:
+    eps = [float(e) for e in epsilons if e is not None]
+    if not eps or spec.target.kind != "dpsgd":
+        return []
+    return [MetricRecord("epsilon", max(eps), None, "nats", "privacy", False)]
+
+
+def one_run_audit(spec: AuditDPSpec, ctx: RunContext, pool: LabelledImages, test: LabelledImages) -> dict[str, Any]:
+    """Train once with ``spec.canaries`` canaries each in with probability ½; log ε_lb; the artifact's content."""
     g = ctx.generator(1)
     rest, canaries = make_canaries(pool, spec.canaries, spec.canary, g)
     included = torch.rand(spec.canaries, generator=g) < 0.5
     train = _concat(rest, canaries.subset(torch.nonzero(included).view(-1)))
     model, meta = train_or_load(ctx, "audit-dp-target", train, torch.arange(len(train)), spec.model, spec.train,
-                                spec.target, seed=spec.seed,
-                                dataset_key={**spec.dataset.model_dump(mode="json"), "canaries": spec.canaries,
-                                             "canary": spec.canary, "canary_seed": spec.seed})
-    with torch.no_grad():
-        scores = -F.cross_entropy(model.eval()(canaries.images), canaries.labels, reduction="none")
+                                spec.target, seed=spec.seed, dataset_key=_dataset_key(spec, canaries=spec.canaries))
+    scores = _canary_scores(model, canaries)
     correct, r = one_run_guesses(scores.numpy(), included.numpy(), spec.guesses, spec.guesses)
     bound = epsilon_lower_bound_one_run(correct, r, confidence=spec.confidence)
-    recs = [
+    ctx.log_many([
         MetricRecord("epsilon_lower_bound", bound.epsilon, None, "nats", "privacy", False),
         MetricRecord("guess_accuracy", correct / r, None, "fraction", "privacy", False),
         MetricRecord("test_accuracy", evaluate(model, test)["accuracy"], None, "fraction", "utility", True),
-    ]
-    if meta.get("epsilon") is not None and spec.target.kind == "dpsgd":
-        recs.append(MetricRecord("epsilon", float(meta["epsilon"]), None, "nats", "privacy", False))
-    ctx.log_many(recs)
-    ctx.save_json(
-        "audit",
-        "audit.json",
-        {
-            **bound.as_dict(),
-            "accountant_epsilon": meta.get("epsilon"),
-            "included": included.tolist(),
-            "scores": scores.tolist(),
-        },
-    )
+        *_accountant_records(spec, [meta.get("epsilon")]),
+    ])
+    return {**bound.as_dict(), "accountant_epsilon": meta.get("epsilon"), "included": included.tolist(),
+            "scores": scores.tolist()}
+
+
+def several_runs_audit(
+    spec: AuditDPSpec, ctx: RunContext, pool: LabelledImages, test: LabelledImages
+) -> dict[str, Any]:
+    """Train ``spec.runs`` targets (odd-numbered ones with the one canary), score the canary on each, choose the
+    threshold on the first half and count on the second; log ε_lb; the artifact's content."""
+    rest, canary = make_canaries(pool, 1, spec.canary, ctx.generator(1))
+    included = torch.arange(spec.runs) % 2 == 1
+    scores, accs, epsilons = [], [], []
+    with ctx.progress.task("audit runs", total=spec.runs) as advance:
+        for r in range(spec.runs):
+            train = _concat(rest, canary) if included[r] else rest
+            model, meta = train_or_load(ctx, "audit-dp-runs", train, torch.arange(len(train)), spec.model, spec.train,
+                                        spec.target, seed=spec.seed * 10_000 + r,
+                                        dataset_key=_dataset_key(spec, canaries=1, canary_in=bool(included[r])))
+            scores.append(float(_canary_scores(model, canary)[0]))
+            accs.append(evaluate(model, test)["accuracy"])
+            epsilons.append(meta.get("epsilon"))
+            advance(1)
+    select = torch.arange(spec.runs) < spec.runs // 2
+    bound, threshold = several_runs_bound(scores, included.numpy(), select.numpy(), delta=spec.target.delta,
+                                          confidence=spec.confidence)
+    c = bound.counts
+    ctx.log_many([
+        MetricRecord("epsilon_lower_bound", bound.epsilon, None, "nats", "privacy", False),
+        MetricRecord("false_positive_rate", c["false_positives"] / c["negatives"], None, "fraction", "privacy", True),
+        MetricRecord("false_negative_rate", c["false_negatives"] / c["positives"], None, "fraction", "privacy", True),
+        MetricRecord("test_accuracy", sum(accs) / len(accs), None, "fraction", "utility", True),
+        *_accountant_records(spec, epsilons),
+    ])
+    return {**bound.as_dict(), "mode": "several-runs", "threshold": threshold, "delta": spec.target.delta,
+            "accountant_epsilon": max((e for e in epsilons if e is not None), default=None),
+            "included": included.tolist(), "selection": select.tolist(), "scores": scores, "test_accuracy": accs}
+
+
+@PIPELINES.register("audit-dp", spec=AuditDPSpec, description="empirical ε lower bound with canaries (one or R runs)")
+def run_audit_dp(spec: AuditDPSpec, ctx: RunContext) -> None:
+    """Train with canaries (once or ``spec.runs`` times), guess their membership by loss, log ε_lb beside the
+    accountant's ε; the guesses, scores and counts go to the ``audit`` artifact."""
+    pool, test = load_pool(spec.dataset, ctx.data_root, ctx.download, seed=0)
+    audit = several_runs_audit if spec.mode == "several-runs" else one_run_audit
+    ctx.save_json("audit", "audit.json", audit(spec, ctx, pool, test))

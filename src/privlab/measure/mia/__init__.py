@@ -10,10 +10,13 @@ Pure functions on arrays; the attacks themselves (:mod:`privlab.attack.mia`) nev
 
 from privlab.measure.mia.audit import (
     AuditBound,
+    best_threshold,
     clopper_pearson,
     epsilon_lower_bound_multi,
     epsilon_lower_bound_one_run,
     one_run_guesses,
+    several_runs_bound,
+    threshold_counts,
 )
 from privlab.measure.mia.roc import MIAScore, balanced_accuracy, roc_curve, score_attack, tpr_at_fpr
 
@@ -21,11 +24,14 @@ __all__ = [
     "AuditBound",
     "MIAScore",
     "balanced_accuracy",
+    "best_threshold",
     "clopper_pearson",
     "epsilon_lower_bound_multi",
     "epsilon_lower_bound_one_run",
     "one_run_guesses",
     "roc_curve",
     "score_attack",
+    "several_runs_bound",
+    "threshold_counts",
     "tpr_at_fpr",
 ]

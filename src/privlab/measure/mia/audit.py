@@ -4,7 +4,9 @@
   that tells "trained with the canary" from "without" with false-positive rate FPR and false-negative rate FNR
   implies, for an (ε, δ)-DP training, ``FPR + e^ε·FNR ≥ 1 − δ`` and ``FNR + e^ε·FPR ≥ 1 − δ``. With Clopper–Pearson
   upper bounds on both rates (each at level α/2), ``ε ≥ max(log((1−δ−FNR⁺)/FPR⁺), log((1−δ−FPR⁺)/FNR⁺))`` holds
-  with confidence 1 − α.
+  with confidence 1 − α. :func:`several_runs_bound` applies it to the canary's scores over R trainings: the
+  threshold is chosen on one half of the runs (:func:`best_threshold`) and the counts come from the other half, so
+  the threshold is fixed before the counted runs are seen and the Clopper–Pearson intervals stay valid.
 - **One run** (Steinke, Nasr & Jagielski 2023, "Privacy Auditing with One (1) Training Run"): m canaries, each
   included independently with probability ½; the attacker abstains on all but r of them and guesses in/out on those
   r; for ε-DP the number of correct guesses W is stochastically dominated by Binomial(r, e^ε / (1 + e^ε)). The bound is
@@ -30,10 +32,13 @@ from privlab.errors import ConfigError
 
 __all__ = [
     "AuditBound",
+    "best_threshold",
     "clopper_pearson",
     "epsilon_lower_bound_multi",
     "epsilon_lower_bound_one_run",
     "one_run_guesses",
+    "several_runs_bound",
+    "threshold_counts",
 ]
 
 
@@ -125,3 +130,65 @@ def one_run_guesses(scores: Any, included: Any, k_plus: int, k_minus: int) -> tu
     top, bottom = order[:k_plus], order[s.size - k_minus :] if k_minus else order[:0]
     correct = int(inc[top].sum() + (~inc[bottom]).sum())
     return correct, k_plus + k_minus
+
+
+def _runs_arrays(scores: Any, included: Any) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    inc = np.asarray(included).reshape(-1).astype(bool)
+    if s.shape != inc.shape:
+        raise ConfigError(f"{s.size} run scores but {inc.size} inclusion flags")
+    if not np.isfinite(s).all():
+        raise ConfigError("run scores hold NaN or infinite values")
+    return s, inc
+
+
+def threshold_counts(scores: Any, included: Any, threshold: float) -> tuple[int, int, int, int]:
+    """``(false_positives, negatives, false_negatives, positives)`` of the test "canary in ⇔ score > threshold".
+
+    ``scores``: R floats, the canary's membership score on each trained model (higher = member); ``included``: R
+    bools, whether that training set held the canary.
+    """
+    s, inc = _runs_arrays(scores, included)
+    said_in = s > threshold
+    return int((said_in & ~inc).sum()), int((~inc).sum()), int((~said_in & inc).sum()), int(inc.sum())
+
+
+def best_threshold(scores: Any, included: Any, *, delta: float = 0.0, confidence: float = 0.95) -> float:
+    """The threshold (a midpoint between consecutive distinct scores, or below/above all of them) whose test gives
+    the largest :func:`epsilon_lower_bound_multi` on these runs; ties broken by the larger balanced accuracy, then
+    the smaller threshold. The bound at the chosen threshold on these same runs is optimistic: count on other runs."""
+    s, inc = _runs_arrays(scores, included)
+    if s.size == 0:
+        raise ConfigError("choosing a threshold needs at least one run")
+    u = np.unique(s)
+    cands = np.r_[u[0] - 1.0, (u[:-1] + u[1:]) / 2, u[-1] + 1.0]
+    best, key = float(cands[0]), (-1.0, -1.0)
+    for t in cands:
+        fp, neg, fn, pos = threshold_counts(s, inc, float(t))
+        eps = epsilon_lower_bound_multi(fp, neg, fn, pos, delta=delta, confidence=confidence).epsilon if neg and pos \
+            else 0.0
+        bacc = 0.5 * ((1 - fp / neg if neg else 0.0) + (1 - fn / pos if pos else 0.0))
+        if (eps, bacc) > key:
+            best, key = float(t), (eps, bacc)
+    return best
+
+
+def several_runs_bound(
+    scores: Any, included: Any, select: Any, *, delta: float = 0.0, confidence: float = 0.95
+) -> tuple[AuditBound, float]:
+    """Several-runs ε lower bound (nats) from the canary's score on each of R trained models: ``(bound, threshold)``.
+
+    The threshold is :func:`best_threshold` on the runs where ``select`` (R bools) is True; the bound is
+    :func:`epsilon_lower_bound_multi` of that fixed test on the other runs, which must include runs with and runs
+    without the canary. Valid at ``confidence`` because the threshold does not depend on the counted runs.
+    """
+    s, inc = _runs_arrays(scores, included)
+    sel = np.asarray(select).reshape(-1).astype(bool)
+    if sel.shape != s.shape:
+        raise ConfigError(f"{s.size} run scores but {sel.size} selection flags")
+    ev = ~sel
+    if not sel.any() or not (inc[ev].any() and (~inc[ev]).any()):
+        raise ConfigError("the several-runs audit needs selection runs and evaluation runs with and without the canary")
+    t = best_threshold(s[sel], inc[sel], delta=delta, confidence=confidence)
+    fp, neg, fn, pos = threshold_counts(s[ev], inc[ev], t)
+    return epsilon_lower_bound_multi(fp, neg, fn, pos, delta=delta, confidence=confidence), t
