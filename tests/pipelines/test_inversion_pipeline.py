@@ -101,7 +101,7 @@ def test_bad_specs_name_the_problem():
         spec_from_mapping({"experiment": "inversion", "defense": {"name": "gaussian"}})
 
 
-@pytest.mark.parametrize("preset", ["cpu", "dlg", "idlg", "inverting-gradients", "paper"])
+@pytest.mark.parametrize("preset", ["cpu", "dlg", "idlg", "inverting-gradients", "paper", "cifar10-cpu"])
 def test_presets_validate(preset):
     spec = load_spec(experiment="inversion", preset=preset)
     assert spec.attack in ("dlg", "idlg", "inverting-gradients")

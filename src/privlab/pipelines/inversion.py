@@ -10,8 +10,10 @@ batch, reconstructions are matched to originals by the Hungarian algorithm on MS
 know the order).
 
 Artifacts in the run folder: ``images/{idx}_{label}_{ori|rec}.png``, ``per_image.csv`` / ``per_image.json`` (one
-row per image), ``grid.png`` (originals above, reconstructions below) and ``attack.json`` (per-batch statistics, the
-attack's settings and the defence's label, e.g. ``prune 70%``, which the report shows).
+row per image), ``grid.png`` (originals above, reconstructions below, in attack order), ``pairs.safetensors`` (the
+same pairs as uint8 tensors with each image's scores in its JSON metadata: the report's grid sorted by SemSim or
+PSNR reads it) and ``attack.json`` (per-batch statistics, the attack's settings and the defence's label, e.g.
+``prune 70%``, which the report shows).
 """
 
 from __future__ import annotations
@@ -266,6 +268,7 @@ def _save_artifacts(
     grid_path = save_grid(ctx.run_dir / "grid.png", grid, nrow=len(a.x), scale=max(1, 64 // max(a.x.shape[-2:])))
     rows_meta = {"rows": ["original", "reconstruction"]}
     ctx.store.add_artifact(ctx.run_id, "grid", grid_path, sha256_file(grid_path), rows_meta)
+    _save_scored_pairs(ctx, a, table, rows)
     table_path = ctx.run_dir / "per_image.csv"
     table.to_csv(table_path)
     ctx.store.add_artifact(ctx.run_id, "table", table_path, sha256_file(table_path), {"format": "csv"})
@@ -273,6 +276,44 @@ def _save_artifacts(
     defense = spec.defense.label()
     attack_json = {"batches": a.batch_stats, "attack_config": attack.config.model_dump(), "defense": defense}
     ctx.save_json("attack", "attack.json", attack_json)  # the report reads the defence's label from here
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] as uint8 ``N×C×H×W`` (as 8-bit PNGs store them)."""
+    return x.detach().float().cpu().nan_to_num(0.0).clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+def _save_scored_pairs(ctx: RunContext, a: _Attacked, table: Any, rows: list[dict[str, Any]]) -> None:
+    """``pairs.safetensors`` (artifact kind ``pairs``): every original and its matched reconstruction with their
+    per-image scores, so the report can order and label them without parsing file names.
+
+    Tensors: ``originals`` and ``reconstructions``, uint8 ``N×C×H×W`` (8-bit, as in the PNGs), in attack order.
+    Metadata (JSON): ``indices`` (index in the split), ``labels``, ``recovered_labels``, ``scores`` (metric → N
+    floats, NaN/inf as null/"inf"), ``units`` and ``higher_is_better`` (metric → True when larger means more similar).
+    """
+    scores = {m: [_json_float(r.get(m)) for r in table.rows] for m in table.metrics}
+    meta = {
+        "indices": [int(i) for i in a.indices],
+        "labels": [int(v) for v in a.y.tolist()],
+        "recovered_labels": [int(r["recovered_label"]) for r in rows],
+        "scores": scores,
+        "units": {m: table.units.get(m) for m in table.metrics},
+        "higher_is_better": {m: table.higher_is_better.get(m) for m in table.metrics},
+    }
+    tensors = {"originals": _to_uint8(a.x), "reconstructions": _to_uint8(a.rec)}
+    ctx.save_tensors("pairs", "pairs.safetensors", tensors, meta)
+
+
+def _json_float(v: Any) -> float | str | None:
+    """A score for JSON: finite floats as they are, ±inf as ``"inf"``/``"-inf"``, NaN or missing as None."""
+    if v is None:
+        return None
+    f = float(v)
+    if math.isnan(f):
+        return None
+    if math.isinf(f):
+        return "inf" if f > 0 else "-inf"
+    return f
 
 
 def _records(
