@@ -100,6 +100,18 @@ class InversionConfig(Spec):
 
 
 
+
+def _end_of_step(
+    sched: torch.optim.lr_scheduler.LRScheduler | None, z: torch.Tensor, lo: Any, hi: Any, *, boxed: bool
+) -> None:
+    """After an optimiser step: advance the learning-rate schedule, and clamp ``z`` into ``[lo, hi]`` (the box
+    constraint, in the space ``z`` lives in) when ``boxed``."""
+    if sched is not None:
+        sched.step()
+    if boxed:
+        with torch.no_grad():
+            z.copy_(torch.maximum(torch.minimum(z, hi), lo))
+
 def _lr_schedule(opt: torch.optim.Optimizer, cfg: Any) -> torch.optim.lr_scheduler.MultiStepLR | None:
     """Inverting Gradients' step decay (×0.1 at 3/8, 5/8 and 7/8 of ``cfg.iterations``), or None without
     ``cfg.lr_decay``."""
@@ -414,11 +426,7 @@ class GradientInversion(Attack):
                         with torch.no_grad():
                             for v, k in zip(variables, keep, strict=True):
                                 v[frozen] = k[frozen]
-                if sched is not None:
-                    sched.step()
-                if cfg.boxed:
-                    with torch.no_grad():
-                        zs.copy_(torch.maximum(torch.minimum(zs, hi), lo))
+                _end_of_step(sched, zs, lo, hi, boxed=cfg.boxed)
                 if it % cfg.record_every == 0 or it == n - 1:
                     values = loss.detach().cpu().tolist()
                     for r, v in enumerate(values):
@@ -490,11 +498,7 @@ class GradientInversion(Attack):
                     if cfg.signed:
                         z.grad.sign_()  # type: ignore[union-attr]
                     opt.step()
-                if sched is not None:
-                    sched.step()
-                if cfg.boxed:
-                    with torch.no_grad():
-                        z.copy_(torch.maximum(torch.minimum(z, hi), lo))
+                _end_of_step(sched, z, lo, hi, boxed=cfg.boxed)
                 if it % cfg.record_every == 0 or it == n - 1:
                     last = float(loss.detach())
                     history.append((it, last))
