@@ -9,6 +9,7 @@ from pydantic import Field
 
 from privlab.config import Spec
 from privlab.data.transforms import AugmentConfig
+from privlab.models import ModelName
 
 __all__ = ["SSLConfig", "build_ssl_from_config"]
 
@@ -17,7 +18,7 @@ class SSLConfig(Spec):
     """SSL model and optimiser settings (defaults: SimCLR with Adam, as in the original CIFAR code)."""
 
     method: Literal["simclr", "moco", "simsiam"] = Field(default="simclr", description="SSL method")
-    encoder: str = Field(default="resnet18", description="encoder trunk (privlab models; last linear removed)")
+    encoder: ModelName = Field(default="resnet18", description="encoder trunk (privlab models; last linear removed)")
     normalize: bool = Field(default=True, description="normalise inside the encoder with the data set's mean/std")
     optimizer: Literal["adam", "sgd"] = Field(default="adam", description="adam (SimCLR) or sgd (MoCo, SimSiam)")
     lr: float = Field(default=1e-3, gt=0, description="learning rate")

@@ -32,7 +32,7 @@ from privlab.attack import attack_config as resolve_attack_config
 from privlab.attack.inversion import gradient_leak_round
 from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
-from privlab.data import LabelledImages, dataset_info
+from privlab.data import LabelledImages
 from privlab.data.spec import DatasetSpec, load_split
 from privlab.errors import ConfigError
 from privlab.measure.image.matching import align_labels, match_reconstructions
@@ -155,7 +155,6 @@ def _cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 
 def _client_images(spec: InversionSpec, ctx: RunContext) -> tuple[LabelledImages, LabelledImages]:
     """``(train split, the split the client's images come from)``; too few images there is a ConfigError."""
-    dataset_info(spec.dataset.name)
     train = load_split(spec.dataset, "train", ctx)
     pool = train if spec.split == "train" else load_split(spec.dataset, "test", ctx)
     if spec.num_images > len(pool):

@@ -45,7 +45,7 @@ from torch import nn
 
 from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
-from privlab.data import LabelledImages, dataset_info
+from privlab.data import LabelledImages
 from privlab.data.spec import DatasetSpec, load_datasets
 from privlab.errors import ConfigError
 from privlab.measure.mia.probe import MembershipProbeSpec, membership_probe, probe_indices, probe_records
@@ -347,7 +347,6 @@ def _save_examples_of(
 )
 def run_ldp(spec: LDPSpec, ctx: RunContext) -> None:
     """Privatise the training split, train ``spec.learner`` on it, evaluate on the raw test split, log everything."""
-    dataset_info(spec.dataset.name)
     train, test = load_datasets(spec.dataset, ctx)
     k = train.num_classes
     pixels = math.prod(train.shape)

@@ -38,7 +38,7 @@ from privlab.attack import ATTACKS, build_attack
 from privlab.attack.inversion import gradient_leak_round
 from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
-from privlab.data import LabelledImages, dataset_info
+from privlab.data import LabelledImages
 from privlab.data.spec import DatasetSpec, load_datasets, load_split
 from privlab.errors import ConfigError
 from privlab.measure.image.base import similarity_directions
@@ -179,7 +179,6 @@ def _generate_proxy(spec: SemSimSpec, ctx: RunContext) -> tuple[Manifest, dict[s
     """Attack ``num_images`` test digits in every setting, label with the reference classifier, write the manifest."""
     from privlab.data.reconstructions import save_pairs
 
-    dataset_info(spec.dataset.name)
     train, test = load_datasets(spec.dataset, ctx)
     if spec.num_images > len(test):
         raise ConfigError(f"num_images {spec.num_images} > {len(test)} test images of {spec.dataset.name}")

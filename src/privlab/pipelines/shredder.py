@@ -35,7 +35,6 @@ from torch import nn
 
 from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
-from privlab.data import dataset_info
 from privlab.data.base import LabelledImages
 from privlab.data.relabel import relabel, task_num_classes
 from privlab.data.spec import DatasetSpec, load_datasets
@@ -480,7 +479,6 @@ def _save_summary(
 )
 def run_shredder(spec: ShredderSpec, ctx: RunContext) -> None:
     """Run the Shredder experiment described in the module docstring."""
-    dataset_info(spec.dataset.name)
     t_start = time.perf_counter()
     train, test = load_datasets(spec.dataset, ctx)
     _check_tasks(spec, train.num_classes)

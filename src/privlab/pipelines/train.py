@@ -13,7 +13,6 @@ from pydantic import Field
 
 from privlab.config import ExperimentSpec
 from privlab.context import RunContext
-from privlab.data import dataset_info
 from privlab.data.spec import DatasetSpec, load_datasets
 from privlab.models import ModelName, build_model
 from privlab.pipelines import PIPELINES
@@ -36,7 +35,6 @@ class TrainSpec(ExperimentSpec):
 @PIPELINES.register("train", spec=TrainSpec, description="train a classifier and evaluate it on the test split")
 def run_train(spec: TrainSpec, ctx: RunContext) -> None:
     """Train ``spec.model`` on ``spec.dataset``; log per-epoch curves and final test accuracy; save the checkpoint."""
-    dataset_info(spec.dataset.name)  # unknown names fail before any work
     train, test = load_datasets(spec.dataset, ctx)
     torch.manual_seed(ctx.seed)
     norm = {"mean": train.mean, "std": train.std} if spec.normalize else {}

@@ -43,7 +43,6 @@ from privlab.attack import ATTACKS, Observation, build_attack
 from privlab.attack.countermeasures import apply_countermeasures, countermeasure_label
 from privlab.config import ExperimentSpec, Spec, deep_merge
 from privlab.context import RunContext
-from privlab.data import dataset_info
 from privlab.data.base import LabelledImages
 from privlab.data.spec import DatasetSpec, load_datasets
 from privlab.data.transforms import build_transform
@@ -52,7 +51,7 @@ from privlab.errors import ConfigError, PrivlabError
 from privlab.measure.functional.image_similarity import psnr
 from privlab.measure.mia.probe import MembershipProbeSpec, membership_probe, probe_indices, probe_records
 from privlab.measure.utility.ssl_eval import extract_features, knn_accuracy, linear_probe_accuracy
-from privlab.models import MODELS
+from privlab.models import ModelName
 from privlab.pipelines import PIPELINES
 from privlab.protect.perturbation import NoiseSpec, PerturbationBank, noise_entry, resolve_noise
 from privlab.store import MetricRecord
@@ -87,7 +86,9 @@ class PoisonSpec(Spec):
 class SupervisedEvalSpec(Spec):
     """The supervised attackers: one training recipe, one or more architectures."""
 
-    models: list[str] = Field(default_factory=lambda: ["resnet18"], min_length=1, description="attacker architectures")
+    models: list[ModelName] = Field(
+        default_factory=lambda: ["resnet18"], min_length=1, description="attacker architectures"
+    )
     augment: Literal["none", "crop", "crop_flip"] = Field(default="crop_flip", description="training augmentation")
     padding: int = Field(default=4, ge=0, description="pad-and-crop padding in pixels")
     train: TrainConfig = Field(
@@ -492,9 +493,6 @@ def _probe_membership(
 )
 def run_unlearnable(spec: UnlearnableSpec, ctx: RunContext) -> None:
     """Generate (or load) the protection, poison the training set, train the attackers; log metrics and artifacts."""
-    dataset_info(spec.dataset.name)
-    for m in [*spec.supervised.models, spec.ssl.encoder]:
-        MODELS.get(m)  # unknown names fail before any work
     train, test = load_datasets(spec.dataset, ctx)
     t0 = time.perf_counter()
     bank = _make_bank(spec, train, test, ctx)

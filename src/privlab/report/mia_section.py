@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 from privlab.measure.mia import epsilon_lower_bound_one_run
 from privlab.report.budget import take_figure
-from privlab.report.sections import SECTIONS, esc, format_value, generic_section, run_label
+from privlab.report.sections import SECTIONS, artifact_path, esc, format_value, generic_section, run_label
 from privlab.store import RunRecord, Store
 
 __all__ = ["attack_table_html", "audit_bound_figure", "audit_dp_section", "mia_section", "roc_figure", "target_label"]
@@ -26,12 +25,6 @@ __all__ = ["attack_table_html", "audit_bound_figure", "audit_dp_section", "mia_s
 _KEYS = (("auc", "AUC"), ("balanced_accuracy", "bal. acc."), ("tpr_at_fpr_0.001", "TPR @ 0.1 % FPR"),
          ("tpr_at_fpr_0.01", "TPR @ 1 % FPR"))
 
-
-def _artifact(store: Store, run: RunRecord, kind: str) -> Path | None:
-    for art in store.artifacts(run.id):
-        if art["kind"] == kind:
-            return store.out_dir / art["path"]
-    return None
 
 
 def target_label(run: RunRecord) -> str:
@@ -47,7 +40,7 @@ def _attacks(run: RunRecord) -> list[str]:
 
 
 def _roc(store: Store, run: RunRecord) -> dict[str, Any] | None:
-    path = _artifact(store, run, "mia_roc")
+    path = artifact_path(store, run, "mia_roc")
     if path is None:
         return None
     try:
@@ -136,7 +129,7 @@ def attack_table_html(runs: list[RunRecord]) -> str:
 
 
 def _exposed_html(store: Store, run: RunRecord) -> str:
-    path = _artifact(store, run, "mia_exposed")
+    path = artifact_path(store, run, "mia_exposed")
     if path is None or not take_figure():
         return ""
     from privlab.report.grids import grid_data_uri
@@ -178,7 +171,7 @@ def _audit_points(runs: list[RunRecord], store: Store) -> list[dict[str, Any]]:
         if r.status != "finished" or "epsilon_lower_bound" not in r.metrics:
             continue
         guesses = None
-        path = _artifact(store, r, "audit")
+        path = artifact_path(store, r, "audit")
         if path is not None:
             try:
                 guesses = int(json.loads(path.read_text("utf-8"))["counts"]["guesses"])

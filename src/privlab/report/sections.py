@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from privlab.registry import Registry
@@ -30,6 +31,7 @@ from privlab.store import RunRecord, Store
 __all__ = [
     "SECTIONS",
     "SectionRenderer",
+    "artifact_path",
     "esc",
     "format_value",
     "generic_section",
@@ -84,6 +86,14 @@ def format_value(value: float | None, name: str = "", unit: str | None = None) -
 def run_label(run: RunRecord) -> str:
     """Plain-text label of a run: ``id`` or ``id (name)``."""
     return f"{run.id} ({run.name})" if run.name else run.id
+
+
+def artifact_path(store: Store, run: RunRecord, kind: str) -> Path | None:
+    """The file of ``run``'s first artifact of ``kind`` (under the store's output folder), or None."""
+    for art in store.artifacts(run.id):
+        if art["kind"] == kind:
+            return store.out_dir / art["path"]
+    return None
 
 
 def run_anchor(run_id: str) -> str:

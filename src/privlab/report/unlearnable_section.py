@@ -15,21 +15,23 @@ import json
 from typing import Any
 
 from privlab.report.budget import take_figure
-from privlab.report.sections import SECTIONS, esc, format_value, run_curves, run_label, runs_metrics_table
+from privlab.report.sections import (
+    SECTIONS,
+    artifact_path,
+    esc,
+    format_value,
+    run_curves,
+    run_label,
+    runs_metrics_table,
+)
 from privlab.store import RunRecord, Store
 
 __all__ = ["defence_table_html", "transfer_matrix_html", "unlearnable_section"]
 
 
-def _artifact(store: Store, run: RunRecord, kind: str) -> Any:
-    for art in store.artifacts(run.id):
-        if art["kind"] == kind:
-            return store.out_dir / art["path"]
-    return None
-
 
 def _transfer_row(store: Store, run: RunRecord) -> dict[str, Any] | None:
-    path = _artifact(store, run, "unlearnable-transfer")
+    path = artifact_path(store, run, "unlearnable-transfer")
     if path is None:
         return None
     try:
@@ -98,7 +100,7 @@ def defence_table_html(rows: list[tuple[RunRecord, dict[str, Any]]]) -> str:
 
 
 def _grid(store: Store, run: RunRecord) -> str:
-    path = _artifact(store, run, "unlearnable-examples")
+    path = artifact_path(store, run, "unlearnable-examples")
     if path is None or not take_figure():
         return ""
     try:
