@@ -48,11 +48,18 @@ def test_cifar10_cpu_preset_trains_a_resnet20_and_fits_four_minutes_per_image(tm
 def test_cifar10_example_crosses_two_attacks_four_defences_two_seeds(tmp_path: Path) -> None:
     specs = resolve_specs("examples/inversion-cifar10-cpu.yaml", None, {})
     points = [p for s in specs for p in expand(s)]
-    assert len(points) == 16 and len({spec_hash(p) for p in points}) == 16
+    assert len(points) == 19 and len({spec_hash(p) for p in points}) == 19
     assert all(p.dataset.name == "cifar10" and p.dataset.resize is None and p.batch_size == 1 for p in points)
     dlg = [p for p in points if p.attack == "dlg"]
-    ig = [p for p in points if p.attack == "inverting-gradients"]
+    ig_all = [p for p in points if p.attack == "inverting-gradients"]
+    untrained = [p for p in ig_all if p.victim.train is None]
+    fedavg = [p for p in ig_all if p.threat.kind == "fedavg"]
+    ig = [p for p in ig_all if p not in untrained and p not in fedavg]
     assert len(dlg) == len(ig) == 8
+    # IG against the untrained resnet20 (2 seeds, no defence) and a FedAvg update of 3 local steps (seed 0)
+    assert [(p.victim.model, p.seed, p.defense.name) for p in untrained] == [("resnet20", 0, "none"),
+                                                                            ("resnet20", 1, "none")]
+    assert [(p.threat.local_steps, p.victim.train is not None, p.seed) for p in fedavg] == [(3, True, 0)]
     assert all(p.victim.model == "lenet_dlg" and p.victim.init == "dlg-uniform" and p.victim.train is None for p in dlg)
     assert all(p.num_images >= 8 for p in dlg)
     assert all(p.victim.model == "resnet20" and p.victim.train is not None for p in ig)
@@ -65,12 +72,13 @@ def test_cifar10_example_crosses_two_attacks_four_defences_two_seeds(tmp_path: P
     header = Path(example_path("inversion-cifar10-cpu")).read_text("utf-8")
     assert "ε = 4.73" in header
     # the header's time estimate from the measured per-iteration costs: ≤ 60 minutes on 2 workers
-    ig_s = sum(p.num_images * p.attack_config["iterations"] * IG_SECONDS_PER_ITERATION for p in ig)
+    ig_s = sum(p.num_images * p.attack_config["iterations"] * IG_SECONDS_PER_ITERATION * p.threat.local_steps
+               for p in ig_all)
     dlg_s = sum(p.num_images * 30.0 for p in dlg)  # measured ≤ ≈ 30 s per image at 100 steps × 2 restarts
     assert (ig_s + dlg_s + 2 * 400) / 2 <= 60 * 60
     r = CliRunner().invoke(app, ["run", "examples/inversion-cifar10-cpu.yaml", "--dry-run", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert "16 run(s); nothing was run" in r.output
+    assert "19 run(s); nothing was run" in r.output
 
 
 def test_similarity_order_semsim_ascending_psnr_descending_missing_last() -> None:

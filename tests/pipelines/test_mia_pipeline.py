@@ -147,3 +147,24 @@ def test_audit_dp_smoke_bound_below_accountant(tmp_path):
     assert r.exit_code == 0, r.output
     m = json.loads(r.stdout)["runs"][0]["metrics"]
     assert 0 <= m["epsilon_lower_bound"] <= m["epsilon"] <= 4.05
+
+
+def test_cifar10_cpu_preset_runs_on_a_tiny_cifar_subset(shared_dir, tmp_path):
+    """The cifar10-cpu preset end to end on 160 real CIFAR-10 images, references trained in 2 worker processes
+    (which must find the data root too); tiny schedule, skipped without the shared data."""
+    root = shared_dir / "data"
+    if not (root / "cifar10-jpeg" / "train").is_dir():
+        pytest.skip(f"CIFAR-10 JPEG folder not found under {root} (optional: real-data tests only)")
+    spec = load_spec(experiment="mia", preset="cifar10-cpu")
+    assert (spec.model, spec.references, spec.dataset.train_limit) == ("fast_cnn", 16, 10_000)
+    assert {a.attack for a in spec.attacks} >= {"loss", "lira-online", "lira-offline", "rmia"}
+    spec = load_spec(
+        experiment="mia",
+        preset="cifar10-cpu",
+        overrides={"dataset": {"train_limit": 160, "test_limit": 40}, "references": 2, "train": {"epochs": 1},
+                   "attacks": [{"attack": "loss"}, {"attack": "lira-online", "params": {"shifts": 0, "flip": True}}]},
+    )
+    (o,) = execute(spec, tmp_path, data_root=root, quiet=True)
+    assert o.status == "finished", o.error
+    assert 0.0 <= o.metrics["lira-online/auc"] <= 1.0 and 0.0 <= o.metrics["test_accuracy"] <= 1.0
+    assert len(list((tmp_path / "cache" / "models").glob("mia-reference-*.safetensors"))) == 2

@@ -169,8 +169,8 @@ def _worker_context(out: Path) -> RunContext:
 def _reference_job(args: tuple[Any, ...]) -> None:
     """Process-pool worker: one torch thread, train (or find) one reference model in the cache."""
     torch.set_num_threads(1)
-    out, ds, idx, model_name, train, seed = args
-    pool, _ = load_pool(ds, None, False, seed=0)
+    out, ds, idx, model_name, train, seed, root = args
+    pool, _ = load_pool(ds, None if root is None else Path(root), False, seed=0)
     train_or_load(_worker_context(Path(out)), "mia-reference", pool, idx, model_name, train, TargetSpec(), seed=seed,
                   dataset_key=ds.model_dump(mode="json"))
 
@@ -199,7 +199,8 @@ def halves(n: int, count: int, seed: int) -> torch.Tensor:
 def train_references(spec: MIASpec, ctx: RunContext, pool: LabelledImages) -> tuple[list[nn.Module], torch.Tensor]:
     """The reference models (``spec.references`` of them) and their ``R×N`` membership matrix."""
     ref_in = halves(len(pool), spec.references, seed=10_000 + spec.seed)
-    jobs = [(str(ctx.out), spec.dataset, torch.nonzero(ref_in[r]).view(-1), spec.model, spec.train, 1 + r)
+    root = None if ctx.data_root is None else str(ctx.data_root)
+    jobs = [(str(ctx.out), spec.dataset, torch.nonzero(ref_in[r]).view(-1), spec.model, spec.train, 1 + r, root)
             for r in range(spec.references)]
     if spec.workers > 1:
         import multiprocessing as mp
