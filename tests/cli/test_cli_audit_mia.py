@@ -195,3 +195,127 @@ def test_load_state_dict_model_prefix_and_non_finite(tmp_path):
     save_file(sd, str(path))
     with pytest.raises(FileFormatError, match="c1.weight holds NaN or inf"):
         load_state_dict_model(path, "lenet5", 10, (1, 8, 8))
+
+
+def test_scores_as_parquet_round_trip_equal_the_csv(setup, tmp_path):
+    import pyarrow.parquet as pq
+
+    args = ["--model", setup / "target.safetensors", "--arch", "lenet5", "--attacks", "loss,entropy", "--json"]
+    r_csv = _audit(setup, *args, "--scores", tmp_path / "s.csv")
+    r_pq = _audit(setup, *args, "--scores", tmp_path / "out" / "s.parquet")
+    assert r_csv.exit_code == 0 and r_pq.exit_code == 0, r_csv.output + r_pq.output
+    table = pq.read_table(tmp_path / "out" / "s.parquet")
+    assert table.column_names == ["index", "label", "member", "loss", "entropy"]
+    assert [str(t) for t in table.schema.types] == ["int64", "int64", "int8", "double", "double"]
+    cols = table.to_pydict()
+    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+    assert table.num_rows == len(rows) == 360
+    for c in ("index", "label", "member"):
+        assert cols[c] == [int(x[c]) for x in rows]
+    assert cols["member"] == np.load(setup / "members.npy").astype(int).tolist()
+    for c in ("loss", "entropy"):  # the CSV holds 6 significant digits, the Parquet file full precision
+        np.testing.assert_allclose(cols[c], [float(x[c]) for x in rows], rtol=1e-5, atol=1e-30)
+        assert len(set(cols[c])) > 10  # real per-record scores, not a constant
+    from privlab.measure.mia import score_attack
+
+    auc = score_attack(np.array(cols["loss"]), np.array(cols["member"], bool)).auc
+    assert auc == pytest.approx(json.loads(r_pq.stdout)["attacks"]["loss"]["auc"], abs=1e-12)
+    assert json.loads(r_pq.stdout)["scores"] == str(tmp_path / "out" / "s.parquet")
+    assert not list((tmp_path / "out").glob(".*.tmp"))  # written atomically: no temporary file left
+
+
+def test_scores_with_another_suffix_is_exit_2(setup, tmp_path):
+    for name, got in (("s.txt", "'.txt'"), ("scores", "no suffix"), ("s.csv.gz", "'.gz'")):
+        r = _audit(setup, "--model", setup / "target.safetensors", "--arch", "lenet5", "--attacks", "loss",
+                   "--scores", tmp_path / name)  # fmt: skip
+        assert r.exit_code == 2 and "Traceback" not in r.output
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: --scores ")
+        assert "use .csv or .parquet" in lines[0] and f"(got {got})" in lines[0], lines[0]
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    from privlab.errors import ConfigError
+    from privlab.pipelines.mia import write_scores
+
+    with pytest.raises(ConfigError, match=r"use \.csv or \.parquet \(got '\.xlsx'\)"):
+        write_scores(tmp_path / "s.xlsx", torch.zeros(2, dtype=torch.long), np.array([True, False]), {})
+
+
+def _lira_rmia_observation(setup):
+    """The observation the command builds from ``setup``: target, 4 references, the train split as population."""
+    from privlab.attack.mia import MIAObservation, QueryModel
+    from privlab.pipelines.mia import load_references
+    from privlab.victim import load_model_file
+
+    data = load_dataset("digits", "test")
+
+    def load(path):
+        return load_model_file(path, data, dataset="digits", arch="lenet5", normalize=None)
+
+    refs, ref_in = load_references(setup / "refs", len(data), load)
+    population = load_dataset("digits", "train")
+    return MIAObservation(data=data.images, labels=data.labels, target=QueryModel(load(setup / "target.safetensors")),
+                          references=[QueryModel(m) for m in refs], reference_in=ref_in,
+                          population=(population.images, population.labels))  # fmt: skip
+
+
+def test_param_sets_attack_settings(setup, tmp_path):
+    import pyarrow.parquet as pq
+
+    from privlab.attack.mia import run_mia_attack
+
+    base = ["--model", setup / "target.safetensors", "--arch", "lenet5", "--references", setup / "refs",
+            "--attacks", "lira-online,rmia", "--json"]  # fmt: skip
+    r0 = _audit(setup, *base, "--scores", tmp_path / "default.parquet")
+    r1 = _audit(setup, *base, "--param", "lira-online.shifts=0", "--param", "lira-online.shifts=2",  # later wins
+                "--param", "lira-online.flip=true", "--param", "rmia.offline=true", "--param", "rmia.a=0.5",
+                "--scores", tmp_path / "set.parquet")  # fmt: skip
+    assert r0.exit_code == 0 and r1.exit_code == 0, r0.output + r1.output
+    assert json.loads(r0.stdout)["params"] == {}
+    assert json.loads(r1.stdout)["params"] == {"lira-online": {"shifts": 2, "flip": True},
+                                               "rmia": {"offline": True, "a": 0.5}}  # fmt: skip
+    default, chosen = pq.read_table(tmp_path / "default.parquet"), pq.read_table(tmp_path / "set.parquet")
+    # the settings reached the attacks: the scores are those of the attacks run with them directly
+    obs = _lira_rmia_observation(setup)
+    for name, params in (("lira-online", {"shifts": 2, "flip": True}), ("rmia", {"offline": True, "a": 0.5})):
+        want = run_mia_attack(name, obs, **params).numpy()
+        np.testing.assert_allclose(chosen.column(name).to_numpy(), want, rtol=1e-6)
+        assert not np.allclose(default.column(name).to_numpy(), want, rtol=1e-3)  # and differ from the defaults
+
+
+def test_bad_param_is_one_error_naming_the_option_and_the_keys(setup):
+    base = ["--model", setup / "target.safetensors", "--arch", "lenet5", "--references", setup / "refs",
+            "--attacks", "loss,lira-online,rmia"]  # fmt: skip
+    lira_keys = "settings of lira-online: shifts, flip, variance, n_references"
+    cases = {
+        "lira-online.shifts=20": ("less than or equal to 8 (got 20)", lira_keys),
+        "lira-online.shift=2": ("lira-online has no setting 'shift'. Did you mean 'shifts'?", lira_keys),
+        "lira-online.variance=bogus": ("'auto', 'per-example' or 'global'", lira_keys),
+        "rmia.offlin=true": ("Did you mean 'offline'?", "gamma, offline, a, shifts, flip, n_references, n_population"),
+        "lira-onlin.shifts=2": ("unknown membership-inference attack 'lira-onlin'. Did you mean 'lira-online'?",
+                                "Registered: loss, confidence"),
+        "label-only.mode=noise": ("label-only is not among the attacks run (loss, lira-online, rmia)", "--attacks"),
+        "loss.eps=1": ("loss has no settings", "loss"),
+        "lira-online.flip=yes": ("yes/no switch", "write true or false"),
+        "shifts=2": ("expected ATTACK.KEY=VALUE", "lira-online.shifts=2"),
+    }
+    for item, (what, names) in cases.items():
+        r = _audit(setup, *base, "--param", item)
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: --param {item!r}: "), lines
+        assert what in lines[0] and names in lines[0], lines[0]
+
+
+def test_audit_model_params_are_checked_before_any_attack_runs(setup):
+    from privlab.errors import ConfigError
+    from privlab.pipelines.mia import audit_model
+
+    data = load_dataset("digits", "test")
+    net = build_model("lenet5", 10, data.shape)
+    members = np.load(setup / "members.npy")
+    with pytest.raises(ConfigError, match="settings given for 'rmia', which is not among the attacks run: loss"):
+        audit_model(net, data, members, ["loss"], params={"rmia": {"offline": True}})
+    with pytest.raises(ConfigError, match="unknown key 'shift'"):
+        audit_model(net, data, members, ["loss", "label-only"], params={"label-only": {"shift": 2}})
+    out = audit_model(net, data, members, ["label-only"], params={"label-only": {"mode": "augment", "shifts": 1}})
+    assert set(out) == {"label-only"} and out["label-only"]["scores"].shape == (360,)

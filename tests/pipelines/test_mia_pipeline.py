@@ -52,6 +52,17 @@ def test_smoke_measures_every_attack(smoke):
     run_dir = out / o.dir
     rows = list(csv.DictReader((run_dir / "scores.csv").open()))
     assert len(rows) == 300 and sum(int(r["member"]) for r in rows) == 150
+    # the same scores as Parquet, registered as an artifact of its own
+    import pyarrow.parquet as pq
+
+    from privlab.store import Store
+
+    table = pq.read_table(run_dir / "scores.parquet").to_pydict()
+    assert list(table) == list(rows[0]) and table["member"] == [int(r["member"]) for r in rows]
+    np.testing.assert_allclose(table["lira-online"], [float(r["lira-online"]) for r in rows], rtol=1e-5)
+    with Store(out, create=False) as s:
+        kinds = {a["kind"]: a for a in s.artifacts(o.id)}
+    assert kinds["mia_scores_parquet"]["path"].endswith("scores.parquet") and "mia_scores" in kinds
     roc = json.loads((run_dir / "roc.json").read_text())
     assert roc["loss"]["fpr"][0] == 0 and roc["loss"]["tpr"][-1] == 1
 

@@ -63,6 +63,59 @@ def _attack_list(text: str | None, with_references: bool) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _attack_params(items: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
+    """The attack settings of ``--param ATTACK.KEY=VALUE`` (repeatable; VALUE read as a YAML scalar, a later one of
+    the same key wins): attack → {key: value}, each checked against the attack's config class."""
+    import difflib
+
+    import yaml
+
+    from privlab.attack.base import ATTACKS, attack_config
+    from privlab.attack.mia import MIA_ATTACKS
+    from privlab.config import ambiguous_scalar
+    from privlab.errors import ConfigError
+    from privlab.pipelines.mia import audit_attacks
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        src = f"--param {item[:80]!r}" if len(item) <= 80 else f"--param {item[:77]!r}..."
+        head, eq, raw = item.partition("=")
+        attack, dot, key = head.strip().partition(".")
+        attack, key = attack.strip(), key.strip()
+        if not (eq and dot and attack and key):
+            raise ConfigError(f"{src}: expected ATTACK.KEY=VALUE, e.g. lira-online.shifts=2 or rmia.offline=true")
+        if attack not in MIA_ATTACKS:
+            close = difflib.get_close_matches(attack, MIA_ATTACKS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{src}: unknown membership-inference attack {attack[:60]!r}.{hint} "
+                              f"Registered: {', '.join(audit_attacks(True))}")  # fmt: skip
+        if attack not in names:
+            raise ConfigError(f"{src}: {attack} is not among the attacks run ({', '.join(names)}); add it to "
+                              "--attacks")  # fmt: skip
+        keys = list(ATTACKS.entry(attack).meta["config"].model_fields)
+        if not keys:
+            raise ConfigError(f"{src}: {attack} has no settings")
+        allowed = f"settings of {attack}: {', '.join(keys)}"
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{src}: {attack} has no setting {key[:60]!r}.{hint} The {allowed}")
+        why = ambiguous_scalar(raw.strip())
+        if why:
+            raise ConfigError(f"{src}: {why}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() != "" else ""
+        except (yaml.YAMLError, RecursionError):
+            value = raw
+        trial = {**out.get(attack, {}), key: value}
+        try:
+            cfg = attack_config(attack, trial)
+        except ConfigError as e:
+            raise ConfigError(f"{src}: {e}; {allowed}") from None
+        out[attack] = {k: getattr(cfg, k) for k in trial}  # the values as the config reads them
+    return out
+
+
 @audit_app.command(
     "mia",
     epilog=examples(
@@ -70,6 +123,8 @@ def _attack_list(text: str | None, with_references: bool) -> list[str]:
         "privlab audit mia --model my_lenet.safetensors --arch lenet5 --members members.npy --json",
         "privlab audit mia --model target.safetensors --arch lenet5 --members members.npy --references refs/ "
         "--attacks loss,lira-online,rmia --scores scores.csv",
+        "privlab audit mia --model target.safetensors --arch lenet5 --members members.npy --references refs/ "
+        "--attacks lira-online,rmia --param lira-online.shifts=2 --param rmia.offline=true --scores scores.parquet",
     ),
 )
 @handle_errors
@@ -98,8 +153,13 @@ def audit_mia(
         None, "--attacks", help="comma-separated MIA attacks (default: all that the inputs allow: loss, confidence, "
         "entropy, modified-entropy, label-only; with --references also lira-online, lira-offline, rmia)"
     ),
+    param: list[str] = typer.Option(
+        [], "--param", help="an attack setting ATTACK.KEY=VALUE (repeatable; VALUE read as YAML), e.g. "
+        "lira-online.shifts=2, lira-online.flip=true, rmia.offline=true, rmia.gamma=1.5 (see docs/mia.md)"
+    ),
     scores: Path | None = typer.Option(
-        None, "--scores", help="write per-record scores to this CSV: index, label, member, one column per attack"
+        None, "--scores", help="write per-record scores to this file, CSV or Parquet by its suffix (.csv, .parquet): "
+        "index, label, member, one column per attack"
     ),
     data_root: DataRootOption = None,
     json_out: JsonOption = False,
@@ -109,15 +169,15 @@ def audit_mia(
     0.1 % and 1 % FPR."""
     from privlab.data import load_dataset
     from privlab.errors import ConfigError
-    from privlab.pipelines.mia import audit_model, load_references, scores_csv
-    from privlab.store.artifacts import atomic_write_text
+    from privlab.pipelines.mia import audit_model, check_scores_path, load_references, write_scores
     from privlab.victim import load_model_file
 
     names = _attack_list(attacks, references is not None)
+    settings = _attack_params(param, names)
     if split not in ("train", "test"):
         raise ConfigError(f"--split: must be 'train' or 'test', got {split[:60]!r}")
-    if scores is not None and scores.is_dir():
-        raise ConfigError(f"--scores {scores}: is a folder; give the path of a CSV file to write")
+    if scores is not None:
+        check_scores_path(scores)
     data = load_dataset(dataset, split, root=data_root)
 
     def load(path: Path) -> Any:
@@ -130,13 +190,14 @@ def audit_mia(
         refs, ref_in = load_references(references, len(data), load)
         if "rmia" in names:
             population = load_dataset(dataset, "test" if split == "train" else "train", root=data_root)
-    results = audit_model(net, data, truth, names, references=refs, reference_in=ref_in, population=population)
+    results = audit_model(net, data, truth, names, references=refs, reference_in=ref_in, population=population,
+                          params=settings)  # fmt: skip
     rows = {name: r["score"].metrics() for name, r in results.items()}
     if scores is not None:
-        atomic_write_text(scores, scores_csv(data.labels, truth, results))
+        write_scores(scores, data.labels, truth, results)
     if json_out:
         emit_json({"model": str(model), "arch": arch, "dataset": dataset, "split": split, "references": len(refs or []),
-                   "scores": str(scores) if scores else None, "attacks": rows})  # fmt: skip
+                   "params": settings, "scores": str(scores) if scores else None, "attacks": rows})  # fmt: skip
         return
     cols = ["auc", "balanced_accuracy", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01"]
     print_table("membership inference", ["attack", *cols], [[k, *(v[c] for c in cols)] for k, v in rows.items()])

@@ -95,7 +95,8 @@ def show(
 
 @app.command(
     epilog=examples(
-        "privlab runs export --out runs/demo --csv --to results.csv", "privlab runs export --out runs/demo --json"
+        "privlab runs export --out runs/demo --csv --to results.csv", "privlab runs export --out runs/demo --json",
+        "privlab runs export --out runs/demo --parquet --to results.parquet",
     )
 )
 @handle_errors
@@ -103,24 +104,34 @@ def export(
     out: Path = typer.Option(Path("runs"), "--out", "-o", help=OUT_HELP),
     json_out: bool = typer.Option(False, "--json", help="export JSON: every run with spec, metrics, history"),
     csv_out: bool = typer.Option(False, "--csv", help="export CSV: one row per run (the default)"),
+    parquet_out: bool = typer.Option(
+        False, "--parquet", help="export Parquet (needs --to): the CSV's columns, typed; undefined values are null"
+    ),
     to: Path | None = typer.Option(None, "--to", help="write to this file instead of stdout"),
 ) -> None:
-    """Export every run of an output folder as CSV or JSON, to stdout or a file."""
+    """Export every run of an output folder as CSV, JSON or Parquet, to stdout or a file."""
     import json
 
-    from privlab.store import Store, atomic_write_text
-    from privlab.store.artifacts import json_safe
-    from privlab.store.export import runs_to_csv, runs_to_json
+    from privlab.store import Store
+    from privlab.store.artifacts import atomic_write_bytes, json_safe
+    from privlab.store.export import runs_to_csv, runs_to_json, runs_to_parquet
 
-    if json_out and csv_out:
-        raise ConfigError("choose one of --json and --csv")
+    if json_out + csv_out + parquet_out > 1:
+        raise ConfigError("choose one of --json, --csv and --parquet")
+    if parquet_out and to is None:
+        raise ConfigError("--parquet writes a binary file; give its path with --to FILE.parquet")
     with Store(out, create=False) as store:
         runs = store.runs()
-        text = json.dumps(json_safe(runs_to_json(store, runs)), indent=2) + "\n" if json_out else runs_to_csv(runs)
+        if parquet_out:
+            data = runs_to_parquet(runs)
+        elif json_out:
+            data = (json.dumps(json_safe(runs_to_json(store, runs)), indent=2) + "\n").encode()
+        else:
+            data = runs_to_csv(runs).encode()
     if to is None:
-        typer.echo(text, nl=False)
+        typer.echo(data.decode(), nl=False)
     else:
-        atomic_write_text(to, text)
+        atomic_write_bytes(to, data)
         typer.echo(f"wrote {len(runs)} runs to {to}", err=True)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -38,23 +38,28 @@ from privlab.measure.mia import roc_curve, score_attack
 from privlab.models import ModelName, build_model
 from privlab.pipelines import PIPELINES
 from privlab.store import MetricRecord
-from privlab.store.artifacts import atomic_write_text
+from privlab.store.artifacts import atomic_write_bytes, atomic_write_text
 from privlab.train import TrainConfig, evaluate, fit
 
 __all__ = [
     "REFERENCE_MEMBERS_SUFFIX",
+    "SCORE_SUFFIXES",
     "AttackSpec",
     "MIASpec",
     "TargetSpec",
     "audit_attacks",
     "audit_model",
+    "check_scores_path",
     "load_pool",
     "load_references",
     "needs_references",
     "read_membership",
     "run_mia",
+    "scores_columns",
     "scores_csv",
+    "scores_parquet",
     "train_or_load",
+    "write_scores",
 ]
 
 
@@ -242,6 +247,57 @@ def score_attacks(attacks: list[AttackSpec], obs: MIAObservation, members: np.nd
     return out
 
 
+def scores_columns(
+    labels: torch.Tensor, members: np.ndarray, results: dict[str, dict[str, Any]]
+) -> dict[str, np.ndarray]:
+    """Per-record scores as columns of ``N`` values: ``index``, ``label`` (int64), ``member`` (int8, 0/1), then one
+    float64 column per attack label (higher = more likely a member), in the order of ``results``."""
+    n = len(members)
+    cols = {"index": np.arange(n, dtype=np.int64), "label": labels[:n].numpy().astype(np.int64),
+            "member": np.asarray(members).astype(np.int8)}  # fmt: skip
+    for k, r in results.items():
+        cols[k] = np.asarray(r["scores"], dtype=np.float64)
+    return cols
+
+
+def scores_parquet(labels: torch.Tensor, members: np.ndarray, results: dict[str, dict[str, Any]]) -> bytes:
+    """Per-record scores as a Parquet file (bytes): the columns of :func:`scores_columns` (the attack labels as
+    given, the scores at full float64 precision)."""
+    from privlab.store.export import parquet_bytes
+
+    return parquet_bytes(scores_columns(labels, members, results))
+
+
+SCORE_SUFFIXES = (".csv", ".parquet")
+"""The file formats of per-record scores, picked by the file's suffix."""
+
+
+def check_scores_path(path: Path, option: str = "--scores") -> None:
+    """Refuse a scores path that is a folder or whose suffix is not one of :data:`SCORE_SUFFIXES` (ConfigError)."""
+    if path.is_dir():
+        raise ConfigError(f"{option} {path}: is a folder; give the path of a .csv or .parquet file to write")
+    if path.suffix.lower() not in SCORE_SUFFIXES:
+        got = repr(path.suffix[:20]) if path.suffix else "no suffix"
+        raise ConfigError(f"{option} {path}: the suffix picks the format; use {' or '.join(SCORE_SUFFIXES)} "
+                          f"(got {got})")  # fmt: skip
+
+
+def write_scores(
+    path: str | Path, labels: torch.Tensor, members: np.ndarray, results: dict[str, dict[str, Any]]
+) -> Path:
+    """Write per-record scores atomically to ``path``, as CSV (:func:`scores_csv`) or Parquet
+    (:func:`scores_parquet`) by its suffix.
+
+    Raises:
+        ConfigError: a folder, or a suffix other than ``.csv`` / ``.parquet``.
+    """
+    p = Path(path)
+    check_scores_path(p)
+    if p.suffix.lower() == ".parquet":
+        return atomic_write_bytes(p, scores_parquet(labels, members, results))
+    return atomic_write_text(p, scores_csv(labels, members, results))
+
+
 def scores_csv(labels: torch.Tensor, members: np.ndarray, results: dict[str, dict[str, Any]]) -> str:
     """Per-record scores as CSV text: ``index, label, member`` (0/1), then one column per attack label (6
     significant digits); header cells are CSV-safe (:func:`privlab.store.export.csv_cell`)."""
@@ -277,12 +333,12 @@ def log_results(ctx: RunContext, results: dict[str, dict[str, Any]], target_acc:
 def save_results(
     ctx: RunContext, spec: MIASpec, pool: LabelledImages, members: np.ndarray, results: dict[str, dict[str, Any]]
 ) -> None:
-    """Per-record scores (CSV), ROC curves and scores (JSON), the most exposed records (safetensors)."""
-    path = ctx.run_dir / "scores.csv"
-    atomic_write_text(path, scores_csv(pool.labels, members, results))
+    """Per-record scores (CSV and Parquet), ROC curves and scores (JSON), the most exposed records (safetensors)."""
     from privlab.store.artifacts import sha256_file
 
-    ctx.store.add_artifact(ctx.run_id, "mia_scores", path, sha256_file(path), {"format": "csv"})
+    for kind, name in (("mia_scores", "scores.csv"), ("mia_scores_parquet", "scores.parquet")):
+        path = write_scores(ctx.run_dir / name, pool.labels, members, results)
+        ctx.store.add_artifact(ctx.run_id, kind, path, sha256_file(path), {"format": path.suffix[1:]})
     ctx.save_json(
         "mia_roc",
         "roc.json",
@@ -417,21 +473,32 @@ def audit_model(
     references: list[nn.Module] | None = None,
     reference_in: torch.Tensor | None = None,
     population: LabelledImages | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Membership inference on a given model: run ``attacks`` (registered MIA attacks, default settings) against
-    ``target`` on the ``N`` candidate records and measure each against ``members`` (``N`` bools, the truth).
+    """Membership inference on a given model: run ``attacks`` (registered MIA attacks) against ``target`` on the
+    ``N`` candidate records and measure each against ``members`` (``N`` bools, the truth).
 
     Args:
         references: the attacker's reference models (LiRA, RMIA); ``reference_in`` their ``R×N`` membership.
         population: records known to be outside the target's training set (RMIA's ``z`` samples).
+        params: attack → its config values (e.g. ``{"lira-online": {"shifts": 2}}``, validated by the attack's
+            config class); an attack not named here runs with its default settings.
 
     Returns:
         attack → ``scores`` (``N``), ``score`` (:class:`~privlab.measure.mia.MIAScore`), ``fpr``/``tpr``,
         ``seconds``.
 
     Raises:
-        ConfigError: an unknown attack, or one that needs references (or population data) that are not given.
+        ConfigError: an unknown attack, or one that needs references (or population data) that are not given;
+        settings for an attack not in ``attacks``, or an unknown or bad setting.
     """
+    from privlab.attack.base import attack_config
+
+    params = params or {}
+    for a in params:
+        if a not in attacks:
+            raise ConfigError(f"settings given for {a[:60]!r}, which is not among the attacks run: "
+                              f"{', '.join(attacks)}")  # fmt: skip
     for a in attacks:
         if a not in MIA_ATTACKS:
             raise ConfigError(f"{a!r} is not a membership-inference attack; use one of "
@@ -439,6 +506,7 @@ def audit_model(
         if needs_references(a) and not references:
             raise ConfigError(f"attack {a} needs reference models; give some or choose among "
                               f"{', '.join(audit_attacks(False))}")  # fmt: skip
+        attack_config(a, dict(params.get(a, {})))  # every setting checked before any attack runs
     obs = MIAObservation(
         data=candidates.images,
         labels=candidates.labels,
@@ -447,4 +515,4 @@ def audit_model(
         reference_in=reference_in,
         population=(population.images, population.labels) if population is not None else None,
     )
-    return score_attacks([AttackSpec(attack=a) for a in attacks], obs, members)
+    return score_attacks([AttackSpec(attack=a, params=dict(params.get(a, {}))) for a in attacks], obs, members)

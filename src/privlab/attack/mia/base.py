@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from privlab.attack.base import ATTACKS, AttackOutput, Observation
+from privlab.attack.base import ATTACKS, AttackOutput, Observation, attack_config
 from privlab.errors import ConfigError
 
 __all__ = [
@@ -159,9 +159,13 @@ def register_mia(name: str, *, config: type, description: str, requires: Sequenc
 
 
 def run_mia_attack(name: str, obs: MIAObservation, **params: Any) -> torch.Tensor:
-    """Build attack ``name`` with config ``params`` and return its ``N`` scores (higher = member)."""
+    """Build attack ``name`` with config ``params`` and return its ``N`` scores (higher = member).
+
+    Raises:
+        ConfigError: an unknown or bad setting in ``params`` (validated by :func:`privlab.attack.base.attack_config`).
+    """
     entry = ATTACKS.entry(name)
-    attack = entry.obj(entry.meta["config"](**params))
+    attack = entry.obj(attack_config(name, params))
     out: AttackOutput = attack.run(obs)
     assert out.data is not None
     return out.data
