@@ -8,7 +8,8 @@ Baseline: the same number of bare steps written by hand — forward, gradient w.
 ``create_graph=True``, the cosine objective, and the gradient of that objective w.r.t. the image (forward +
 double backward) — with nothing else (no TV, no optimiser step, no bookkeeping).
 
-Goal (issue 5): overhead ≤ 1.3× for LeNet (DLG's sigmoid net), ConvNet-64 and ResNet20-4.
+Goal (issue 5): overhead ≤ 1.3× for LeNet (DLG's sigmoid net), ConvNet-64 and ResNet20-4; issue 21 adds resnet20 (the
+CIFAR-10 victim of the inversion `cifar10-cpu` preset).
 
 ``inversion_restarts_batched`` (issue 21): ``RESTARTS`` restarts of DLG (L-BFGS, joint soft labels, the default
 attack of ``privlab invert``) on ``lenet_dlg`` at 3×32×32 with its DLG initialisation, ``DLG_STEPS`` L-BFGS steps
@@ -31,7 +32,7 @@ from privlab.bench import BENCHMARKS, Benchmark
 from privlab.models import build_model
 
 SHAPE = (3, 32, 32)
-MODELS = {"lenet_dlg": 40, "convnet64": 6, "resnet20_4": 3}  # model → iterations per timed call
+MODELS = {"lenet_dlg": 40, "convnet64": 6, "resnet20_4": 3, "resnet20": 10}  # model → iterations per timed call
 
 
 def _case(name: str) -> dict[str, Any]:
