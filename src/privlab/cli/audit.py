@@ -211,6 +211,7 @@ def audit_mia(
         "privlab audit dp --preset smoke --out runs/audit",
         "privlab audit dp --epsilon 1 --epsilon 4 --epsilon 16 --canaries 200 --out runs/audit --json",
         "privlab audit dp --preset smoke --mode several-runs --runs 64 --out runs/audit-runs",
+        "privlab audit dp --canary gradient --canaries 1000 --out runs/audit-white-box",
     ),
 )
 @handle_errors
@@ -221,7 +222,10 @@ def audit_dp(
         [], "--epsilon", "-e", min=1e-3, max=1e4, help="DP-SGD ε to audit (repeatable: a sweep)"
     ),
     canaries: int | None = typer.Option(None, "--canaries", min=1, max=100_000, help="number of canaries m"),
-    canary: str | None = typer.Option(None, "--canary", help="mislabel or ood"),
+    canary: str | None = typer.Option(
+        None, "--canary", help="mislabel or ood (input-space records, black box) or gradient (Dirac gradient canaries "
+        "inserted into DP-SGD's steps, white box)"
+    ),
     mode: str | None = typer.Option(
         None, "--mode", help="one-run (m canaries, one training; the default) or several-runs (one canary, --runs "
         "trainings, Clopper–Pearson)"

@@ -50,6 +50,7 @@ __all__ = [
     "audit_attacks",
     "audit_model",
     "check_scores_path",
+    "initial_model",
     "load_pool",
     "load_references",
     "needs_references",
@@ -114,11 +115,15 @@ class MIASpec(ExperimentSpec):
 
 
 # ------------------------------------------------------------------------------------------------ train or load
-def _fitter(train: TrainConfig, target: TargetSpec, seed: int, device: torch.device | str
-            ) -> Callable[[nn.Module, LabelledImages], dict[str, Any]]:
-    """The victim stage's ``fit_fn`` for ``target``: plain ``fit``, DP-SGD, or ``fit`` on LDP-privatised images."""
+def _fitter(train: TrainConfig, target: TargetSpec, seed: int, device: torch.device | str,
+            dirac_canaries: torch.Tensor | None = None) -> Callable[[nn.Module, LabelledImages], dict[str, Any]]:
+    """The victim stage's ``fit_fn`` for ``target``: plain ``fit``, DP-SGD (with white-box gradient canaries when
+    ``dirac_canaries`` is given), or ``fit`` on LDP-privatised images."""
     if target.kind in ("dpsgd", "ldp") and target.epsilon is None:
         raise ConfigError(f"target.kind: {target.kind} needs target.epsilon (e.g. --set target.epsilon=1)")
+    if dirac_canaries is not None and target.kind != "dpsgd":
+        raise ConfigError(f"gradient canaries are inserted into DP-SGD's steps; target.kind is {target.kind}, "
+                          "set target.kind: dpsgd (and target.epsilon)")
 
     def fit_fn(model: nn.Module, data: LabelledImages) -> dict[str, Any]:
         if target.kind == "dpsgd":
@@ -126,10 +131,11 @@ def _fitter(train: TrainConfig, target: TargetSpec, seed: int, device: torch.dev
 
             cfg = DPSGDConfig(epsilon=target.epsilon, delta=target.delta, epochs=train.epochs, lr=target.dpsgd_lr,
                               batch_size=target.dpsgd_batch_size, max_grad_norm=target.max_grad_norm)
-            trained, res = train_dpsgd(model, data, cfg, seed=seed, device=device)
+            trained, res = train_dpsgd(model, data, cfg, seed=seed, device=device, dirac_canaries=dirac_canaries)
             if trained is not model:
                 model.load_state_dict(trained.state_dict())
-            return {"epsilon": res.epsilon, "delta": res.delta, "noise_multiplier": res.noise_multiplier}
+            facts = {"epsilon": res.epsilon, "delta": res.delta, "noise_multiplier": res.noise_multiplier}
+            return {**facts, "canary_insertions": res.canary_insertions} if dirac_canaries is not None else facts
         if target.kind == "ldp":
             from privlab.protect.ldp_pixel import build_pixel_mechanism
 
@@ -141,13 +147,7 @@ def _fitter(train: TrainConfig, target: TargetSpec, seed: int, device: torch.dev
     return fit_fn
 
 
-def train_or_load(
-    ctx: RunContext, role: str, data: LabelledImages, idx: torch.Tensor, model_name: str, train: TrainConfig,
-    target: TargetSpec, *, seed: int, dataset_key: dict[str, Any],
-) -> tuple[nn.Module, dict[str, Any]]:
-    """``(model trained on data.subset(idx) as target says, facts of its training)`` via the common victim stage
-    (:func:`privlab.victim.train_or_load`, cache ``OUT/cache/models/<role>-<key>.safetensors``); ``facts`` has
-    ``epsilon`` (the accountant's for DP-SGD, the LDP budget, or None)."""
+def _factory(data: LabelledImages, model_name: str, target: TargetSpec) -> Callable[[], nn.Module]:
     def factory() -> nn.Module:
         model = build_model(model_name, data.num_classes, data.shape, mean=data.mean, std=data.std)
         if target.kind == "dpsgd":
@@ -156,11 +156,35 @@ def train_or_load(
             model = prepare_model(model)[0]
         return model
 
+    return factory
+
+
+def initial_model(data: LabelledImages, model_name: str, target: TargetSpec, *, seed: int) -> nn.Module:
+    """The untrained model :func:`train_or_load` starts from for the same ``data``, ``model_name``, ``target`` and
+    ``seed`` (the same initial weights, on the CPU): θ₀ of a white-box audit."""
+    torch.manual_seed(seed)
+    return _factory(data, model_name, target)()
+
+
+def train_or_load(
+    ctx: RunContext, role: str, data: LabelledImages, idx: torch.Tensor, model_name: str, train: TrainConfig,
+    target: TargetSpec, *, seed: int, dataset_key: dict[str, Any], dirac_canaries: torch.Tensor | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """``(model trained on data.subset(idx) as target says, facts of its training)`` via the common victim stage
+    (:func:`privlab.victim.train_or_load`, cache ``OUT/cache/models/<role>-<key>.safetensors``); ``facts`` has
+    ``epsilon`` (the accountant's for DP-SGD, the LDP budget, or None).
+
+    ``dirac_canaries``: flat coordinates of white-box gradient canaries inserted into DP-SGD
+    (:func:`privlab.protect.dpsgd.train_dpsgd`); they enter the cache key (SHA-256 of the indices)."""
     key_parts = {"data": dataset_key, "idx": hashlib.sha256(idx.numpy().tobytes()).hexdigest(), "model": model_name,
                  "train": train.model_dump(mode="json"), "target": target.model_dump(mode="json"), "seed": seed}
-    model, info = victim.train_or_load(ctx, role=role, model_factory=factory, train_data=data.subset(idx),
-                                       train_config=train, key_parts=key_parts, init_seed=seed,
-                                       fit_fn=_fitter(train, target, seed, ctx.device))
+    if dirac_canaries is not None:
+        coords = dirac_canaries.to(torch.int64).contiguous()
+        key_parts["dirac_canaries"] = {"count": int(coords.numel()), "sampling": "poisson-rate",
+                                       "sha256": hashlib.sha256(coords.numpy().tobytes()).hexdigest()}
+    model, info = victim.train_or_load(ctx, role=role, model_factory=_factory(data, model_name, target),
+                                       train_data=data.subset(idx), train_config=train, key_parts=key_parts,
+                                       init_seed=seed, fit_fn=_fitter(train, target, seed, ctx.device, dirac_canaries))
     return model, info["fit"]
 
 

@@ -8,6 +8,14 @@ with ``ModuleValidator.fix`` (BatchNorm → GroupNorm) when it needs to be. Batc
 the accountant assumes). This is the *central* counterpart of the local mechanisms in :mod:`privlab.protect.ldp_pixel`:
 same ε per example, a trusted curator instead of noise on each image.
 
+White-box gradient (Dirac) canaries for auditing (Steinke, Nasr & Jagielski 2023): ``train_dpsgd(...,
+dirac_canaries=coords)`` treats each flat coordinate ``c`` of the model's trainable parameters as one more record whose
+clipped per-example gradient is ``max_grad_norm · e_c``. At every optimizer step each canary joins the batch
+independently with the run's Poisson sampling rate (like any record), and its vector is added to the summed clipped
+gradient before the Gaussian noise (a wrapper around the ``DPOptimizer.add_noise`` of opacus). A canary is thus a
+record of the largest allowed gradient norm sampled as the records are, so the accountant's ε holds for it too. The
+real data's batches, clipping and noise draws are unchanged (the canaries use their own generator).
+
 Example:
     >>> cfg = DPSGDConfig(epsilon=2.0, delta=1e-5, epochs=3, batch_size=64)
     >>> round(noise_multiplier(cfg, dataset_size=1437), 2) > 0
@@ -34,7 +42,16 @@ from privlab.errors import BudgetError, ConfigError
 from privlab.protect.base import PROTECTIONS, Budget
 from privlab.protect.ldp_budget import check_delta, check_epsilon
 
-__all__ = ["DPSGDConfig", "DPSGDResult", "noise_multiplier", "prepare_model", "sample_rate", "train_dpsgd"]
+__all__ = [
+    "DPSGDConfig",
+    "DPSGDResult",
+    "flat_parameters",
+    "noise_multiplier",
+    "prepare_model",
+    "sample_rate",
+    "train_dpsgd",
+    "trainable_parameters",
+]
 
 
 class DPSGDConfig(Spec):
@@ -61,6 +78,8 @@ class DPSGDResult:
         delta: δ.
         history: per epoch ``train_loss`` (nats), ``train_accuracy``, ``seconds``, ``epsilon``.
         fixed: whether ``ModuleValidator.fix`` changed the model.
+        canary_insertions: with ``dirac_canaries``, how many (canary, step) pairs added a canary gradient (its
+            expectation is canaries × steps × sampling rate); 0 without.
     """
 
     noise_multiplier: float
@@ -68,6 +87,7 @@ class DPSGDResult:
     delta: float
     history: list[dict[str, float]] = field(default_factory=list)
     fixed: bool = False
+    canary_insertions: int = 0
 
     def budget(self) -> Budget:
         """The central-DP budget per training example."""
@@ -128,6 +148,55 @@ def prepare_model(model: nn.Module) -> tuple[nn.Module, bool]:
     return fixed, True
 
 
+def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """``(name, parameter)`` of every parameter that requires a gradient, in ``named_parameters`` order: the order
+    of the flat coordinates of :func:`flat_parameters` and of ``dirac_canaries``."""
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+def flat_parameters(model: nn.Module) -> torch.Tensor:
+    """The trainable parameters of ``model`` as one flat float tensor (detached, on the CPU), length = their total
+    number of entries, in :func:`trainable_parameters` order."""
+    return torch.cat([p.detach().reshape(-1).cpu() for _, p in trainable_parameters(model)])
+
+
+def _insert_dirac_canaries(
+    optimizer: Any, model: nn.Module, coordinates: torch.Tensor, clip: float, rate: float, gen: torch.Generator
+) -> list[int]:
+    """Wrap ``optimizer.add_noise`` (an opacus ``DPOptimizer``) so that before the noise each canary coordinate of
+    ``coordinates`` (flat indices, :func:`trainable_parameters` order) gets ``+clip`` in ``p.summed_grad`` with
+    probability ``rate`` per step. Returns a one-element list counting the insertions (updated in place)."""
+    params = trainable_parameters(model)
+    total = sum(p.numel() for _, p in params)
+    c = coordinates.to(torch.int64).reshape(-1)
+    if c.numel() and (int(c.min()) < 0 or int(c.max()) >= total or c.unique().numel() != c.numel()):
+        raise ConfigError(f"dirac_canaries must be distinct flat indices in [0, {total}) (the model's trainable "
+                          f"entries), got {c.numel()} indices in [{int(c.min())}, {int(c.max())}]")
+    slots: list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]] = []  # parameter, local indices, canary positions
+    start = 0
+    for _, p in params:
+        inside = (c >= start) & (c < start + p.numel())
+        if inside.any():
+            slots.append((p, c[inside] - start, torch.nonzero(inside).view(-1)))
+        start += p.numel()
+    original = optimizer.add_noise
+    count = [0]
+
+    def add_noise() -> None:
+        drawn = torch.rand(c.numel(), generator=gen) < rate  # Poisson sampling of each canary, as of any record
+        count[0] += int(drawn.sum())
+        for p, local, pos in slots:
+            take = drawn[pos]
+            if take.any():
+                delta = torch.zeros(p.numel(), dtype=p.summed_grad.dtype)
+                delta[local[take]] = clip
+                p.summed_grad.add_(delta.to(p.summed_grad.device).view_as(p.summed_grad))
+        original()
+
+    optimizer.add_noise = add_noise
+    return count
+
+
 def train_dpsgd(
     model: nn.Module,
     data: LabelledImages,
@@ -136,6 +205,7 @@ def train_dpsgd(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
+    dirac_canaries: torch.Tensor | None = None,
 ) -> tuple[nn.Module, DPSGDResult]:
     """Train ``model`` on ``data`` with DP-SGD; return the trained (plain) module and a :class:`DPSGDResult`.
 
@@ -146,6 +216,11 @@ def train_dpsgd(
         seed: seeds weights-independent randomness (Poisson sampling, noise).
         device: where to train.
         progress: progress reporter (None: silent).
+        dirac_canaries: ``(k,)`` distinct flat indices into the trainable parameters (:func:`flat_parameters`
+            order) of white-box gradient canaries: at each step each joins the batch with the sampling rate and
+            adds ``max_grad_norm`` to its coordinate of the summed clipped gradient before the noise (module
+            docstring). The canary draws use their own generator (seed ``seed + 2``); the data's training is
+            unchanged.
     """
     from opacus import PrivacyEngine
     from torch.utils.data import DataLoader
@@ -173,6 +248,10 @@ def train_dpsgd(
             max_grad_norm=cfg.max_grad_norm,
             noise_generator=noise_gen,
         )
+    inserted = [0]
+    if dirac_canaries is not None:
+        rate, canary_gen = sample_rate(cfg.batch_size, len(data)), torch.Generator().manual_seed(seed + 2)
+        inserted = _insert_dirac_canaries(dp_opt, model, dirac_canaries, cfg.max_grad_norm, rate, canary_gen)
     history: list[dict[str, float]] = []
     with progress.task("dp-sgd", total=cfg.epochs) as advance, warnings.catch_warnings():
         # opacus' hooks warn that no input requires grad (true: only parameters do)
@@ -208,7 +287,7 @@ def train_dpsgd(
             advance(1, loss=stats["train_loss"], eps=spent)
     plain: Any = getattr(dp_model, "_module", dp_model)
     eps = history[-1]["epsilon"] if history else math.nan
-    return plain, DPSGDResult(sigma, eps, cfg.delta, history, fixed)
+    return plain, DPSGDResult(sigma, eps, cfg.delta, history, fixed, inserted[0])
 
 
 PROTECTIONS.add(

@@ -4,7 +4,7 @@
 attack × target table (AUC, balanced accuracy, TPR at 0.1 % and 1 % FPR, from the run's metrics) and the most exposed
 records of each target as an image grid (``exposed.safetensors``, member or not written under each image).
 
-``audit-dp``: the empirical lower bound on ε (a line per mode: one-run, several-runs) against the accountant's ε
+``audit-dp``: the empirical lower bound on ε (a line per mode and canary kind) against the accountant's ε
 across the runs (an ε sweep), with the line ε_lb = ε and the largest bound the number of guesses allows (one-run),
 then a table of the runs.
 """
@@ -179,7 +179,7 @@ def _audit_points(runs: list[RunRecord], store: Store) -> list[dict[str, Any]]:
                 guesses = None
         t = r.spec.get("target") or {}
         pts.append({"run": r, "bound": float(r.metrics["epsilon_lower_bound"]), "epsilon": r.metrics.get("epsilon"),
-                    "mode": str(r.spec.get("mode", "one-run")),
+                    "mode": str(r.spec.get("mode", "one-run")), "canary": str(r.spec.get("canary", "mislabel")),
                     "kind": t.get("kind"), "guesses": guesses, "confidence": float(r.spec.get("confidence", 0.95)),
                     "accuracy": r.metrics.get("test_accuracy"), "guess_accuracy": r.metrics.get("guess_accuracy")})
     return pts
@@ -199,9 +199,13 @@ def audit_bound_figure(points: list[dict[str, Any]]) -> str | None:
     xs = [p["epsilon"] for p in pts]
     fig = Figure(figsize=(5.2, 3.8), layout="constrained")
     ax = fig.subplots()
-    for mode in sorted({p.get("mode", "one-run") for p in pts}):
-        mine = [p for p in pts if p.get("mode", "one-run") == mode]
-        ax.plot([p["epsilon"] for p in mine], [p["bound"] for p in mine], "o-", label=f"{mode} lower bound ε_lb")
+    def line(p: dict[str, Any]) -> tuple[str, str]:
+        return p.get("mode", "one-run"), p.get("canary", "mislabel")
+
+    for mode, canary in sorted({line(p) for p in pts}):
+        mine = [p for p in pts if line(p) == (mode, canary)]
+        ax.plot([p["epsilon"] for p in mine], [p["bound"] for p in mine], "o-",
+                label=f"{mode} ({canary} canaries) lower bound ε_lb")
     lo, hi = min(xs) / 1.5, max(xs) * 1.5
     ax.plot([lo, hi], [lo, hi], "k:", linewidth=0.8, label="ε_lb = ε (tight)")
     top = max(p["bound"] for p in pts)
@@ -242,10 +246,11 @@ def audit_dp_section(runs: list[RunRecord], store: Store) -> str:
             f"<td class='num'>{esc(format_value(p['bound']))}</td>"
             f"<td class='num'>{esc(format_value(p['guess_accuracy'], 'acc'))}</td>"
             f"<td class='num'>{esc(p['guesses'])}</td>"
-            f"<td class='num'>{esc(format_value(p['accuracy'], 'acc'))}</td><td>{esc(p['mode'])}</td></tr>"
+            f"<td class='num'>{esc(format_value(p['accuracy'], 'acc'))}</td><td>{esc(p['mode'])}</td>"
+            f"<td>{esc(p['canary'])}</td></tr>"
             for p in sorted(pts, key=lambda p: (p["epsilon"] is None, p["epsilon"] or 0.0))
         )
         head = "".join(f"<th>{h}</th>" for h in ("run", "target", "accountant ε", "ε lower bound", "guess accuracy",
-                                                   "guesses", "test accuracy", "mode"))
+                                                   "guesses", "test accuracy", "mode", "canary"))
         parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
     return "\n".join(parts) + "\n" + generic_section(runs, store)
