@@ -176,3 +176,21 @@ def test_batch_label_counts_on_a_known_gradient(labels: list[int]) -> None:
     # the sign rule alone finds which classes are present, not how often
     present = set(torch.nonzero(g[-1] < 0).flatten().tolist())
     assert present == set(labels)
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_stop_loss_ends_the_work_once_a_restart_is_good_enough(batched: bool) -> None:
+    """Restart 0 starts at the truth (loss ≈ 0): with stop_loss the batch stops at the first check (history of one
+    point) and a loop skips the other restarts; without it every restart runs all iterations."""
+    model = _tiny()
+    obs, x = _observation(model)
+    cfg = {"objective": "l2", "optimizer": "adam", "lr": 1e-3, "iterations": 30, "signed": False, "boxed": False,
+           "lr_decay": False, "tv": 0.0, "space": "pixel", "restarts": 3, "batch_restarts": batched,
+           "record_every": 5}  # fmt: skip
+    full = _TruthAt(x, 0, **cfg).run(obs, generator=torch.Generator().manual_seed(0))
+    assert full.stats["restarts_run"] == 3 and full.stats["history"][-1][0] == 29
+    early = _TruthAt(x, 0, stop_loss=1e-6, **cfg).run(obs, generator=torch.Generator().manual_seed(0))
+    assert early.stats["restart_best"] == 0 and early.stats["restart_losses"][0] < 1e-6
+    assert early.stats["history"] == [(0, pytest.approx(early.stats["history"][0][1]))]  # stopped at iteration 0
+    assert early.stats["restarts_run"] == (3 if batched else 1)
+    torch.testing.assert_close(early.data, x, atol=1e-2, rtol=0)

@@ -15,6 +15,7 @@ One loop serves DLG, iDLG and Inverting Gradients; the presets differ only in :c
 - **restarts**, the best kept by the final gradient-matching loss (``scoring: loss``) or the lowest TV; with
   ``batch_restarts`` (default) they are optimised as one batch (:mod:`.batched`) unless the model couples a batch;
   ``stats`` report every restart's final loss (``restart_losses``), the winner (``restart_best``) and the mode;
+  ``stop_loss`` ends the work early once a restart's matching loss is that low (an attacker-side criterion);
 - **labels**: ``known`` (from the observation), ``joint`` (DLG: soft labels optimised with the images),
   ``idlg`` (analytic, one image) or ``batch`` (from the last layer's gradient, repeats allowed), see :mod:`.labels`.
 
@@ -86,6 +87,12 @@ class InversionConfig(Spec):
         default=True, description="optimise the restarts as one batch (torch.func) where the model allows it"
     )
     scoring: Literal["loss", "tv"] = Field(default="loss", description="how the best restart is chosen")
+    stop_loss: float | None = Field(
+        default=None,
+        gt=0,
+        description="stop early once a restart's matching loss (objective units, checked every record_every "
+        "iterations) is ≤ this: the batch of restarts stops, a loop skips the restarts left (None: never)",
+    )
     init: Literal["randn", "rand", "zeros"] = Field(default="randn", description="initial dummy images")
     labels: Literal["known", "joint", "idlg", "batch"] = Field(default="known", description="label strategy")
     space: Literal["normalized", "pixel"] = Field(default="normalized", description="optimisation coordinates")
@@ -111,6 +118,11 @@ def _end_of_step(
     if boxed:
         with torch.no_grad():
             z.copy_(torch.maximum(torch.minimum(z, hi), lo))
+
+def _reached(stop_loss: float | None, losses: list[float]) -> bool:
+    """Whether the early-stop rule holds: ``stop_loss`` is set and some finite loss in ``losses`` is ≤ it."""
+    return stop_loss is not None and any(math.isfinite(v) and v <= stop_loss for v in losses)
+
 
 def _lr_schedule(opt: torch.optim.Optimizer, cfg: Any) -> torch.optim.lr_scheduler.MultiStepLR | None:
     """Inverting Gradients' step decay (×0.1 at 3/8, 5/8 and 7/8 of ``cfg.iterations``), or None without
@@ -324,6 +336,8 @@ class GradientInversion(Attack):
         else:
             finals, keys, results, histories = [], [], [], []
             for r, (z0, s0) in enumerate(inits):
+                if _reached(cfg.stop_loss, finals):  # an earlier restart is good enough: skip the rest
+                    break
                 z = z0.clone().requires_grad_(True)
                 soft = None if s0 is None else s0.clone().requires_grad_(True)
                 variables = [z] if soft is None else [z, soft]
@@ -348,6 +362,7 @@ class GradientInversion(Attack):
             "restart": best_r,
             "restart_best": best_r,
             "restarts": cfg.restarts,
+            "restarts_run": len(finals),  # fewer than restarts when stop_loss ended a loop early
             "restart_scores": keys,
             "restart_losses": finals,
             "restart_mode": "batched" if run_batched is not None else ("single" if cfg.restarts == 1 else "looped"),
@@ -437,7 +452,7 @@ class GradientInversion(Attack):
                     live = [v for r, v in enumerate(values) if not bool(frozen[r])]
                     advance(cfg.record_every if it else 1, objective=min(live) if live else math.nan)
                     frozen = frozen | ~torch.isfinite(loss.detach())
-                    if bool(frozen.all()):
+                    if bool(frozen.all()) or _reached(cfg.stop_loss, live):
                         break
         with torch.enable_grad():
             finals = batched_matching(zs.detach(), None if softs is None else softs.detach()).detach().cpu().tolist()
@@ -505,6 +520,6 @@ class GradientInversion(Attack):
                     if callback is not None:
                         callback(restart, it, last)
                     advance(cfg.record_every if it else 1, objective=last)
-                    if not math.isfinite(last):  # diverged (DLG's known gradient explosion): stop this restart
+                    if not math.isfinite(last) or _reached(cfg.stop_loss, [last]):  # diverged, or good enough
                         break
         return history, last
