@@ -151,24 +151,25 @@ def train_or_load(
 
 
 def reference_classifier(
-    ctx: RunContext, train: LabelledImages, config: TrainConfig, *, dataset: Mapping[str, Any]
+    ctx: RunContext, train: LabelledImages, config: TrainConfig, *, dataset: Mapping[str, Any], model: str = "lenet5"
 ) -> nn.Module:
-    """The reference classifier that scores reconstructions: a LeNet-5 (normalised with ``train``'s mean/std)
-    trained on the clean ``train`` split, initialised with seed ``ctx.seed + 1``; cached as role ``reference``.
+    """The reference classifier that scores reconstructions: ``model`` (a registered architecture, LeNet-5 by
+    default; normalised with ``train``'s mean/std) trained on the clean ``train`` split, initialised with seed
+    ``ctx.seed + 1``; cached as role ``reference``.
 
     ``dataset`` describes the data set (its spec as JSON) for the cache key. Returns the model in eval mode.
     """
-    model, _ = train_or_load(
+    ref, _ = train_or_load(
         ctx,
         role="reference",
-        model_factory=lambda: build_model("lenet5", train.num_classes, train.shape, mean=train.mean, std=train.std),
+        model_factory=lambda: build_model(model, train.num_classes, train.shape, mean=train.mean, std=train.std),
         train_data=train,
         train_config=config,
-        key_parts={"dataset": dict(dataset), "model": "lenet5", "train": config.model_dump(mode="json"),
+        key_parts={"dataset": dict(dataset), "model": model, "train": config.model_dump(mode="json"),
                    "seed": ctx.seed},
         init_seed=ctx.seed + 1,
     )  # fmt: skip
-    return model
+    return ref
 
 
 # -- checkpoints of `privlab train` --------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ DEFAULT_RESTARTS = 4
         "privlab invert --attack idlg --defense prune:70 --json",
         "privlab invert --attack inverting-gradients --model convnet64 --train-victim 10 --iterations 2000",
         "privlab invert --attack dlg --defense dpsgd:noise_multiplier=0.5,clip=1 --json",
+        "privlab invert --dataset cifar10 --resize 0 --data-root DATA --semsim-model runs/sem/RUN/semsim.safetensors",
     )
 )
 @handle_errors
@@ -68,6 +69,9 @@ def invert(
         0, "--fedavg-steps", max=10_000, help="share a FedAvg update of N local steps instead"
     ),
     metrics: str = typer.Option("mse,psnr,ssim,lpips", "--metrics", help="similarity metrics (lpips when available)"),
+    semsim_model: Path | None = typer.Option(
+        None, "--semsim-model", help="SemSim checkpoint (semsim.safetensors of `privlab run semsim`): adds semsim"
+    ),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="seed of the run"),
     out: OutOption = Path("runs"),
     force: ForceOption = False,
@@ -106,6 +110,8 @@ def invert(
         "defense": parse_defense(defense),
         "metrics": [m.strip() for m in metrics.split(",") if m.strip()],
     }
+    if semsim_model is not None:
+        data["semsim_model"] = str(semsim_model)
     if fedavg_steps > 0:
         data["threat"] = {"kind": "fedavg", "local_steps": fedavg_steps}
     spec = spec_from_mapping(data, source="privlab invert options")

@@ -7,7 +7,15 @@ from pathlib import Path
 import typer
 
 from privlab.cli import app
-from privlab.cli._common import JSON_HELP, QUIET_HELP, emit_json, examples, handle_errors, print_table
+from privlab.cli._common import (
+    JSON_HELP,
+    QUIET_HELP,
+    DataRootOption,
+    emit_json,
+    examples,
+    handle_errors,
+    print_table,
+)
 
 semsim_app = typer.Typer(
     name="semsim",
@@ -326,16 +334,25 @@ def import_cmd(
 
 @semsim_app.command(
     "proxy",
-    epilog=examples("privlab semsim proxy --preset smoke --out runs/semsim", "privlab semsim proxy --out runs/semsim"),
+    epilog=examples(
+        "privlab semsim proxy --preset smoke --out runs/semsim",
+        "privlab semsim proxy --out runs/semsim",
+        "privlab semsim proxy --preset cifar10-cpu --data-root ../shared/data --out runs/semsim-cifar10",
+    ),
 )
 @handle_errors
 def proxy_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="output folder (results store, run folders, report)"),
-    preset: str = typer.Option("cpu", "--preset", help="smoke (seconds), cpu (minutes), paper (GPU)"),
+    preset: str = typer.Option(
+        "cpu",
+        "--preset",
+        help="smoke (seconds), cpu (minutes), cifar10-cpu (≈ 8 CPU min, needs --data-root), paper (GPU)",
+    ),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="run seed"),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+    data_root: DataRootOption = None,
 ) -> None:
     """The proxy experiment (no human data): label attack reconstructions with a classifier, train SemSim, compare.
 
@@ -346,7 +363,7 @@ def proxy_cmd(
     from privlab.run import execute, load_spec
 
     spec = load_spec(experiment="semsim", preset=preset, overrides={"seed": seed})
-    (o,) = execute(spec, out, device=device, quiet=quiet or json_out)
+    (o,) = execute(spec, out, device=device, quiet=quiet or json_out, data_root=data_root)
     run_dir = Path(out) / o.id
     agr_path = run_dir / "agreement.json"
     agr = json.loads(agr_path.read_text("utf-8")) if agr_path.exists() else {}

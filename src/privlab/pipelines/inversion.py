@@ -21,7 +21,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, field_validator, model_validator
@@ -34,7 +35,7 @@ from privlab.config import ExperimentSpec, Spec
 from privlab.context import RunContext
 from privlab.data import LabelledImages
 from privlab.data.spec import DatasetSpec, load_split
-from privlab.errors import ConfigError
+from privlab.errors import ConfigError, DataMissingError
 from privlab.measure.image.matching import align_labels, match_reconstructions
 from privlab.models import ModelName, build_model
 from privlab.pipelines import PIPELINES
@@ -68,6 +69,8 @@ class InversionSpec(ExperimentSpec):
     """Spec of the ``inversion`` experiment."""
 
     experiment: Literal["inversion"] = "inversion"
+    #: added later: runs recorded before it existed keep their hash
+    hash_omit_defaults: ClassVar[tuple[str, ...]] = ("semsim_model",)
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     split: Literal["train", "test"] = Field(default="test", description="where the client's images come from")
     num_images: int = Field(default=1, ge=1, le=100_000, description="images attacked in total")
@@ -88,6 +91,11 @@ class InversionSpec(ExperimentSpec):
     lpips_net: Literal["alex", "vgg", "squeeze"] = Field(default="alex", description="LPIPS backbone")
     reference_classifier: TrainConfig | None = Field(
         default=None, description="train a reference classifier (lenet5) to score classifier agreement"
+    )
+    semsim_model: str | None = Field(
+        default=None,
+        description="a SemSim checkpoint (semsim.safetensors of a `privlab run semsim` run; relative to the working "
+        "folder): every reconstruction also gets a SemSim score (semsim is added to metrics)",
     )
 
     @field_validator("attack")
@@ -146,6 +154,36 @@ def _reference(spec: InversionSpec, ctx: RunContext, train: LabelledImages) -> n
     return reference_classifier(ctx, train, spec.reference_classifier, dataset=spec.dataset.model_dump(mode="json"))
 
 
+def _semsim_checkpoint(spec: InversionSpec, pool: LabelledImages) -> Path | None:
+    """The absolute path of ``spec.semsim_model`` (None when unset), checked before any attack runs: the file exists,
+    is a SemSim checkpoint, and was trained on images like ``pool``'s (channels and size).
+
+    Raises:
+        DataMissingError: no such file (the message says how to make one). FileFormatError: not a SemSim
+        checkpoint. ConfigError: trained on images of another channel count or size.
+    """
+    from privlab.measure.semsim.model import load_semsim
+
+    if spec.semsim_model is None:
+        return None
+    path = Path(spec.semsim_model).expanduser().resolve()
+    if not path.is_file():
+        raise DataMissingError(
+            f"semsim_model: SemSim checkpoint {path} not found. Train one on images like these, e.g. for CIFAR-10 "
+            "`privlab run semsim --preset cifar10-cpu --data-root DATA --out runs/semsim` (digits: --preset cpu), "
+            "and give its run folder's semsim.safetensors"
+        )
+    net, _ = load_semsim(path)
+    c, h, w = pool.shape
+    if (net.in_channels, net.input_size, net.input_size) != (c, h, w):
+        raise ConfigError(
+            f"semsim_model {path} was trained on {net.in_channels}-channel {net.input_size}×{net.input_size} images "
+            f"but the data set gives {c}-channel {h}×{w} images; train SemSim on these images "
+            f"(`privlab run semsim` with this dataset, semsim.input_size={h}) or set dataset.resize to match"
+        )
+    return path
+
+
 def _cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     dot = sum(float((x * y).sum()) for x, y in zip(a, b, strict=True))
     na = math.sqrt(sum(float(x.pow(2).sum()) for x in a))
@@ -190,6 +228,8 @@ def _similarity_metrics(
             notes[name] = f"skipped: images are {small}×{small}, smaller than the 11×11 SSIM window; set dataset.resize"
     if reference is not None and "classifier" not in metrics:
         metrics.append("classifier")
+    if spec.semsim_model is not None and "semsim" not in metrics:
+        metrics.append("semsim")
     return metrics, notes
 
 
@@ -367,6 +407,7 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
     train, pool = _client_images(spec, ctx)
     model = _victim(spec, ctx, train)
     victim_acc = _victim_accuracy(spec, ctx, model, pool)
+    semsim_model = _semsim_checkpoint(spec, pool)
     reference = _reference(spec, ctx, train)
     metrics, notes = _similarity_metrics(spec, pool, reference)
     defense = build_defense(spec.defense)
@@ -374,7 +415,7 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
     a = _attack_batches(spec, ctx, model, pool, defense, attack)
     table = score(
         a.x, a.rec, metrics, labels=a.y, classifier=reference, lpips_net=spec.lpips_net, device=ctx.device,
-        indices=a.indices,
+        indices=a.indices, semsim_model=semsim_model,
     )  # fmt: skip
     label_correct = (a.y_rec == a.y).float()
     rows = []

@@ -4,15 +4,17 @@ Two sources of labels:
 
 - ``manifest:`` — a manifest of human answers (:mod:`privlab.measure.semsim.annotations`, e.g. collected with
   ``privlab semsim annotate``);
-- otherwise the **proxy** (no human data ships with privlab): digits are reconstructed by gradient-inversion attacks
+- otherwise the **proxy** (no human data ships with privlab): test images (digits, or CIFAR-10 with the
+  ``cifar10-cpu`` preset) are reconstructed by gradient-inversion attacks
   at several strengths (``settings:`` — attack, its overrides and a defence on the shared gradient, one sigmoid
   LeNet victim at DLG initialisation), and a reconstruction counts as *recognised* when a reference classifier
-  trained on clean digits (a LeNet-5 on the train split, from the victim stage's cache; the attacked images come
-  from the test split) predicts its true label. The PNGs and the manifest are written to ``proxy/`` in the run folder.
+  trained on clean images (``reference_model``, a LeNet-5 by default, on the train split, from the victim stage's
+  cache; the attacked images come from the test split) predicts its true label. The PNGs and the manifest are
+  written to ``proxy/`` in the run folder.
 
 The originals are split (seeded) into a training part and a held-out part; SemSim is trained on the triplets of the
 training part (with ``semsim.pretrain: classifier`` its trunk is first trained as a classifier on the CLEAN train
-split of ``dataset``; the proxy's originals are test images and its labeller is a separate LeNet-5); on the held-out
+split of ``dataset``; the proxy's originals are test images and its labeller is a separate model); on the held-out
 part every metric (MSE, PSNR, SSIM, LPIPS when its weights exist, SemSim) is scored and compared with the labels
 (:func:`privlab.measure.semsim.agreement.agreement`).
 
@@ -28,7 +30,7 @@ import io
 import re
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, field_validator
@@ -47,7 +49,7 @@ from privlab.measure.semsim.annotations import Annotation, Manifest, load_manife
 from privlab.measure.semsim.model import save_semsim
 from privlab.measure.semsim.score import semsim_distance
 from privlab.measure.semsim.train import SemSimTrainConfig, TripletData, train_semsim
-from privlab.models import build_model
+from privlab.models import ModelName, build_model
 from privlab.pipelines import PIPELINES
 from privlab.protect.gradient import DefenseSpec, ThreatModel, build_defense, resolve_defense
 from privlab.store import MetricRecord, sha256_file
@@ -110,13 +112,18 @@ class SemSimSpec(ExperimentSpec):
     """Spec of the ``semsim`` experiment."""
 
     experiment: Literal["semsim"] = "semsim"
+    #: added later: runs recorded before it existed (LeNet-5 labeller) keep their hash
+    hash_omit_defaults: ClassVar[tuple[str, ...]] = ("reference_model",)
     manifest: str | None = Field(default=None, description="human labels (manifest CSV/JSON); none: the proxy")
     dataset: DatasetSpec = Field(default_factory=lambda: DatasetSpec(name="digits", resize=16))
     num_images: int = Field(default=40, ge=2, le=100_000, description="proxy: originals attacked in every setting")
     victim: str = Field(default="lenet_dlg", description="proxy: victim model (fresh, DLG-uniform init for lenet_dlg)")
     settings: list[ProxySetting] = Field(default_factory=_default_settings, description="proxy: attack settings")
     reference_classifier: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(epochs=10, lr=0.002), description="proxy: the labeller (LeNet-5)"
+        default_factory=lambda: TrainConfig(epochs=10, lr=0.002), description="proxy: how the labeller is trained"
+    )
+    reference_model: ModelName = Field(
+        default="lenet5", description="proxy: the labeller's architecture (lenet5; fast_cnn for CIFAR-10)"
     )
     train_fraction: float = Field(default=0.5, gt=0, lt=1, description="originals used to train SemSim")
     semsim: SemSimTrainConfig = Field(default_factory=SemSimTrainConfig, description="SemSim network and training")
@@ -182,7 +189,9 @@ def _generate_proxy(spec: SemSimSpec, ctx: RunContext) -> tuple[Manifest, dict[s
     train, test = load_datasets(spec.dataset, ctx)
     if spec.num_images > len(test):
         raise ConfigError(f"num_images {spec.num_images} > {len(test)} test images of {spec.dataset.name}")
-    ref = reference_classifier(ctx, train, spec.reference_classifier, dataset=spec.dataset.model_dump(mode="json"))
+    ref = reference_classifier(
+        ctx, train, spec.reference_classifier, dataset=spec.dataset.model_dump(mode="json"), model=spec.reference_model
+    )
     ref_acc = evaluate(ref, test, device=ctx.device)["accuracy"]
     victim = _proxy_victim(spec, ctx, train)
     order = torch.randperm(len(test), generator=ctx.generator(1))[: spec.num_images]

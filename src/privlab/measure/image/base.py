@@ -50,6 +50,7 @@ class SimilarityOptions:
     device: str | torch.device | None = None
     ms_ssim_betas: Sequence[float] | None = None
     ms_ssim_kernel: int | None = None
+    semsim_model: str | Path | None = None  # a SemSim checkpoint for ``semsim`` (None: its default / env variable)
 
 
 @dataclass

@@ -141,6 +141,7 @@ def score(
     ms_ssim_betas: Sequence[float] | None = None,
     ms_ssim_kernel: int | None = None,
     indices: Sequence[int] | None = None,
+    semsim_model: str | Path | None = None,
 ) -> SimilarityTable:
     """Per-image similarity of ``reconstruction`` to ``original`` (both ``N×C×H×W`` float in ``[0, 1]``, C = 1 or 3).
 
@@ -154,6 +155,8 @@ def score(
         device: where LPIPS runs (default: CUDA when present, else CPU).
         ms_ssim_betas, ms_ssim_kernel: override the MS-SSIM scales/window (default: chosen from the image size).
         indices: the ``index`` written in each row (default ``0 … N−1``).
+        semsim_model: SemSim checkpoint (``semsim.safetensors``) for the ``semsim`` metric (default: the one set with
+            :func:`privlab.measure.semsim.set_default_model` or ``$PRIVLAB_SEMSIM_MODEL``).
 
     Raises:
         ConfigError: bad shapes or ranges, unknown metric, missing labels/classifier, images too small.
@@ -182,6 +185,7 @@ def score(
         device=device,
         ms_ssim_betas=ms_ssim_betas,
         ms_ssim_kernel=ms_ssim_kernel,
+        semsim_model=semsim_model,
     )
     columns: dict[str, torch.Tensor] = {}
     notes: dict[str, str] = {}

@@ -5,9 +5,9 @@
 similar = more leakage. Images are preprocessed exactly as in training.
 
 This file registers ``semsim`` as an image metric (:data:`privlab.measure.image.SIMILARITY_METRICS`); the metric
-reads its checkpoint from :func:`set_default_model` or, failing that, the environment variable
-``PRIVLAB_SEMSIM_MODEL`` (so ``PRIVLAB_SEMSIM_MODEL=ckpt.safetensors privlab similarity DIR --metrics psnr,semsim``
-works).
+reads its checkpoint from ``score(..., semsim_model=PATH)`` (the inversion experiment's ``semsim_model:``), else
+from :func:`set_default_model` or, failing that, the environment variable ``PRIVLAB_SEMSIM_MODEL`` (so
+``PRIVLAB_SEMSIM_MODEL=ckpt.safetensors privlab similarity DIR --metrics psnr,semsim`` works).
 
 Example:
     >>> import torch
@@ -29,7 +29,7 @@ from privlab.errors import DataMissingError
 from privlab.measure.image.base import MetricOutput, SimilarityOptions, register_metric
 from privlab.measure.semsim.model import SemSimNet, load_semsim
 
-__all__ = ["ENV_VAR", "default_model", "semsim_distance", "set_default_model"]
+__all__ = ["ENV_VAR", "cached_model", "default_model", "semsim_distance", "set_default_model"]
 
 ENV_VAR = "PRIVLAB_SEMSIM_MODEL"
 _default: str | None = None
@@ -77,9 +77,21 @@ def default_model(device: str | torch.device | None = None) -> tuple[SemSimNet, 
             f"(or `privlab semsim proxy`), then set {ENV_VAR}=PATH/semsim.safetensors or call "
             "privlab.measure.semsim.set_default_model(PATH)"
         )
+    return cached_model(path, device, source=f"from {ENV_VAR} or set_default_model")
+
+
+def cached_model(
+    path: str | Path, device: str | torch.device | None = None, *, source: str = "given"
+) -> tuple[SemSimNet, str]:
+    """The SemSim network of the checkpoint ``path`` (cached per file, modification time and device) and its path.
+
+    Raises:
+        DataMissingError: no such file (the message names ``source``: where the path came from).
+        FileFormatError: not a SemSim checkpoint.
+    """
     p = Path(path).expanduser()
     if not p.is_file():
-        raise DataMissingError(f"SemSim checkpoint {p} not found (from {ENV_VAR} or set_default_model)")
+        raise DataMissingError(f"SemSim checkpoint {p} not found ({source})")
     dev = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     key = (str(p.resolve()), p.stat().st_mtime, dev)
     if key not in _cache:
@@ -91,10 +103,14 @@ def default_model(device: str | torch.device | None = None) -> tuple[SemSimNet, 
     "semsim",
     unit=None,
     higher_is_better=False,
-    description=f"learned human-aligned distance (SemSim); checkpoint from ${ENV_VAR}",
+    description=f"learned human-aligned distance (SemSim); checkpoint from semsim_model or ${ENV_VAR}",
 )
 def _semsim_metric(x: torch.Tensor, y: torch.Tensor, opts: SimilarityOptions) -> MetricOutput:
-    model, path = default_model(opts.device if opts.device not in (None, "auto") else None)
+    device = opts.device if opts.device not in (None, "auto") else None
+    if opts.semsim_model is not None:
+        model, path = cached_model(opts.semsim_model, device, source="semsim_model")
+    else:
+        model, path = default_model(device)
     cfg = model.config()
     note = (
         f"SemSim: L2 distance of {model.dim}-d ResNet-18 embeddings"
