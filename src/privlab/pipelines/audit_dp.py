@@ -111,8 +111,8 @@ def _canary_scores(model: torch.nn.Module, canaries: LabelledImages) -> torch.Te
 
 def choose_coordinates(model: torch.nn.Module, m: int, g: torch.Generator) -> torch.Tensor:
     """``m`` distinct flat coordinates (int64) drawn uniformly among the trainable entries of ``model``
-    (:func:`privlab.protect.dpsgd.flat_parameters` order): the gradient canaries."""
-    from privlab.protect.dpsgd import flat_parameters
+    (:func:`privlab.models.params.flat_parameters` order): the gradient canaries."""
+    from privlab.models.params import flat_parameters
 
     total = flat_parameters(model).numel()
     if m > total:
@@ -123,14 +123,14 @@ def choose_coordinates(model: torch.nn.Module, m: int, g: torch.Generator) -> to
 
 def _coordinate_scores(model: torch.nn.Module, init: torch.nn.Module, coords: torch.Tensor) -> torch.Tensor:
     """``−(θ_T − θ_0)[coords]``: ``m`` floats (parameter units), higher = the canary was in."""
-    from privlab.protect.dpsgd import flat_parameters
+    from privlab.models.params import flat_parameters
 
     return -(flat_parameters(model) - flat_parameters(init))[coords]
 
 
 def _coordinate_names(model: torch.nn.Module, coords: torch.Tensor) -> list[str]:
     """``"<parameter name>[<flat index in it>]"`` of each coordinate (for the artifact)."""
-    from privlab.protect.dpsgd import trainable_parameters
+    from privlab.models.params import trainable_parameters
 
     params = trainable_parameters(model)
     ends = torch.tensor([p.numel() for _, p in params]).cumsum(0)

@@ -39,6 +39,7 @@ from privlab.config import Spec
 from privlab.context import Progress, seed_everything
 from privlab.data.base import LabelledImages
 from privlab.errors import BudgetError, ConfigError
+from privlab.models.params import flat_parameters, trainable_parameters
 from privlab.protect.base import PROTECTIONS, Budget
 from privlab.protect.ldp_budget import check_delta, check_epsilon
 
@@ -146,18 +147,6 @@ def prepare_model(model: nn.Module) -> tuple[nn.Module, bool]:
             m.inplace = False
     ModuleValidator.validate(fixed, strict=True)
     return fixed, True
-
-
-def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """``(name, parameter)`` of every parameter that requires a gradient, in ``named_parameters`` order: the order
-    of the flat coordinates of :func:`flat_parameters` and of ``dirac_canaries``."""
-    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-
-
-def flat_parameters(model: nn.Module) -> torch.Tensor:
-    """The trainable parameters of ``model`` as one flat float tensor (detached, on the CPU), length = their total
-    number of entries, in :func:`trainable_parameters` order."""
-    return torch.cat([p.detach().reshape(-1).cpu() for _, p in trainable_parameters(model)])
 
 
 def _insert_dirac_canaries(
