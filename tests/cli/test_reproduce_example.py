@@ -11,7 +11,12 @@ def test_the_reproduction_sweep_covers_the_papers_with_their_published_values() 
     by_exp: dict[str, list] = {}
     for p in points:
         by_exp.setdefault(p.experiment, []).append(p)
-    assert set(by_exp) == {"shredder", "ldp", "unlearnable"}
+    assert set(by_exp) == {"shredder", "ldp", "unlearnable", "inversion", "mia"}
+    (idlg,) = by_exp["inversion"]
+    assert idlg.attack == "idlg" and idlg.num_images == 20 and idlg.dataset.name == "cifar10"
+    assert idlg.attack_config["stop_loss"] == 1e-5 and idlg.reference["label_accuracy"].value == 1.0
+    (mia,) = by_exp["mia"]
+    assert mia.model == "fast_cnn" and mia.references == 16 and mia.reference["rmia/auc"].value == 0.7225
     ldp = by_exp["ldp"]
     assert {p.dataset.name for p in ldp} == {"mnist"} and len(ldp) == 39
     # the study's ε grid for every learner that sees privatised data
