@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +55,21 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"shared data folder not found at {SHARED} (optional: real-data tests only)")
     return SHARED
+
+
+@pytest.fixture
+def mini_cifar10() -> Callable[[Path, Path, int], Path]:
+    """A maker of small CIFAR-10 roots: ``make(src, dst, per_class)`` copies the first ``per_class`` JPEG files of
+    each class of each split of the JPEG folder ``src`` into ``dst/cifar10-jpeg`` and returns ``dst`` (a real-data
+    test then avoids decoding all 60 000 files)."""
+
+    def make(src: Path, dst: Path, per_class: int) -> Path:
+        for split in ("train", "test"):
+            for cls in sorted(p for p in (src / split).iterdir() if p.is_dir()):
+                out = dst / "cifar10-jpeg" / split / cls.name
+                out.mkdir(parents=True)
+                for f in sorted(cls.iterdir())[:per_class]:
+                    shutil.copy(f, out / f.name)
+        return dst
+
+    return make

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -132,24 +131,13 @@ def test_report_grid_follows_the_per_image_scores(tmp_path: Path) -> None:
         assert _cells(render_report(store, max_figures=0)) == []
 
 
-def _mini_cifar10(src: Path, dst: Path, per_class: int = 2) -> Path:
-    """``dst/cifar10-jpeg`` with the first ``per_class`` JPEG files of each class of each split of ``src``."""
-    for split in ("train", "test"):
-        for cls in sorted(p for p in (src / split).iterdir() if p.is_dir()):
-            out = dst / "cifar10-jpeg" / split / cls.name
-            out.mkdir(parents=True)
-            for f in sorted(cls.iterdir())[:per_class]:
-                shutil.copy(f, out / f.name)
-    return dst
-
-
-def test_dlg_reconstructs_a_real_cifar10_image(shared_dir: Path, tmp_path: Path) -> None:
+def test_dlg_reconstructs_a_real_cifar10_image(shared_dir: Path, tmp_path: Path, mini_cifar10) -> None:
     """DLG (100 L-BFGS steps, 2 restarts) on lenet_dlg at its DLG initialisation, two real CIFAR-10 test images at
     32×32 through the pipeline: at least one reaches 30 dB (measured 25.3 and 45.4 dB, ≈ 50 s on one shared core)."""
     src = shared_dir / "data" / "cifar10-jpeg"
     if not (src / "train").is_dir():
         pytest.skip(f"CIFAR-10 JPEG folder not found at {src} (optional: real-data tests only)")
-    root = _mini_cifar10(src, tmp_path / "data")  # 20 + 20 real images: no 60 000-file decode in a test
+    root = mini_cifar10(src, tmp_path / "data", per_class=2)  # 20 + 20 real images: no 60 000-file decode in a test
     spec = spec_from_mapping(
         {
             "experiment": "inversion", "preset": "dlg", "dataset": {"name": "cifar10", "resize": None},

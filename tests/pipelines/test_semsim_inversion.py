@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest
@@ -126,24 +125,13 @@ def test_cifar10_cpu_preset_is_cifar_at_32_rgb(tmp_path: Path) -> None:
     assert "1 run(s); nothing was run" in r.output
 
 
-def _mini_cifar10(src: Path, dst: Path, per_class: int) -> Path:
-    """``dst/cifar10-jpeg`` with the first ``per_class`` JPEG files of each class of each split of ``src``."""
-    for split in ("train", "test"):
-        for cls in sorted(p for p in (src / split).iterdir() if p.is_dir()):
-            out = dst / "cifar10-jpeg" / split / cls.name
-            out.mkdir(parents=True)
-            for f in sorted(cls.iterdir())[:per_class]:
-                shutil.copy(f, out / f.name)
-    return dst
-
-
-def test_cifar10_cpu_preset_runs_on_real_images(shared_dir: Path, tmp_path: Path) -> None:
+def test_cifar10_cpu_preset_runs_on_real_images(shared_dir: Path, tmp_path: Path, mini_cifar10) -> None:
     """The preset on 30 + 30 real CIFAR-10 JPEGs, 8 images, two cheap settings, 1 epoch everywhere; its checkpoint
     is 3-channel 32×32 and scores an inversion run on CIFAR-10."""
     src = shared_dir / "data" / "cifar10-jpeg"
     if not (src / "train").is_dir():
         pytest.skip(f"CIFAR-10 JPEG folder not found at {src} (optional: real-data tests only)")
-    root = _mini_cifar10(src, tmp_path / "data", per_class=3)  # no 60 000-file decode in a test
+    root = mini_cifar10(src, tmp_path / "data", per_class=3)  # no 60 000-file decode in a test
     spec = load_spec(
         experiment="semsim",
         preset="cifar10-cpu",

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from privlab.report.budget import take_figure
 from privlab.report.plots import figure_to_data_uri
-from privlab.report.sections import SECTIONS, esc, format_value, run_anchor, run_label
+from privlab.report.sections import SECTIONS, artifact_path, esc, format_value, run_anchor, run_label
 from privlab.store import RunRecord, Store
 
 __all__ = ["MAX_PAIRS", "inversion_section", "similarity_order"]
@@ -70,21 +70,19 @@ def _defense_label(run: RunRecord, store: Store) -> str:
 
 
 def _grid_img(run: RunRecord, store: Store) -> str:
-    for art in store.artifacts(run.id):
-        if art["kind"] == "grid":
-            if not take_figure():
-                return ""
-            try:
-                data = (store.out_dir / art["path"]).read_bytes()
-            except OSError:
-                return '<p class="muted">grid image missing</p>'
-            uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-            return (
-                f'<figure><img src="{uri}" alt="originals and reconstructions of {esc(run.id)}" '
-                'style="image-rendering: pixelated; max-width: 100%">'
-                f"<figcaption>{esc(run_label(run))}: originals (top), reconstructions (bottom)</figcaption></figure>"
-            )
-    return ""
+    path = artifact_path(store, run, "grid")
+    if path is None or not take_figure():
+        return ""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return '<p class="muted">grid image missing</p>'
+    uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return (
+        f'<figure><img src="{uri}" alt="originals and reconstructions of {esc(run.id)}" '
+        'style="image-rendering: pixelated; max-width: 100%">'
+        f"<figcaption>{esc(run_label(run))}: originals (top), reconstructions (bottom)</figcaption></figure>"
+    )
 
 
 def _as_float(v: Any) -> float:
