@@ -29,11 +29,13 @@ audit_app = typer.Typer(
 )
 app.add_typer(audit_app, name="audit")
 
-def read_members(path: Path, n: int) -> Any:
-    """``n`` membership bools from a file: a bool/0-1 mask of length ``n`` or a list of member indices (< n)."""
-    from privlab.pipelines.mia import read_membership
 
-    return read_membership(path, n)
+def _did_you_mean(name: str, choices: Any) -> str:
+    """`` Did you mean 'x'?`` for the closest of ``choices`` to ``name``, or an empty string."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def _attack_list(text: str | None, with_references: bool) -> list[str]:
@@ -50,10 +52,7 @@ def _attack_list(text: str | None, with_references: bool) -> list[str]:
         raise ConfigError(f"--attacks: no attack given; choose among {', '.join(known)}")
     for a in names:
         if a not in MIA_ATTACKS:
-            import difflib
-
-            close = difflib.get_close_matches(a, MIA_ATTACKS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = _did_you_mean(a, MIA_ATTACKS)
             raise ConfigError(f"--attacks: unknown membership-inference attack {a[:60]!r}.{hint} "
                               f"Registered: {', '.join(known)}")  # fmt: skip
         if needs_references(a) and not with_references:
@@ -66,8 +65,6 @@ def _attack_list(text: str | None, with_references: bool) -> list[str]:
 def _attack_params(items: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
     """The attack settings of ``--param ATTACK.KEY=VALUE`` (repeatable; VALUE read as a YAML scalar, a later one of
     the same key wins): attack → {key: value}, each checked against the attack's config class."""
-    import difflib
-
     import yaml
 
     from privlab.attack.base import ATTACKS, attack_config
@@ -85,8 +82,7 @@ def _attack_params(items: list[str], names: list[str]) -> dict[str, dict[str, An
         if not (eq and dot and attack and key):
             raise ConfigError(f"{src}: expected ATTACK.KEY=VALUE, e.g. lira-online.shifts=2 or rmia.offline=true")
         if attack not in MIA_ATTACKS:
-            close = difflib.get_close_matches(attack, MIA_ATTACKS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = _did_you_mean(attack, MIA_ATTACKS)
             raise ConfigError(f"{src}: unknown membership-inference attack {attack[:60]!r}.{hint} "
                               f"Registered: {', '.join(audit_attacks(True))}")  # fmt: skip
         if attack not in names:
@@ -97,9 +93,7 @@ def _attack_params(items: list[str], names: list[str]) -> dict[str, dict[str, An
             raise ConfigError(f"{src}: {attack} has no settings")
         allowed = f"settings of {attack}: {', '.join(keys)}"
         if key not in keys:
-            close = difflib.get_close_matches(key, keys, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{src}: {attack} has no setting {key[:60]!r}.{hint} The {allowed}")
+            raise ConfigError(f"{src}: {attack} has no setting {key[:60]!r}.{_did_you_mean(key, keys)} The {allowed}")
         why = ambiguous_scalar(raw.strip())
         if why:
             raise ConfigError(f"{src}: {why}")
@@ -169,7 +163,7 @@ def audit_mia(
     0.1 % and 1 % FPR."""
     from privlab.data import load_dataset
     from privlab.errors import ConfigError
-    from privlab.pipelines.mia import audit_model, check_scores_path, load_references, write_scores
+    from privlab.pipelines.mia import audit_model, check_scores_path, load_references, read_membership, write_scores
     from privlab.victim import load_model_file
 
     names = _attack_list(attacks, references is not None)
@@ -184,7 +178,7 @@ def audit_mia(
         return load_model_file(path, data, dataset=dataset, arch=arch, normalize=normalize)
 
     net = load(model)
-    truth = read_members(members, len(data))
+    truth = read_membership(members, len(data))
     refs, ref_in, population = None, None, None
     if references is not None:
         refs, ref_in = load_references(references, len(data), load)

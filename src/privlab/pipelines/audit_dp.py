@@ -40,6 +40,7 @@ from privlab.data.spec import DatasetSpec
 from privlab.errors import ConfigError
 from privlab.measure.mia import epsilon_lower_bound_one_run, one_run_guesses, several_runs_bound
 from privlab.models import ModelName
+from privlab.models.params import flat_parameters, trainable_parameters
 from privlab.pipelines import PIPELINES
 from privlab.pipelines.mia import TargetSpec, initial_model, load_pool, train_or_load
 from privlab.store import MetricRecord
@@ -112,8 +113,6 @@ def _canary_scores(model: torch.nn.Module, canaries: LabelledImages) -> torch.Te
 def choose_coordinates(model: torch.nn.Module, m: int, g: torch.Generator) -> torch.Tensor:
     """``m`` distinct flat coordinates (int64) drawn uniformly among the trainable entries of ``model``
     (:func:`privlab.models.params.flat_parameters` order): the gradient canaries."""
-    from privlab.models.params import flat_parameters
-
     total = flat_parameters(model).numel()
     if m > total:
         raise ConfigError(f"canaries ({m}) must be at most the model's {total} trainable parameters (gradient "
@@ -123,15 +122,11 @@ def choose_coordinates(model: torch.nn.Module, m: int, g: torch.Generator) -> to
 
 def _coordinate_scores(model: torch.nn.Module, init: torch.nn.Module, coords: torch.Tensor) -> torch.Tensor:
     """``−(θ_T − θ_0)[coords]``: ``m`` floats (parameter units), higher = the canary was in."""
-    from privlab.models.params import flat_parameters
-
     return -(flat_parameters(model) - flat_parameters(init))[coords]
 
 
 def _coordinate_names(model: torch.nn.Module, coords: torch.Tensor) -> list[str]:
     """``"<parameter name>[<flat index in it>]"`` of each coordinate (for the artifact)."""
-    from privlab.models.params import trainable_parameters
-
     params = trainable_parameters(model)
     ends = torch.tensor([p.numel() for _, p in params]).cumsum(0)
     which = torch.searchsorted(ends, coords, right=True)

@@ -154,15 +154,17 @@ def _reference(spec: InversionSpec, ctx: RunContext, train: LabelledImages) -> n
     return reference_classifier(ctx, train, spec.reference_classifier, dataset=spec.dataset.model_dump(mode="json"))
 
 
-def _semsim_checkpoint(spec: InversionSpec, pool: LabelledImages) -> Path | None:
+def _semsim_checkpoint(spec: InversionSpec, pool: LabelledImages, device: torch.device | str) -> Path | None:
     """The absolute path of ``spec.semsim_model`` (None when unset), checked before any attack runs: the file exists,
-    is a SemSim checkpoint, and was trained on images like ``pool``'s (channels and size).
+    is a SemSim checkpoint, and was trained on images like ``pool``'s (channels and size). The network is loaded
+    through the SemSim metric's cache (:func:`privlab.measure.semsim.score.cached_model`, on ``device``), so scoring
+    does not read the file again.
 
     Raises:
         DataMissingError: no such file (the message says how to make one). FileFormatError: not a SemSim
         checkpoint. ConfigError: trained on images of another channel count or size.
     """
-    from privlab.measure.semsim.model import load_semsim
+    from privlab.measure.semsim.score import cached_model
 
     if spec.semsim_model is None:
         return None
@@ -173,7 +175,7 @@ def _semsim_checkpoint(spec: InversionSpec, pool: LabelledImages) -> Path | None
             "`privlab run semsim --preset cifar10-cpu --data-root DATA --out runs/semsim` (digits: --preset cpu), "
             "and give its run folder's semsim.safetensors"
         )
-    net, _ = load_semsim(path)
+    net, _ = cached_model(path, device, source="semsim_model")
     c, h, w = pool.shape
     if (net.in_channels, net.input_size, net.input_size) != (c, h, w):
         raise ConfigError(
@@ -407,7 +409,7 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
     train, pool = _client_images(spec, ctx)
     model = _victim(spec, ctx, train)
     victim_acc = _victim_accuracy(spec, ctx, model, pool)
-    semsim_model = _semsim_checkpoint(spec, pool)
+    semsim_model = _semsim_checkpoint(spec, pool, ctx.device)
     reference = _reference(spec, ctx, train)
     metrics, notes = _similarity_metrics(spec, pool, reference)
     defense = build_defense(spec.defense)

@@ -39,19 +39,17 @@ from privlab.config import Spec
 from privlab.context import Progress, seed_everything
 from privlab.data.base import LabelledImages
 from privlab.errors import BudgetError, ConfigError
-from privlab.models.params import flat_parameters, trainable_parameters
+from privlab.models.params import trainable_parameters
 from privlab.protect.base import PROTECTIONS, Budget
 from privlab.protect.ldp_budget import check_delta, check_epsilon
 
 __all__ = [
     "DPSGDConfig",
     "DPSGDResult",
-    "flat_parameters",
     "noise_multiplier",
     "prepare_model",
     "sample_rate",
     "train_dpsgd",
-    "trainable_parameters",
 ]
 
 
@@ -205,11 +203,11 @@ def train_dpsgd(
         seed: seeds weights-independent randomness (Poisson sampling, noise).
         device: where to train.
         progress: progress reporter (None: silent).
-        dirac_canaries: ``(k,)`` distinct flat indices into the trainable parameters (:func:`flat_parameters`
-            order) of white-box gradient canaries: at each step each joins the batch with the sampling rate and
-            adds ``max_grad_norm`` to its coordinate of the summed clipped gradient before the noise (module
-            docstring). The canary draws use their own generator (seed ``seed + 2``); the data's training is
-            unchanged.
+        dirac_canaries: ``(k,)`` distinct flat indices into the trainable parameters
+            (:func:`privlab.models.params.flat_parameters` order) of white-box gradient canaries: at each step
+            each joins the batch with the sampling rate and adds ``max_grad_norm`` to its coordinate of the summed
+            clipped gradient before the noise (module docstring). The canary draws use their own generator (seed
+            ``seed + 2``); the data's training is unchanged.
     """
     from opacus import PrivacyEngine
     from torch.utils.data import DataLoader

@@ -13,6 +13,7 @@ import base64
 import json
 import math
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
@@ -57,15 +58,14 @@ def _unit(info: dict[str, dict[str, Any]], column: str) -> str | None:
 def _defense_label(run: RunRecord, store: Store) -> str:
     """The defence's short label (``prune 70%`` …) that the run stored in ``attack.json``; the bare defence name from
     the spec when that file is missing or older."""
-    for art in store.artifacts(run.id):
-        if art["kind"] == "attack":
-            try:
-                label = json.loads((store.out_dir / art["path"]).read_text("utf-8")).get("defense")
-            except (OSError, json.JSONDecodeError, AttributeError):
-                break
-            if isinstance(label, str) and label:
-                return label
-            break
+    path = artifact_path(store, run, "attack")
+    if path is not None:
+        try:
+            label = json.loads(path.read_text("utf-8")).get("defense")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            label = None
+        if isinstance(label, str) and label:
+            return label
     return str((run.spec.get("defense") or {}).get("name", "none"))
 
 
@@ -139,13 +139,13 @@ def _png_uri(image: Any, scale: int) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _sorted_grid(run: RunRecord, store: Store, path: str, condition: str) -> str:
+def _sorted_grid(run: RunRecord, path: Path, condition: str) -> str:
     """The run's originals above their reconstructions, most similar first, with their scores under each pair."""
     from privlab.errors import PrivlabError
     from privlab.store import load_tensors
 
     try:
-        tensors, meta = load_tensors(store.out_dir / path)
+        tensors, meta = load_tensors(path)
         ori, rec = tensors["originals"], tensors["reconstructions"]
         scores = meta.get("scores") or {}
         if ori.shape != rec.shape or ori.ndim != 4 or not isinstance(scores, dict):
@@ -193,26 +193,25 @@ def _sorted_grid(run: RunRecord, store: Store, path: str, condition: str) -> str
 def _grid(run: RunRecord, store: Store, defense: str) -> str:
     """The sorted grid from ``pairs.safetensors``; ``grid.png`` (attack order) for runs without that file. One
     figure of the report's budget either way."""
-    arts = store.artifacts(run.id)
-    pairs = next((a for a in arts if a["kind"] == "pairs"), None)
+    pairs = artifact_path(store, run, "pairs")
     if pairs is None:
         return _grid_img(run, store)
     if not take_figure():
         return ""
     condition = f"{run.spec.get('attack', '?')}, defence {defense}, seed {run.spec.get('seed', 0)}"
-    return _sorted_grid(run, store, pairs["path"], condition)
+    return _sorted_grid(run, pairs, condition)
 
 
 def _notes(run: RunRecord, store: Store) -> str:
-    for art in store.artifacts(run.id):
-        if art["kind"] == "per_image":
-            try:
-                notes = json.loads((store.out_dir / art["path"]).read_text("utf-8")).get("notes", {})
-            except (OSError, json.JSONDecodeError):
-                return ""
-            items = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in notes.items())
-            return f"<details><summary>metric definitions</summary><ul>{items}</ul></details>" if items else ""
-    return ""
+    path = artifact_path(store, run, "per_image")
+    if path is None:
+        return ""
+    try:
+        notes = json.loads(path.read_text("utf-8")).get("notes", {})
+    except (OSError, json.JSONDecodeError):
+        return ""
+    items = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in notes.items())
+    return f"<details><summary>metric definitions</summary><ul>{items}</ul></details>" if items else ""
 
 
 def _psnr_plot(runs: list[RunRecord], labels: dict[str, str]) -> str:

@@ -106,8 +106,6 @@ class InversionConfig(Spec):
         return self
 
 
-
-
 def _end_of_step(
     sched: torch.optim.lr_scheduler.LRScheduler | None, z: torch.Tensor, lo: Any, hi: Any, *, boxed: bool
 ) -> None:
@@ -118,6 +116,7 @@ def _end_of_step(
     if boxed:
         with torch.no_grad():
             z.copy_(torch.maximum(torch.minimum(z, hi), lo))
+
 
 def _reached(stop_loss: float | None, losses: list[float]) -> bool:
     """Whether the early-stop rule holds: ``stop_loss`` is set and some finite loss in ``losses`` is ≤ it."""
@@ -131,6 +130,7 @@ def _lr_schedule(opt: torch.optim.Optimizer, cfg: Any) -> torch.optim.lr_schedul
         return None
     milestones = [int(cfg.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)]
     return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
+
 
 def model_normalization(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
     """``(mean, std)`` (each ``1×C×1×1``) of the model's ``normalize`` layer, or None if it has none."""
