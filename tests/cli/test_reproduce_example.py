@@ -33,3 +33,25 @@ def test_the_reproduction_sweep_covers_the_papers_with_their_published_values() 
     assert kinds == {("em", "class"), ("em", "sample"), ("random", "sample")}
     assert all(p.dataset.name == "cifar10" and p.reference for p in ue)
     assert len({spec_hash(p) for p in points}) == len(points)  # no two entries make the same run
+
+
+def test_only_keeps_one_experiment_and_its_overrides_apply_to_it_alone(tmp_path) -> None:
+    from privlab.config import parse_overrides
+
+    specs = resolve_specs("examples/reproduce-cpu.yaml", None, parse_overrides(["iic.epochs=2"]), ["ldp"])
+    points = [p for s in specs for p in expand(s)]
+    assert len(points) == 39 and {p.experiment for p in points} == {"ldp"}
+    assert {p.iic.epochs for p in points} == {2}  # an ldp-only key: would be refused by the shredder spec
+
+
+def test_only_with_a_wrong_name_exits_2_before_anything_runs(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from privlab.cli import app
+
+    out = tmp_path / "o"
+    r = CliRunner().invoke(app, ["sweep", "examples/reproduce-cpu.yaml", "--only", "ldpp", "--out", str(out)])
+    assert r.exit_code == 2 and "--only ldpp: not an experiment" in r.output and "ldp" in r.output
+    assert not out.exists()
+    r = CliRunner().invoke(app, ["sweep", "examples/ldp-cpu.yaml", "--only", "mia", "--out", str(out)])
+    assert r.exit_code == 2 and "not one of --only mia" in r.output and not out.exists()

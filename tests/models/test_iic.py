@@ -74,3 +74,18 @@ def test_both_views_only_adds_the_augmentation_of_the_first_view():
         x, 3, IICConfig(epochs=1, batch_size=12, repeats=1, width=4, overcluster=6, subheads=2, both_views=True), seed=0
     )
     assert r3.subhead_losses != pytest.approx(r1.subhead_losses, abs=1e-4)
+
+
+def test_peak_normalisation_makes_training_and_prediction_blind_to_image_scale():
+    # an L2-normalised local-DP image peaks near 0.1: with peak_normalize IIC sees it as the raw image would
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(40, 1, 8, 8, generator=g)
+    cfg = IICConfig(epochs=1, batch_size=20, subheads=1, width=4, overcluster=6)
+    net, _ = train_iic(x, 3, cfg, seed=0)
+    net_dim, _ = train_iic(0.125 * x, 3, cfg, seed=0)  # a power of 2: the same floats after prepare()
+    for p, q in zip(net.parameters(), net_dim.parameters(), strict=True):
+        assert torch.allclose(p, q, atol=1e-5)
+    assert torch.equal(predict_clusters(net, x), predict_clusters(net, 0.125 * x))
+    plain, _ = train_iic(0.125 * x, 3, cfg.model_copy(update={"peak_normalize": False}), seed=0)
+    assert not all(torch.allclose(p, q, atol=1e-4) for p, q in zip(net.parameters(), plain.parameters(), strict=True))
+    assert torch.isfinite(net.prepare(torch.zeros(2, 1, 8, 8))).all()  # an all-zero image stays zero

@@ -159,10 +159,11 @@ def _print_points(specs: list[Any], json_out: bool) -> None:
     typer.echo(f"{len(points)} run(s); nothing was run (--dry-run)")
 
 
-def resolve_specs(spec: str, preset: str | None, overrides: dict[str, Any]) -> list[Any]:
+def resolve_specs(spec: str, preset: str | None, overrides: dict[str, Any], only: list[str] | None = None) -> list[Any]:
     """The specs named on the command line: a spec file, a sweep file (``specs:``) or an experiment name.
 
     ``examples/NAME.yaml`` that does not exist in the current folder names privlab's packaged example ``NAME``.
+    ``only``: keep the specs of these experiments (``privlab sweep --only``).
     """
     from privlab.examples import resolve_example
     from privlab.pipelines import PIPELINES
@@ -170,7 +171,9 @@ def resolve_specs(spec: str, preset: str | None, overrides: dict[str, Any]) -> l
 
     path = resolve_example(spec)  # examples/NAME.yaml: the packaged example when no such file is here
     if path.suffix in (".yaml", ".yml") or path.exists():
-        return load_specs(path, preset=preset, overrides=overrides)
+        return load_specs(path, preset=preset, overrides=overrides, only=only)
+    if only is not None and spec not in only:
+        raise ConfigError(f"experiment {spec!r} is not one of --only {', '.join(only)}")
     if spec in PIPELINES:
         return [load_spec(experiment=spec, preset=preset, overrides=overrides)]
     raise ConfigError(f"{spec!r} is neither a spec file nor an experiment; experiments: {', '.join(PIPELINES.names())}")

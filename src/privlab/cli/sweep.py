@@ -25,6 +25,7 @@ from privlab.cli.run import finish_runs, resolve_specs
     epilog=examples(
         "privlab sweep examples/demo.yaml --out runs/demo --workers 2",
         "privlab sweep examples/ldp-cpu.yaml --out runs/ldp --workers 2 --json",
+        "privlab sweep examples/reproduce-cpu.yaml --only ldp --data-root ../shared/data --out runs/ldp-mnist",
         "privlab sweep spec.yaml --out runs/x --backend ray --workers 8",
         "privlab sweep spec.yaml --out /shared/runs --backend ray --address ray://head:10001 --gpus-per-run 1",
     )
@@ -51,6 +52,9 @@ def sweep(
     ),
     preset: str | None = typer.Option(None, "--preset", "-p", help="preset for every spec: smoke, cpu, paper"),
     set_: list[str] = typer.Option([], "--set", "-s", help="override a key in every spec (repeatable)"),
+    only: list[str] = typer.Option(
+        [], "--only", help="run only the specs of this experiment (repeatable), e.g. --only ldp"
+    ),
     force: ForceOption = False,
     device: DeviceOption = "auto",
     data_root: DataRootOption = None,
@@ -80,7 +84,13 @@ def sweep(
             raise ConfigError(f"{', '.join(given)} applies to --backend ray only; drop it or add --backend ray")
     elif threads is not None:
         raise ConfigError("--threads applies to --backend local only (Ray gives each run --cpus-per-run threads)")
-    specs = resolve_specs(spec, preset, parse_overrides(set_))
+    from privlab.pipelines import PIPELINES
+
+    unknown = [name for name in only if name not in PIPELINES]
+    if unknown:
+        names = ", ".join(PIPELINES.names())
+        raise ConfigError(f"--only {', '.join(unknown)}: not an experiment; experiments: {names}")
+    specs = resolve_specs(spec, preset, parse_overrides(set_), only or None)
     outcomes = run_sweep(
         specs,
         out,

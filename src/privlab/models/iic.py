@@ -17,7 +17,11 @@ seeded: random rotation, random scaled crop, contrast jitter and brightness jitt
 ``augment(c·x) = c·augment(x)`` where nothing clips at 1). With ``both_views`` both views are transformed,
 ``(g(x), g'(x))`` instead of ``(x, g(x))``, as the paper's base crops do; on binarised (randomized-response) digits
 the pair ``(x, g(x))`` pits a binary image against a smooth interpolated one and collapsed to ≈ 0.38 accuracy in one
-measured run, ``(g(x), g'(x))`` reached 0.77. The original's strengths (±25°, crops
+measured run, ``(g(x), g'(x))`` reached 0.77. The same holds for Gaussian local-DP images: on MNIST at ε = 3 000
+(σ = 0.02 on unit-norm images) ``(x, g(x))`` fell into the −ln 2 two-cluster solution every time (the interpolation
+smooths the pixel noise in one view only), while ``(g(x), g'(x))`` with ``peak_normalize`` reached 0.79 Hungarian
+accuracy in 10 epochs (10 000 images, seed 0). ``peak_normalize`` divides each image by its peak before the encoder,
+so a dim L2-normalised image (peak ≈ 0.1) is seen at the scale of a raw one. The original's strengths (±25°, crops
 16/20/24 of 24, brightness 0.4, contrast 0.6–1.4) are :func:`augment`'s defaults and the ``paper`` preset's; the
 :class:`IICConfig` defaults are milder (±15°, scale 0.85–1, 0.2, 0.8–1.2) because on 8×8 digits and a few hundred
 steps the original strengths left IIC in the degenerate ≈ −0.6 nats solution (Hungarian accuracy ≈ 0.11), while the
@@ -64,6 +68,8 @@ class IICNet(nn.Module):
         overcluster: clusters of the overclustering head.
         subheads: number of main sub-heads.
         width: channels of the first conv layer (×2, ×4 in the next two).
+        peak_normalize: :meth:`prepare` divides each image by its peak value, so the network sees the same input
+            for ``x`` and ``c·x`` (an L2-normalised local-DP image peaks near 0.1; see :class:`IICConfig`).
     """
 
     def __init__(
@@ -73,9 +79,11 @@ class IICNet(nn.Module):
         overcluster: int = 50,
         subheads: int = 5,
         width: int = 32,
+        peak_normalize: bool = True,
     ) -> None:
         super().__init__()
         c = int(in_shape[0])
+        self.peak_normalize = bool(peak_normalize)
 
         def block(i: int, o: int) -> list[nn.Module]:
             return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU()]
@@ -92,6 +100,14 @@ class IICNet(nn.Module):
         feat = 16 * width
         self.head_a = nn.ModuleList([nn.Linear(feat, overcluster)])
         self.head_b = nn.ModuleList([nn.Linear(feat, num_classes) for _ in range(subheads)])
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Images as the network is trained on them: ``x / max(x)`` per image with ``peak_normalize`` (public
+        post-processing of a release; an all-zero image stays zero), else ``x``. Applied once to the training images,
+        *before* augmentation (normalising each augmented view instead would undo its brightness/contrast jitter)."""
+        if not self.peak_normalize:
+            return x
+        return x / x.flatten(1).amax(1).clamp_min(1e-6).view(-1, *([1] * (x.ndim - 1)))
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """``(B, C, H, W)`` in [0, 1] → (head A logits list, head B logits list), each ``(B, k)``."""
@@ -167,7 +183,11 @@ class IICConfig(Spec):
     brightness: float = Field(default=0.2, ge=0, description="g(x): brightness jitter (original 0.4)")
     contrast: tuple[float, float] = Field(default=(0.8, 1.2), description="g(x): contrast range (original 0.6–1.4)")
     both_views: bool = Field(
-        default=False, description="transform both views (g(x), g'(x)) instead of (x, g(x)); helps binary inputs"
+        default=False,
+        description="transform both views (g(x), g'(x)) instead of (x, g(x)); needed for noisy or binary inputs",
+    )
+    peak_normalize: bool = Field(
+        default=True, description="divide each image by its peak before the encoder (scale-free: LDP images are dim)"
     )
 
 
@@ -212,7 +232,15 @@ def train_iic(
     if n < 2:
         raise ConfigError(f"IIC needs at least 2 training images, got {n}")
     torch.manual_seed(seed)
-    net = IICNet(tuple(x_all.shape[1:]), num_classes, cfg.overcluster, cfg.subheads, cfg.width).to(device)  # type: ignore[arg-type]
+    net = IICNet(
+        tuple(x_all.shape[1:]),  # type: ignore[arg-type]
+        num_classes,
+        cfg.overcluster,
+        cfg.subheads,
+        cfg.width,
+        peak_normalize=cfg.peak_normalize,
+    ).to(device)
+    x_all = net.prepare(x_all)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(seed)
     aug_gen = torch.Generator(device=device).manual_seed(seed + 1)
@@ -273,6 +301,6 @@ def predict_clusters(net: IICNet, images: torch.Tensor, *, batch_size: int = 102
     dev = next(net.parameters()).device
     outs = []
     for i in range(0, images.shape[0], batch_size):
-        _, b = net(images[i : i + batch_size].to(dev).float())
+        _, b = net(net.prepare(images[i : i + batch_size].to(dev).float()))
         outs.append(torch.stack([h.argmax(1) for h in b]).cpu())
     return torch.cat(outs, 1)

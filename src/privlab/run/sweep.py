@@ -27,7 +27,7 @@ import copy
 import itertools
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,15 +106,24 @@ def load_spec(
 
 
 def load_specs(
-    path: str | Path, *, preset: str | None = None, overrides: Mapping[str, Any] | None = None
+    path: str | Path,
+    *,
+    preset: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    only: Collection[str] | None = None,
 ) -> list[ExperimentSpec]:
     """The specs of a spec file (one) or of a sweep file (its ``specs:`` list), each still with its ``sweep``.
 
-    ``overrides`` (``--set``) and ``preset`` apply to every spec. Raises ConfigError/FileFormatError naming the
-    file, the item and the line.
+    ``overrides`` (``--set``) and ``preset`` apply to every spec. ``only`` keeps the items whose experiment is one
+    of these names (before overrides apply, so an override may name keys of those experiments only). Raises
+    ConfigError/FileFormatError naming the file, the item and the line.
     """
     data, lines = load_yaml(path)
     if "specs" not in data:
+        if only is not None and data.get("experiment") not in only:
+            raise ConfigError(
+                f"{path}: its experiment is {data.get('experiment')!r}, not one of --only {', '.join(sorted(only))}"
+            )
         if preset is not None:
             data["preset"] = preset
         return [spec_from_mapping(data, source=str(path), lines=lines, overrides=overrides)]
@@ -129,6 +138,7 @@ def load_specs(
         raise ConfigError(f"{path}: 'specs' must be a non-empty list of spec mappings")
     base = Path(path).parent
     out: list[ExperimentSpec] = []
+    seen: set[str] = set()
     for i, item in enumerate(items):
         where = f"{path}: specs[{i}]" + (f" (line {lines[('specs', i)]})" if ("specs", i) in lines else "")
         if not isinstance(item, dict):
@@ -146,9 +156,16 @@ def load_specs(
                 raise ConfigError(f"{where}: {ref_path} is itself a sweep file; sweep files do not nest")
             item = deep_merge(file_data, item)
             source = f"{where} ({ref_path})"
+        seen.add(str(item.get("experiment")))
+        if only is not None and item.get("experiment") not in only:
+            continue
         if preset is not None:
             item["preset"] = preset
         out.append(spec_from_mapping(item, source=source, lines=sub_lines, overrides=overrides))
+    if not out:
+        raise ConfigError(
+            f"{path}: no spec of experiment {', '.join(sorted(only or ()))}; this file has {', '.join(sorted(seen))}"
+        )
     return out
 
 
