@@ -124,3 +124,25 @@ def test_fit_fn_replaces_fit_and_its_facts_are_cached(ctx, digits):
     assert _same(m1, m2)
     _, info3 = _get(ctx, train)  # without fit_fn the info has no "fit"
     assert "fit" not in info3
+
+
+def test_two_workers_needing_the_same_model_train_it_once(ctx, digits, capsys):
+    # two sweep workers on one --out: the lock beside the entry makes the second wait, then load the first's file
+    import threading
+
+    train, _ = digits
+    infos: list[dict] = []
+    start = threading.Barrier(2)
+
+    def worker() -> None:
+        start.wait()
+        infos.append(_get(ctx, train)[1])
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(i["cached"] for i in infos) == [False, True]  # without the lock both would train
+    assert infos[0]["path"] == infos[1]["path"]
+    assert "waiting for another process that trains the same victim model" in capsys.readouterr().err

@@ -6,6 +6,9 @@ classifier that scores reconstructions) goes through :func:`train_or_load`. Ther
 model (``key_parts``: data set, architecture, training settings, seed, …). The file's metadata holds the role, the
 key and the key's source, and is checked on load.
 
+Two processes that need the same entry (two sweep workers on one ``--out``) take turns on a lock file beside it
+(``.<entry>.lock``): the first trains and saves, the second waits and then loads.
+
 One policy for a bad cache entry (unreadable, another key or role, weights that do not fit): a warning naming the
 file and why, then the model is retrained and the file atomically overwritten. Nothing is ever deleted silently.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -31,6 +35,7 @@ from privlab.data.base import LabelledImages
 from privlab.errors import ConfigError, FileFormatError, PrivlabError
 from privlab.models import build_model
 from privlab.store import load_tensors, save_tensors
+from privlab.store.lock import wait_lock
 from privlab.train import TrainConfig, fit
 
 if TYPE_CHECKING:
@@ -116,6 +121,22 @@ def train_or_load(
     """
     key = cache_key(role, key_parts)
     path = cache_path(ctx.out, role, key)
+
+    def waiting() -> None:  # stderr (a sweep worker's run.log), even with --quiet: it explains a pause
+        print(f"[privlab] waiting for another process that trains the same {role} model ({path})", file=sys.stderr)
+
+    # one trainer per entry: a second sweep worker that needs the same model waits, then loads the first one's file
+    with wait_lock(path.with_name(f".{path.name}.lock"), on_wait=waiting):
+        return _train_or_load(ctx, path, role, key, model_factory, train_data, train_config, key_parts, init_seed,
+                              before_fit, fit_fn)  # fmt: skip
+
+
+def _train_or_load(
+    ctx: RunContext, path: Path, role: str, key: str, model_factory: Callable[[], nn.Module],
+    train_data: LabelledImages, train_config: TrainConfig, key_parts: Mapping[str, Any], init_seed: int | None,
+    before_fit: Callable[[nn.Module], None] | None,
+    fit_fn: Callable[[nn.Module, LabelledImages], Mapping[str, Any] | None] | None,
+) -> tuple[nn.Module, dict[str, Any]]:  # fmt: skip
     if path.exists():
         if init_seed is not None:
             torch.manual_seed(init_seed)

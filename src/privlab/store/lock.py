@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from privlab.errors import ConfigError
@@ -32,7 +32,7 @@ try:
 except ImportError:  # pragma: no cover - not on Linux/macOS: no lock (documented)
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_FILENAME", "output_lock"]
+__all__ = ["LOCK_FILENAME", "output_lock", "wait_lock"]
 
 LOCK_FILENAME = ".privlab.lock"
 
@@ -70,6 +70,33 @@ def output_lock(out: str | Path, command: str | None = None) -> Iterator[None]:
         finally:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def wait_lock(path: str | Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``path`` (created, with its folder) for the ``with`` block, *waiting*
+    for another holder to finish; ``on_wait()`` is called once when the lock is busy. Used by the model cache so two
+    sweep workers that need the same victim train it once: the second waits, then loads the first one's file.
+    """
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
