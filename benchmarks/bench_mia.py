@@ -48,8 +48,13 @@ def _lookup(table: torch.Tensor) -> QueryModel:
 
 
 def _obs() -> MIAObservation:
-    return MIAObservation(data=_DATA["x"], labels=_DATA["y"], target=_lookup(_DATA["target"]),
-                          references=[_lookup(_DATA["refs"][r]) for r in range(R)], reference_in=_DATA["in"])
+    return MIAObservation(
+        data=_DATA["x"],
+        labels=_DATA["y"],
+        target=_lookup(_DATA["target"]),
+        references=[_lookup(_DATA["refs"][r]) for r in range(R)],
+        reference_in=_DATA["in"],
+    )
 
 
 def privlab_loss() -> torch.Tensor:
@@ -113,11 +118,18 @@ def _train_refs(workers: int) -> None:
     from privlab.pipelines.mia import MIASpec, load_pool, train_references
     from privlab.store import Store
 
-    spec = MIASpec.model_validate({"dataset": {"name": "digits", "train_limit": 400}, "references": 4,
-                                   "workers": workers, "train": {"epochs": 3, "batch_size": 32}})
+    spec = MIASpec.model_validate(
+        {
+            "dataset": {"name": "digits", "train_limit": 400},
+            "references": 4,
+            "workers": workers,
+            "train": {"epochs": 3, "batch_size": 32},
+        }
+    )
     with tempfile.TemporaryDirectory() as d, Store(Path(d)) as store:
-        ctx = RunContext(run_id="bench", out=Path(d), run_dir=Path(d) / "bench", store=store,
-                         progress=Progress(quiet=True))
+        ctx = RunContext(
+            run_id="bench", out=Path(d), run_dir=Path(d) / "bench", store=store, progress=Progress(quiet=True)
+        )
         pool, _ = load_pool(spec.dataset, None, False, seed=0)
         models, _ = train_references(spec, ctx, pool)
         assert len(models) == 4

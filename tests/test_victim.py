@@ -113,8 +113,16 @@ def test_fit_fn_replaces_fit_and_its_facts_are_cached(ctx, digits):
         return {"epsilon": 1.5, "note": "custom"}
 
     def get():
-        return train_or_load(ctx, role="custom", model_factory=lambda: build_model("lenet5", 10, train.shape),
-                             train_data=train, train_config=CFG, key_parts={"seed": 7}, init_seed=7, fit_fn=fit_fn)
+        return train_or_load(
+            ctx,
+            role="custom",
+            model_factory=lambda: build_model("lenet5", 10, train.shape),
+            train_data=train,
+            train_config=CFG,
+            key_parts={"seed": 7},
+            init_seed=7,
+            fit_fn=fit_fn,
+        )
 
     m1, info1 = get()
     assert calls == [200] and info1["fit"] == {"epsilon": 1.5, "note": "custom"} and not info1["cached"]

@@ -291,8 +291,10 @@ def test_bad_param_is_one_error_naming_the_option_and_the_keys(setup):
         "lira-online.shift=2": ("lira-online has no setting 'shift'. Did you mean 'shifts'?", lira_keys),
         "lira-online.variance=bogus": ("'auto', 'per-example' or 'global'", lira_keys),
         "rmia.offlin=true": ("Did you mean 'offline'?", "gamma, offline, a, shifts, flip, n_references, n_population"),
-        "lira-onlin.shifts=2": ("unknown membership-inference attack 'lira-onlin'. Did you mean 'lira-online'?",
-                                "Registered: loss, confidence"),
+        "lira-onlin.shifts=2": (
+            "unknown membership-inference attack 'lira-onlin'. Did you mean 'lira-online'?",
+            "Registered: loss, confidence",
+        ),
         "label-only.mode=noise": ("label-only is not among the attacks run (loss, lira-online, rmia)", "--attacks"),
         "loss.eps=1": ("loss has no settings", "loss"),
         "lira-online.flip=yes": ("yes/no switch", "write true or false"),

@@ -47,8 +47,9 @@ def test_a_canary_in_every_step_breaks_the_accounting_and_is_caught(tmp_path, mo
     ε = 2 (σ = 1.87 over 21 steps); the canary is then a Gaussian mechanism with μ = √21/1.87 = 2.45, and the audit
     certifies more than 2 (the soundness test above is able to fail)."""
     insert = dpsgd._insert_dirac_canaries
-    monkeypatch.setattr(dpsgd, "_insert_dirac_canaries", lambda opt, model, c, clip, rate, g: insert(opt, model, c,
-                                                                                                      clip, 1.0, g))
+    monkeypatch.setattr(
+        dpsgd, "_insert_dirac_canaries", lambda opt, model, c, clip, rate, g: insert(opt, model, c, clip, 1.0, g)
+    )
     m, a = _run(_spec(2.0, batch=32), tmp_path)
     assert m["epsilon"] <= 2.0 < m["epsilon_lower_bound"]
     assert a["canary_insertions"] == 21 * sum(a["included"])

@@ -56,8 +56,10 @@ def test_cifar10_example_crosses_two_attacks_four_defences_two_seeds(tmp_path: P
     ig = [p for p in ig_all if p not in untrained and p not in fedavg]
     assert len(dlg) == len(ig) == 8
     # IG against the untrained resnet20 (2 seeds, no defence) and a FedAvg update of 3 local steps (seed 0)
-    assert [(p.victim.model, p.seed, p.defense.name) for p in untrained] == [("resnet20", 0, "none"),
-                                                                            ("resnet20", 1, "none")]
+    assert [(p.victim.model, p.seed, p.defense.name) for p in untrained] == [
+        ("resnet20", 0, "none"),
+        ("resnet20", 1, "none"),
+    ]
     assert [(p.threat.local_steps, p.victim.train is not None, p.seed) for p in fedavg] == [(3, True, 0)]
     assert all(p.victim.model == "lenet_dlg" and p.victim.init == "dlg-uniform" and p.victim.train is None for p in dlg)
     assert all(p.num_images >= 8 for p in dlg)
@@ -71,8 +73,9 @@ def test_cifar10_example_crosses_two_attacks_four_defences_two_seeds(tmp_path: P
     header = Path(example_path("inversion-cifar10-cpu")).read_text("utf-8")
     assert "ε = 4.73" in header
     # the header's time estimate from the measured per-iteration costs: ≤ 60 minutes on 2 workers
-    ig_s = sum(p.num_images * p.attack_config["iterations"] * IG_SECONDS_PER_ITERATION * p.threat.local_steps
-               for p in ig_all)
+    ig_s = sum(
+        p.num_images * p.attack_config["iterations"] * IG_SECONDS_PER_ITERATION * p.threat.local_steps for p in ig_all
+    )
     dlg_s = sum(p.num_images * 30.0 for p in dlg)  # measured ≤ ≈ 30 s per image at 100 steps × 2 restarts
     assert (ig_s + dlg_s + 2 * 400) / 2 <= 60 * 60
     r = CliRunner().invoke(app, ["run", "examples/inversion-cifar10-cpu.yaml", "--dry-run", "--out", str(tmp_path)])

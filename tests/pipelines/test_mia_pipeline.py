@@ -172,8 +172,12 @@ def test_cifar10_cpu_preset_runs_on_a_tiny_cifar_subset(shared_dir, tmp_path):
     spec = load_spec(
         experiment="mia",
         preset="cifar10-cpu",
-        overrides={"dataset": {"train_limit": 160, "test_limit": 40}, "references": 2, "train": {"epochs": 1},
-                   "attacks": [{"attack": "loss"}, {"attack": "lira-online", "params": {"shifts": 0, "flip": True}}]},
+        overrides={
+            "dataset": {"train_limit": 160, "test_limit": 40},
+            "references": 2,
+            "train": {"epochs": 1},
+            "attacks": [{"attack": "loss"}, {"attack": "lira-online", "params": {"shifts": 0, "flip": True}}],
+        },
     )
     (o,) = execute(spec, tmp_path, data_root=root, quiet=True)
     assert o.status == "finished", o.error

@@ -52,8 +52,10 @@ def test_runs_export_parquet_matches_the_csv(tmp_path):
 
 def test_runs_export_parquet_needs_a_file_and_one_format(tmp_path):
     out = _store(tmp_path / "store")
-    cases = [(["--parquet"], "--parquet writes a binary file; give its path with --to FILE.parquet"),
-             (["--parquet", "--csv", "--to", str(tmp_path / "a")], "choose one of --json, --csv and --parquet")]
+    cases = [
+        (["--parquet"], "--parquet writes a binary file; give its path with --to FILE.parquet"),
+        (["--parquet", "--csv", "--to", str(tmp_path / "a")], "choose one of --json, --csv and --parquet"),
+    ]
     for extra, msg in cases:
         r = runner.invoke(app, ["runs", "export", "--out", str(out), *extra])
         assert r.exit_code == 2 and r.stderr.strip() == f"error: {msg}", r.output

@@ -124,36 +124,50 @@ def _attack_params(items: list[str], names: list[str]) -> dict[str, dict[str, An
 @handle_errors
 def audit_mia(
     model: Path = typer.Option(
-        ..., "--model", help="privlab checkpoint (model.safetensors of privlab train), or with --arch a plain "
-        "safetensors state dict (safetensors.torch.save_file(model.state_dict(), FILE))"
+        ...,
+        "--model",
+        help="privlab checkpoint (model.safetensors of privlab train), or with --arch a plain "
+        "safetensors state dict (safetensors.torch.save_file(model.state_dict(), FILE))",
     ),
     arch: str | None = typer.Option(
-        None, "--arch", help="registered architecture (privlab models) of a state dict: built with build_model "
-        "for the data set's image shape and classes, then the file is loaded into it"
+        None,
+        "--arch",
+        help="registered architecture (privlab models) of a state dict: built with build_model "
+        "for the data set's image shape and classes, then the file is loaded into it",
     ),
     normalize: bool | None = typer.Option(
-        None, "--normalize/--no-normalize", help="with --arch: put a normalize layer with the data set's mean/std "
+        None,
+        "--normalize/--no-normalize",
+        help="with --arch: put a normalize layer with the data set's mean/std "
         "first (the model was trained on standardised inputs) / none (it takes [0, 1] images); default: the file "
-        "decides (a normalize layer exactly when it holds normalize.mean and normalize.std)"
+        "decides (a normalize layer exactly when it holds normalize.mean and normalize.std)",
     ),
     dataset: str = typer.Option("digits", "--dataset", help="registered data set; records = its --split"),
     members: Path = typer.Option(..., "--members", help=".npy/.npz/.safetensors: 0/1 mask or member indices"),
     split: str = typer.Option("train", "--split", help="split holding the candidates"),
     references: Path | None = typer.Option(
-        None, "--references", help="folder of reference models (same kind of file as --model): NAME.safetensors + "
-        "NAME.members.npy (0/1 mask of the candidates or member indices); enables lira-online, lira-offline, rmia"
+        None,
+        "--references",
+        help="folder of reference models (same kind of file as --model): NAME.safetensors + "
+        "NAME.members.npy (0/1 mask of the candidates or member indices); enables lira-online, lira-offline, rmia",
     ),
     attacks: str | None = typer.Option(
-        None, "--attacks", help="comma-separated MIA attacks (default: all that the inputs allow: loss, confidence, "
-        "entropy, modified-entropy, label-only; with --references also lira-online, lira-offline, rmia)"
+        None,
+        "--attacks",
+        help="comma-separated MIA attacks (default: all that the inputs allow: loss, confidence, "
+        "entropy, modified-entropy, label-only; with --references also lira-online, lira-offline, rmia)",
     ),
     param: list[str] = typer.Option(
-        [], "--param", help="an attack setting ATTACK.KEY=VALUE (repeatable; VALUE read as YAML), e.g. "
-        "lira-online.shifts=2, lira-online.flip=true, rmia.offline=true, rmia.gamma=1.5 (see docs/mia.md)"
+        [],
+        "--param",
+        help="an attack setting ATTACK.KEY=VALUE (repeatable; VALUE read as YAML), e.g. "
+        "lira-online.shifts=2, lira-online.flip=true, rmia.offline=true, rmia.gamma=1.5 (see docs/mia.md)",
     ),
     scores: Path | None = typer.Option(
-        None, "--scores", help="write per-record scores to this file, CSV or Parquet by its suffix (.csv, .parquet): "
-        "index, label, member, one column per attack"
+        None,
+        "--scores",
+        help="write per-record scores to this file, CSV or Parquet by its suffix (.csv, .parquet): "
+        "index, label, member, one column per attack",
     ),
     data_root: DataRootOption = None,
     json_out: JsonOption = False,
@@ -217,12 +231,16 @@ def audit_dp(
     ),
     canaries: int | None = typer.Option(None, "--canaries", min=1, max=100_000, help="number of canaries m"),
     canary: str | None = typer.Option(
-        None, "--canary", help="mislabel or ood (input-space records, black box) or gradient (Dirac gradient canaries "
-        "inserted into DP-SGD's steps, white box)"
+        None,
+        "--canary",
+        help="mislabel or ood (input-space records, black box) or gradient (Dirac gradient canaries "
+        "inserted into DP-SGD's steps, white box)",
     ),
     mode: str | None = typer.Option(
-        None, "--mode", help="one-run (m canaries, one training; the default) or several-runs (one canary, --runs "
-        "trainings, Clopper–Pearson)"
+        None,
+        "--mode",
+        help="one-run (m canaries, one training; the default) or several-runs (one canary, --runs "
+        "trainings, Clopper–Pearson)",
     ),
     runs: int | None = typer.Option(
         None, "--runs", min=4, max=10_000, help="several-runs: number of trainings (half with the canary)"

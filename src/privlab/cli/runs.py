@@ -95,7 +95,8 @@ def show(
 
 @app.command(
     epilog=examples(
-        "privlab runs export --out runs/demo --csv --to results.csv", "privlab runs export --out runs/demo --json",
+        "privlab runs export --out runs/demo --csv --to results.csv",
+        "privlab runs export --out runs/demo --json",
         "privlab runs export --out runs/demo --parquet --to results.parquet",
     )
 )

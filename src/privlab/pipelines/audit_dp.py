@@ -59,16 +59,22 @@ class AuditDPSpec(ExperimentSpec):
     target: TargetSpec = Field(default_factory=lambda: TargetSpec(kind="dpsgd", epsilon=4.0))
     canaries: int = Field(default=200, ge=2, description="number of canaries m")
     canary: Literal["mislabel", "ood", "gradient"] = Field(
-        default="mislabel", description="canary kind: mislabel, ood (input space, black box) or gradient (Dirac "
-        "gradient canaries in DP-SGD's steps, white box; needs target.kind: dpsgd)"
+        default="mislabel",
+        description="canary kind: mislabel, ood (input space, black box) or gradient (Dirac "
+        "gradient canaries in DP-SGD's steps, white box; needs target.kind: dpsgd)",
     )
     guesses: int = Field(default=50, ge=1, description="guesses on each side (r = 2·guesses)")
     confidence: float = Field(default=0.95, gt=0.5, lt=1, description="confidence of the lower bound")
     mode: Literal["one-run", "several-runs"] = Field(
         default="one-run", description="one-run: m canaries in one training; several-runs: one canary, `runs` trainings"
     )
-    runs: int = Field(default=32, ge=4, le=10_000, description="several-runs: number of trained targets (half with "
-                      "the canary; half of them choose the threshold, the other half are counted)")
+    runs: int = Field(
+        default=32,
+        ge=4,
+        le=10_000,
+        description="several-runs: number of trained targets (half with "
+        "the canary; half of them choose the threshold, the other half are counted)",
+    )
 
     #: added after the first runs: left out of the spec hash at their defaults, so earlier one-run hashes still hold
     hash_omit_defaults: ClassVar[tuple[str, ...]] = ("mode", "runs")
@@ -78,9 +84,11 @@ class AuditDPSpec(ExperimentSpec):
         if 2 * self.guesses > self.canaries:
             raise ConfigError(f"guesses ({self.guesses}) on each side need ≤ canaries/2 ({self.canaries // 2})")
         if self.canary == "gradient" and self.target.kind != "dpsgd":
-            raise ConfigError(f"canary: gradient inserts canary gradients into DP-SGD (white box), but target.kind "
-                              f"is {self.target.kind}; set target.kind: dpsgd with target.epsilon, or use canary: "
-                              "mislabel or ood")
+            raise ConfigError(
+                f"canary: gradient inserts canary gradients into DP-SGD (white box), but target.kind "
+                f"is {self.target.kind}; set target.kind: dpsgd with target.epsilon, or use canary: "
+                "mislabel or ood"
+            )
         return self
 
 
@@ -115,8 +123,9 @@ def choose_coordinates(model: torch.nn.Module, m: int, g: torch.Generator) -> to
     (:func:`privlab.models.params.flat_parameters` order): the gradient canaries."""
     total = flat_parameters(model).numel()
     if m > total:
-        raise ConfigError(f"canaries ({m}) must be at most the model's {total} trainable parameters (gradient "
-                          "canaries)")
+        raise ConfigError(
+            f"canaries ({m}) must be at most the model's {total} trainable parameters (gradient canaries)"
+        )
     return torch.randperm(total, generator=g)[:m]
 
 
@@ -153,28 +162,54 @@ def one_run_audit(spec: AuditDPSpec, ctx: RunContext, pool: LabelledImages, test
         init = initial_model(pool, spec.model, spec.target, seed=spec.seed)
         coords = choose_coordinates(init, spec.canaries, g)
         included = torch.rand(spec.canaries, generator=g) < 0.5
-        model, meta = train_or_load(ctx, "audit-dp-target", pool, torch.arange(len(pool)), spec.model, spec.train,
-                                    spec.target, seed=spec.seed, dataset_key=_dataset_key(spec, canaries=spec.canaries),
-                                    dirac_canaries=coords[included])
+        model, meta = train_or_load(
+            ctx,
+            "audit-dp-target",
+            pool,
+            torch.arange(len(pool)),
+            spec.model,
+            spec.train,
+            spec.target,
+            seed=spec.seed,
+            dataset_key=_dataset_key(spec, canaries=spec.canaries),
+            dirac_canaries=coords[included],
+        )
         scores = _coordinate_scores(model, init, coords)
         extra = {"coordinates": _coordinate_names(init, coords), "canary_insertions": meta.get("canary_insertions")}
     else:
         rest, canaries = make_canaries(pool, spec.canaries, spec.canary, g)
         included = torch.rand(spec.canaries, generator=g) < 0.5
         train = _concat(rest, canaries.subset(torch.nonzero(included).view(-1)))
-        model, meta = train_or_load(ctx, "audit-dp-target", train, torch.arange(len(train)), spec.model, spec.train,
-                                    spec.target, seed=spec.seed, dataset_key=_dataset_key(spec, canaries=spec.canaries))
+        model, meta = train_or_load(
+            ctx,
+            "audit-dp-target",
+            train,
+            torch.arange(len(train)),
+            spec.model,
+            spec.train,
+            spec.target,
+            seed=spec.seed,
+            dataset_key=_dataset_key(spec, canaries=spec.canaries),
+        )
         scores = _canary_scores(model, canaries)
     correct, r = one_run_guesses(scores.numpy(), included.numpy(), spec.guesses, spec.guesses)
     bound = epsilon_lower_bound_one_run(correct, r, confidence=spec.confidence)
-    ctx.log_many([
-        MetricRecord("epsilon_lower_bound", bound.epsilon, None, "nats", "privacy", False),
-        MetricRecord("guess_accuracy", correct / r, None, "fraction", "privacy", False),
-        MetricRecord("test_accuracy", evaluate(model, test)["accuracy"], None, "fraction", "utility", True),
-        *_accountant_records(spec, [meta.get("epsilon")]),
-    ])
-    return {**bound.as_dict(), "canary": spec.canary, "accountant_epsilon": meta.get("epsilon"),
-            "included": included.tolist(), "scores": scores.tolist(), **extra}
+    ctx.log_many(
+        [
+            MetricRecord("epsilon_lower_bound", bound.epsilon, None, "nats", "privacy", False),
+            MetricRecord("guess_accuracy", correct / r, None, "fraction", "privacy", False),
+            MetricRecord("test_accuracy", evaluate(model, test)["accuracy"], None, "fraction", "utility", True),
+            *_accountant_records(spec, [meta.get("epsilon")]),
+        ]
+    )
+    return {
+        **bound.as_dict(),
+        "canary": spec.canary,
+        "accountant_epsilon": meta.get("epsilon"),
+        "included": included.tolist(),
+        "scores": scores.tolist(),
+        **extra,
+    }
 
 
 def several_runs_audit(
@@ -194,34 +229,67 @@ def several_runs_audit(
             seed = spec.seed * 10_000 + r
             key = _dataset_key(spec, canaries=1, canary_in=bool(included[r]))
             if gradient:
-                model, meta = train_or_load(ctx, "audit-dp-runs", pool, torch.arange(len(pool)), spec.model,
-                                            spec.train, spec.target, seed=seed, dataset_key=key,
-                                            dirac_canaries=coord if included[r] else None)
+                model, meta = train_or_load(
+                    ctx,
+                    "audit-dp-runs",
+                    pool,
+                    torch.arange(len(pool)),
+                    spec.model,
+                    spec.train,
+                    spec.target,
+                    seed=seed,
+                    dataset_key=key,
+                    dirac_canaries=coord if included[r] else None,
+                )
                 init = initial_model(pool, spec.model, spec.target, seed=seed)
                 scores.append(float(_coordinate_scores(model, init, coord)[0]))
             else:
                 train = _concat(rest, canary) if included[r] else rest
-                model, meta = train_or_load(ctx, "audit-dp-runs", train, torch.arange(len(train)), spec.model,
-                                            spec.train, spec.target, seed=seed, dataset_key=key)
+                model, meta = train_or_load(
+                    ctx,
+                    "audit-dp-runs",
+                    train,
+                    torch.arange(len(train)),
+                    spec.model,
+                    spec.train,
+                    spec.target,
+                    seed=seed,
+                    dataset_key=key,
+                )
                 scores.append(float(_canary_scores(model, canary)[0]))
             accs.append(evaluate(model, test)["accuracy"])
             epsilons.append(meta.get("epsilon"))
             advance(1)
     select = torch.arange(spec.runs) < spec.runs // 2
-    bound, threshold = several_runs_bound(scores, included.numpy(), select.numpy(), delta=spec.target.delta,
-                                          confidence=spec.confidence)
+    bound, threshold = several_runs_bound(
+        scores, included.numpy(), select.numpy(), delta=spec.target.delta, confidence=spec.confidence
+    )
     c = bound.counts
-    ctx.log_many([
-        MetricRecord("epsilon_lower_bound", bound.epsilon, None, "nats", "privacy", False),
-        MetricRecord("false_positive_rate", c["false_positives"] / c["negatives"], None, "fraction", "privacy", True),
-        MetricRecord("false_negative_rate", c["false_negatives"] / c["positives"], None, "fraction", "privacy", True),
-        MetricRecord("test_accuracy", sum(accs) / len(accs), None, "fraction", "utility", True),
-        *_accountant_records(spec, epsilons),
-    ])
-    return {**bound.as_dict(), "mode": "several-runs", "canary": spec.canary, "threshold": threshold,
-            "delta": spec.target.delta,
-            "accountant_epsilon": max((e for e in epsilons if e is not None), default=None),
-            "included": included.tolist(), "selection": select.tolist(), "scores": scores, "test_accuracy": accs}
+    ctx.log_many(
+        [
+            MetricRecord("epsilon_lower_bound", bound.epsilon, None, "nats", "privacy", False),
+            MetricRecord(
+                "false_positive_rate", c["false_positives"] / c["negatives"], None, "fraction", "privacy", True
+            ),
+            MetricRecord(
+                "false_negative_rate", c["false_negatives"] / c["positives"], None, "fraction", "privacy", True
+            ),
+            MetricRecord("test_accuracy", sum(accs) / len(accs), None, "fraction", "utility", True),
+            *_accountant_records(spec, epsilons),
+        ]
+    )
+    return {
+        **bound.as_dict(),
+        "mode": "several-runs",
+        "canary": spec.canary,
+        "threshold": threshold,
+        "delta": spec.target.delta,
+        "accountant_epsilon": max((e for e in epsilons if e is not None), default=None),
+        "included": included.tolist(),
+        "selection": select.tolist(),
+        "scores": scores,
+        "test_accuracy": accs,
+    }
 
 
 @PIPELINES.register("audit-dp", spec=AuditDPSpec, description="empirical ε lower bound with canaries (one or R runs)")

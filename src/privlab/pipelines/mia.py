@@ -115,22 +115,35 @@ class MIASpec(ExperimentSpec):
 
 
 # ------------------------------------------------------------------------------------------------ train or load
-def _fitter(train: TrainConfig, target: TargetSpec, seed: int, device: torch.device | str,
-            dirac_canaries: torch.Tensor | None = None) -> Callable[[nn.Module, LabelledImages], dict[str, Any]]:
+def _fitter(
+    train: TrainConfig,
+    target: TargetSpec,
+    seed: int,
+    device: torch.device | str,
+    dirac_canaries: torch.Tensor | None = None,
+) -> Callable[[nn.Module, LabelledImages], dict[str, Any]]:
     """The victim stage's ``fit_fn`` for ``target``: plain ``fit``, DP-SGD (with white-box gradient canaries when
     ``dirac_canaries`` is given), or ``fit`` on LDP-privatised images."""
     if target.kind in ("dpsgd", "ldp") and target.epsilon is None:
         raise ConfigError(f"target.kind: {target.kind} needs target.epsilon (e.g. --set target.epsilon=1)")
     if dirac_canaries is not None and target.kind != "dpsgd":
-        raise ConfigError(f"gradient canaries are inserted into DP-SGD's steps; target.kind is {target.kind}, "
-                          "set target.kind: dpsgd (and target.epsilon)")
+        raise ConfigError(
+            f"gradient canaries are inserted into DP-SGD's steps; target.kind is {target.kind}, "
+            "set target.kind: dpsgd (and target.epsilon)"
+        )
 
     def fit_fn(model: nn.Module, data: LabelledImages) -> dict[str, Any]:
         if target.kind == "dpsgd":
             from privlab.protect.dpsgd import DPSGDConfig, train_dpsgd
 
-            cfg = DPSGDConfig(epsilon=target.epsilon, delta=target.delta, epochs=train.epochs, lr=target.dpsgd_lr,
-                              batch_size=target.dpsgd_batch_size, max_grad_norm=target.max_grad_norm)
+            cfg = DPSGDConfig(
+                epsilon=target.epsilon,
+                delta=target.delta,
+                epochs=train.epochs,
+                lr=target.dpsgd_lr,
+                batch_size=target.dpsgd_batch_size,
+                max_grad_norm=target.max_grad_norm,
+            )
             trained, res = train_dpsgd(model, data, cfg, seed=seed, device=device, dirac_canaries=dirac_canaries)
             if trained is not model:
                 model.load_state_dict(trained.state_dict())
@@ -167,8 +180,17 @@ def initial_model(data: LabelledImages, model_name: str, target: TargetSpec, *, 
 
 
 def train_or_load(
-    ctx: RunContext, role: str, data: LabelledImages, idx: torch.Tensor, model_name: str, train: TrainConfig,
-    target: TargetSpec, *, seed: int, dataset_key: dict[str, Any], dirac_canaries: torch.Tensor | None = None,
+    ctx: RunContext,
+    role: str,
+    data: LabelledImages,
+    idx: torch.Tensor,
+    model_name: str,
+    train: TrainConfig,
+    target: TargetSpec,
+    *,
+    seed: int,
+    dataset_key: dict[str, Any],
+    dirac_canaries: torch.Tensor | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """``(model trained on data.subset(idx) as target says, facts of its training)`` via the common victim stage
     (:func:`privlab.victim.train_or_load`, cache ``OUT/cache/models/<role>-<key>.safetensors``); ``facts`` has
@@ -176,23 +198,44 @@ def train_or_load(
 
     ``dirac_canaries``: flat coordinates of white-box gradient canaries inserted into DP-SGD
     (:func:`privlab.protect.dpsgd.train_dpsgd`); they enter the cache key (SHA-256 of the indices)."""
-    key_parts = {"data": dataset_key, "idx": hashlib.sha256(idx.numpy().tobytes()).hexdigest(), "model": model_name,
-                 "train": train.model_dump(mode="json"), "target": target.model_dump(mode="json"), "seed": seed}
+    key_parts = {
+        "data": dataset_key,
+        "idx": hashlib.sha256(idx.numpy().tobytes()).hexdigest(),
+        "model": model_name,
+        "train": train.model_dump(mode="json"),
+        "target": target.model_dump(mode="json"),
+        "seed": seed,
+    }
     if dirac_canaries is not None:
         coords = dirac_canaries.to(torch.int64).contiguous()
-        key_parts["dirac_canaries"] = {"count": int(coords.numel()), "sampling": "poisson-rate",
-                                       "sha256": hashlib.sha256(coords.numpy().tobytes()).hexdigest()}
-    model, info = victim.train_or_load(ctx, role=role, model_factory=_factory(data, model_name, target),
-                                       train_data=data.subset(idx), train_config=train, key_parts=key_parts,
-                                       init_seed=seed, fit_fn=_fitter(train, target, seed, ctx.device, dirac_canaries))
+        key_parts["dirac_canaries"] = {
+            "count": int(coords.numel()),
+            "sampling": "poisson-rate",
+            "sha256": hashlib.sha256(coords.numpy().tobytes()).hexdigest(),
+        }
+    model, info = victim.train_or_load(
+        ctx,
+        role=role,
+        model_factory=_factory(data, model_name, target),
+        train_data=data.subset(idx),
+        train_config=train,
+        key_parts=key_parts,
+        init_seed=seed,
+        fit_fn=_fitter(train, target, seed, ctx.device, dirac_canaries),
+    )
     return model, info["fit"]
 
 
 def _worker_context(out: Path) -> RunContext:
     """A run context for a process-pool worker: the victim stage uses only its ``out``, ``seed``, ``device`` and
     ``progress`` (no store is opened in the worker)."""
-    return RunContext(run_id="reference-worker", out=out, run_dir=out, store=None,  # type: ignore[arg-type]
-                      progress=Progress(quiet=True))
+    return RunContext(
+        run_id="reference-worker",
+        out=out,
+        run_dir=out,
+        store=None,  # type: ignore[arg-type]
+        progress=Progress(quiet=True),
+    )
 
 
 def _reference_job(args: tuple[Any, ...]) -> None:
@@ -200,8 +243,17 @@ def _reference_job(args: tuple[Any, ...]) -> None:
     torch.set_num_threads(1)
     out, ds, idx, model_name, train, seed, root = args
     pool, _ = load_pool(ds, None if root is None else Path(root), False, seed=0)
-    train_or_load(_worker_context(Path(out)), "mia-reference", pool, idx, model_name, train, TargetSpec(), seed=seed,
-                  dataset_key=ds.model_dump(mode="json"))
+    train_or_load(
+        _worker_context(Path(out)),
+        "mia-reference",
+        pool,
+        idx,
+        model_name,
+        train,
+        TargetSpec(),
+        seed=seed,
+        dataset_key=ds.model_dump(mode="json"),
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ steps
@@ -229,8 +281,10 @@ def train_references(spec: MIASpec, ctx: RunContext, pool: LabelledImages) -> tu
     """The reference models (``spec.references`` of them) and their ``R×N`` membership matrix."""
     ref_in = halves(len(pool), spec.references, seed=10_000 + spec.seed)
     root = None if ctx.data_root is None else str(ctx.data_root)
-    jobs = [(str(ctx.out), spec.dataset, torch.nonzero(ref_in[r]).view(-1), spec.model, spec.train, 1 + r, root)
-            for r in range(spec.references)]
+    jobs = [
+        (str(ctx.out), spec.dataset, torch.nonzero(ref_in[r]).view(-1), spec.model, spec.train, 1 + r, root)
+        for r in range(spec.references)
+    ]
     if spec.workers > 1:
         import multiprocessing as mp
 
@@ -239,8 +293,19 @@ def train_references(spec: MIASpec, ctx: RunContext, pool: LabelledImages) -> tu
     models = []
     with ctx.progress.task("references", total=len(jobs)) as advance:
         for job in jobs:
-            models.append(train_or_load(ctx, "mia-reference", pool, job[2], spec.model, spec.train, TargetSpec(),
-                                        seed=job[5], dataset_key=spec.dataset.model_dump(mode="json"))[0])
+            models.append(
+                train_or_load(
+                    ctx,
+                    "mia-reference",
+                    pool,
+                    job[2],
+                    spec.model,
+                    spec.train,
+                    TargetSpec(),
+                    seed=job[5],
+                    dataset_key=spec.dataset.model_dump(mode="json"),
+                )[0]
+            )
             advance(1)
     return models, ref_in
 
@@ -391,8 +456,17 @@ def run_mia(spec: MIASpec, ctx: RunContext) -> None:
             )
     pool, population = load_pool(spec.dataset, ctx.data_root, ctx.download, seed=0)
     members = halves(len(pool), 1, seed=spec.seed)[0]
-    target, meta = train_or_load(ctx, "mia-target", pool, torch.nonzero(members).view(-1), spec.model, spec.train,
-                                 spec.target, seed=spec.seed, dataset_key=spec.dataset.model_dump(mode="json"))
+    target, meta = train_or_load(
+        ctx,
+        "mia-target",
+        pool,
+        torch.nonzero(members).view(-1),
+        spec.model,
+        spec.train,
+        spec.target,
+        seed=spec.seed,
+        dataset_key=spec.dataset.model_dump(mode="json"),
+    )
     target_acc = evaluate(target, population)["accuracy"]
     references, ref_in = train_references(spec, ctx, pool)
     obs = MIAObservation(

@@ -157,8 +157,10 @@ def _insert_dirac_canaries(
     total = sum(p.numel() for _, p in params)
     c = coordinates.to(torch.int64).reshape(-1)
     if c.numel() and (int(c.min()) < 0 or int(c.max()) >= total or c.unique().numel() != c.numel()):
-        raise ConfigError(f"dirac_canaries must be distinct flat indices in [0, {total}) (the model's trainable "
-                          f"entries), got {c.numel()} indices in [{int(c.min())}, {int(c.max())}]")
+        raise ConfigError(
+            f"dirac_canaries must be distinct flat indices in [0, {total}) (the model's trainable "
+            f"entries), got {c.numel()} indices in [{int(c.min())}, {int(c.max())}]"
+        )
     slots: list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]] = []  # parameter, local indices, canary positions
     start = 0
     for _, p in params:

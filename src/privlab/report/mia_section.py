@@ -22,9 +22,12 @@ from privlab.store import RunRecord, Store
 
 __all__ = ["attack_table_html", "audit_bound_figure", "audit_dp_section", "mia_section", "roc_figure", "target_label"]
 
-_KEYS = (("auc", "AUC"), ("balanced_accuracy", "bal. acc."), ("tpr_at_fpr_0.001", "TPR @ 0.1 % FPR"),
-         ("tpr_at_fpr_0.01", "TPR @ 1 % FPR"))
-
+_KEYS = (
+    ("auc", "AUC"),
+    ("balanced_accuracy", "bal. acc."),
+    ("tpr_at_fpr_0.001", "TPR @ 0.1 % FPR"),
+    ("tpr_at_fpr_0.01", "TPR @ 1 % FPR"),
+)
 
 
 def target_label(run: RunRecord) -> str:
@@ -68,7 +71,7 @@ def roc_figure(curves: list[tuple[str, dict[str, Any]]]) -> str | None:
     nrows = -(-len(curves) // ncols)
     fig = Figure(figsize=(5.0 * ncols, 4.2 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    for ax in axes.flat[len(curves):]:
+    for ax in axes.flat[len(curves) :]:
         ax.set_visible(False)
     for ax, (title, roc) in zip(axes.flat, curves, strict=False):
         floor = 1.0
@@ -124,8 +127,10 @@ def attack_table_html(runs: list[RunRecord]) -> str:
         for r in runs
     )
     rows.append(f"<tr><td><em>target test accuracy</em></td>{acc}</tr>")
-    return (f"<h3>Attack × target</h3><table><thead><tr><th rowspan='2'>attack</th>{top}</tr><tr>{sub}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    return (
+        f"<h3>Attack × target</h3><table><thead><tr><th rowspan='2'>attack</th>{top}</tr><tr>{sub}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _exposed_html(store: Store, run: RunRecord) -> str:
@@ -143,10 +148,12 @@ def _exposed_html(store: Store, run: RunRecord) -> str:
     members = meta.get("members") or []
     flags = " ".join("M" if m else "·" for m in members)
     hit = sum(1 for m in members if m)
-    return (f"<figure><img alt='most exposed records of {esc(run.id)}' src='{uri}'><figcaption>"
-            f"{esc(target_label(run))}: the {len(members)} records {esc(meta.get('attack'))} scores most likely "
-            f"members, left to right; {hit} of them are members (M = member, · = not): {esc(flags)}"
-            f"</figcaption></figure>")
+    return (
+        f"<figure><img alt='most exposed records of {esc(run.id)}' src='{uri}'><figcaption>"
+        f"{esc(target_label(run))}: the {len(members)} records {esc(meta.get('attack'))} scores most likely "
+        f"members, left to right; {hit} of them are members (M = member, · = not): {esc(flags)}"
+        f"</figcaption></figure>"
+    )
 
 
 @SECTIONS.register("mia", title="Membership inference")
@@ -178,18 +185,29 @@ def _audit_points(runs: list[RunRecord], store: Store) -> list[dict[str, Any]]:
             except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
                 guesses = None
         t = r.spec.get("target") or {}
-        pts.append({"run": r, "bound": float(r.metrics["epsilon_lower_bound"]), "epsilon": r.metrics.get("epsilon"),
-                    "mode": str(r.spec.get("mode", "one-run")), "canary": str(r.spec.get("canary", "mislabel")),
-                    "kind": t.get("kind"), "guesses": guesses, "confidence": float(r.spec.get("confidence", 0.95)),
-                    "accuracy": r.metrics.get("test_accuracy"), "guess_accuracy": r.metrics.get("guess_accuracy")})
+        pts.append(
+            {
+                "run": r,
+                "bound": float(r.metrics["epsilon_lower_bound"]),
+                "epsilon": r.metrics.get("epsilon"),
+                "mode": str(r.spec.get("mode", "one-run")),
+                "canary": str(r.spec.get("canary", "mislabel")),
+                "kind": t.get("kind"),
+                "guesses": guesses,
+                "confidence": float(r.spec.get("confidence", 0.95)),
+                "accuracy": r.metrics.get("test_accuracy"),
+                "guess_accuracy": r.metrics.get("guess_accuracy"),
+            }
+        )
     return pts
 
 
 def audit_bound_figure(points: list[dict[str, Any]]) -> str | None:
     """Data URI of ε_lb against the accountant's ε (log x) with ε_lb = ε, the all-guesses-right ceiling and the bound
     of any run without DP (a control, dotted); None without a point that has an accountant ε."""
-    pts = sorted((p for p in points if p.get("epsilon") is not None and math.isfinite(p["epsilon"])),
-                 key=lambda p: p["epsilon"])
+    pts = sorted(
+        (p for p in points if p.get("epsilon") is not None and math.isfinite(p["epsilon"])), key=lambda p: p["epsilon"]
+    )
     if not pts:
         return None
     from matplotlib.figure import Figure
@@ -199,13 +217,18 @@ def audit_bound_figure(points: list[dict[str, Any]]) -> str | None:
     xs = [p["epsilon"] for p in pts]
     fig = Figure(figsize=(5.2, 3.8), layout="constrained")
     ax = fig.subplots()
+
     def line(p: dict[str, Any]) -> tuple[str, str]:
         return p.get("mode", "one-run"), p.get("canary", "mislabel")
 
     for mode, canary in sorted({line(p) for p in pts}):
         mine = [p for p in pts if line(p) == (mode, canary)]
-        ax.plot([p["epsilon"] for p in mine], [p["bound"] for p in mine], "o-",
-                label=f"{mode} ({canary} canaries) lower bound ε_lb")
+        ax.plot(
+            [p["epsilon"] for p in mine],
+            [p["bound"] for p in mine],
+            "o-",
+            label=f"{mode} ({canary} canaries) lower bound ε_lb",
+        )
     lo, hi = min(xs) / 1.5, max(xs) * 1.5
     ax.plot([lo, hi], [lo, hi], "k:", linewidth=0.8, label="ε_lb = ε (tight)")
     top = max(p["bound"] for p in pts)
@@ -213,14 +236,19 @@ def audit_bound_figure(points: list[dict[str, Any]]) -> str | None:
     for r, conf in sorted(ceilings):
         cap = epsilon_lower_bound_one_run(r, r, confidence=conf).epsilon
         top = max(top, cap)
-        ax.axhline(cap, color="tab:red", linestyle="--", linewidth=0.8,
-                   label=f"largest bound with {r} guesses ({cap:.2f})")
+        ax.axhline(
+            cap, color="tab:red", linestyle="--", linewidth=0.8, label=f"largest bound with {r} guesses ({cap:.2f})"
+        )
     for p in points:
         if p.get("epsilon") is None:
             top = max(top, p["bound"])
-            ax.axhline(p["bound"], color="tab:green", linestyle=":", linewidth=1.2,
-                       label=f"{p.get('kind') or 'no DP'} control {p['run'].id if p.get('run') else ''}: "
-                             f"{p['bound']:.2f}")
+            ax.axhline(
+                p["bound"],
+                color="tab:green",
+                linestyle=":",
+                linewidth=1.2,
+                label=f"{p.get('kind') or 'no DP'} control {p['run'].id if p.get('run') else ''}: {p['bound']:.2f}",
+            )
     ax.set_xscale("log")
     ax.set_xlim(lo, hi)
     ax.set_ylim(-0.05 * max(top, 1.0), 1.3 * max(top, 1.0))
@@ -250,7 +278,19 @@ def audit_dp_section(runs: list[RunRecord], store: Store) -> str:
             f"<td>{esc(p['canary'])}</td></tr>"
             for p in sorted(pts, key=lambda p: (p["epsilon"] is None, p["epsilon"] or 0.0))
         )
-        head = "".join(f"<th>{h}</th>" for h in ("run", "target", "accountant ε", "ε lower bound", "guess accuracy",
-                                                   "guesses", "test accuracy", "mode", "canary"))
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in (
+                "run",
+                "target",
+                "accountant ε",
+                "ε lower bound",
+                "guess accuracy",
+                "guesses",
+                "test accuracy",
+                "mode",
+                "canary",
+            )
+        )
         parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
     return "\n".join(parts) + "\n" + generic_section(runs, store)

@@ -29,7 +29,6 @@ from privlab.store import RunRecord, Store
 __all__ = ["defence_table_html", "transfer_matrix_html", "unlearnable_section"]
 
 
-
 def _transfer_row(store: Store, run: RunRecord) -> dict[str, Any] | None:
     path = artifact_path(store, run, "unlearnable-transfer")
     if path is None:

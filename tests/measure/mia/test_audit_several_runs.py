@@ -76,4 +76,3 @@ def test_soundness_on_mechanisms_of_known_epsilon(mechanism, eps):
         assert np.median(bounds) > 0.25 * eps
     else:
         assert (bounds > 0).mean() > 0.3
-

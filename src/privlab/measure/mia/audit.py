@@ -165,8 +165,11 @@ def best_threshold(scores: Any, included: Any, *, delta: float = 0.0, confidence
     best, key = float(cands[0]), (-1.0, -1.0)
     for t in cands:
         fp, neg, fn, pos = threshold_counts(s, inc, float(t))
-        eps = epsilon_lower_bound_multi(fp, neg, fn, pos, delta=delta, confidence=confidence).epsilon if neg and pos \
+        eps = (
+            epsilon_lower_bound_multi(fp, neg, fn, pos, delta=delta, confidence=confidence).epsilon
+            if neg and pos
             else 0.0
+        )
         bacc = 0.5 * ((1 - fp / neg if neg else 0.0) + (1 - fn / pos if pos else 0.0))
         if (eps, bacc) > key:
             best, key = float(t), (eps, bacc)
