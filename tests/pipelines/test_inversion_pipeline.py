@@ -159,3 +159,21 @@ def test_switching_attack_on_a_preset_keeps_shared_settings(attack):
         )
     with pytest.raises(ConfigError, match="not a gradient-inversion attack"):
         load_spec(experiment="inversion", preset="smoke", overrides={"attack": "activation_adversary"})
+
+
+def test_lpips_weights_in_the_spec_reach_the_metric_and_a_missing_file_is_refused_first(tmp_path):
+    from typer.testing import CliRunner
+
+    from privlab.cli import app
+
+    base = {"experiment": "inversion", "preset": "smoke", "attack_config": {"iterations": 2}}
+    spec = spec_from_mapping({**base, "metrics": ["psnr", "lpips"], "lpips_weights": "random"})
+    (o,) = execute(spec, tmp_path / "ok", quiet=True)
+    assert o.status == "finished" and "lpips-random" in o.metrics  # the untrained backbone, labelled as such
+    out = tmp_path / "missing"
+    r = CliRunner().invoke(
+        app,
+        ["run", "inversion", "--preset", "smoke", "--set", "metrics=[psnr,lpips]", "--set",
+         f"lpips_weights={tmp_path / 'nope.pth'}", "--out", str(out), "--quiet"],
+    )  # fmt: skip
+    assert r.exit_code == 2 and "nope.pth does not exist" in r.output

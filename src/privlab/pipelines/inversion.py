@@ -70,7 +70,7 @@ class InversionSpec(ExperimentSpec):
 
     experiment: Literal["inversion"] = "inversion"
     #: added later: runs recorded before it existed keep their hash
-    hash_omit_defaults: ClassVar[tuple[str, ...]] = ("semsim_model",)
+    hash_omit_defaults: ClassVar[tuple[str, ...]] = ("semsim_model", "lpips_weights")
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     split: Literal["train", "test"] = Field(default="test", description="where the client's images come from")
     num_images: int = Field(default=1, ge=1, le=100_000, description="images attacked in total")
@@ -89,6 +89,11 @@ class InversionSpec(ExperimentSpec):
         description="similarity metrics; lpips is skipped with a note when no backbone weights are available",
     )
     lpips_net: Literal["alex", "vgg", "squeeze"] = Field(default="alex", description="LPIPS backbone")
+    lpips_weights: str | None = Field(
+        default=None,
+        description="LPIPS backbone weights (.pth or .safetensors; relative to the working folder) or 'random'; "
+        "default: $PRIVLAB_LPIPS_WEIGHTS, then the torch hub cache. A path given here must exist (checked first)",
+    )
     reference_classifier: TrainConfig | None = Field(
         default=None, description="train a reference classifier (lenet5) to score classifier agreement"
     )
@@ -219,7 +224,7 @@ def _similarity_metrics(
     metrics = list(spec.metrics)
     notes: dict[str, str] = {}
     if "lpips" in metrics:
-        reason = lpips_available(spec.lpips_net)
+        reason = lpips_available(spec.lpips_net, spec.lpips_weights)
         if reason is not None:
             metrics.remove("lpips")
             notes["lpips"] = f"skipped: {reason}"
@@ -405,7 +410,10 @@ def _records(
 def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
     """Attack ``num_images`` client images through their shared gradients; score and store the reconstructions."""
     from privlab.measure.image import score
+    from privlab.measure.image.lpips import resolve_weights
 
+    if "lpips" in spec.metrics and spec.lpips_weights is not None:  # named in the spec: missing is an error (exit 2)
+        resolve_weights(spec.lpips_net, spec.lpips_weights)
     train, pool = _client_images(spec, ctx)
     model = _victim(spec, ctx, train)
     victim_acc = _victim_accuracy(spec, ctx, model, pool)
@@ -416,8 +424,8 @@ def run_inversion(spec: InversionSpec, ctx: RunContext) -> None:
     attack = build_attack(spec.attack, spec.attack_config)
     a = _attack_batches(spec, ctx, model, pool, defense, attack)
     table = score(
-        a.x, a.rec, metrics, labels=a.y, classifier=reference, lpips_net=spec.lpips_net, device=ctx.device,
-        indices=a.indices, semsim_model=semsim_model,
+        a.x, a.rec, metrics, labels=a.y, classifier=reference, lpips_net=spec.lpips_net,
+        lpips_weights=spec.lpips_weights, device=ctx.device, indices=a.indices, semsim_model=semsim_model,
     )  # fmt: skip
     label_correct = (a.y_rec == a.y).float()
     rows = []
