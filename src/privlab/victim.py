@@ -6,8 +6,8 @@ classifier that scores reconstructions) goes through :func:`train_or_load`. Ther
 model (``key_parts``: data set, architecture, training settings, seed, …). The file's metadata holds the role, the
 key and the key's source, and is checked on load.
 
-Two processes that need the same entry (two sweep workers on one ``--out``) take turns on a lock file beside it
-(``.<entry>.lock``): the first trains and saves, the second waits and then loads.
+Two processes that need the same entry (two sweep workers on one ``--out``) take turns on a lock file
+(``OUT/cache/locks/<entry>.lock``): the first trains and saves, the second waits and then loads.
 
 One policy for a bad cache entry (unreadable, another key or role, weights that do not fit): a warning naming the
 file and why, then the model is retrained and the file atomically overwritten. Nothing is ever deleted silently.
@@ -54,6 +54,8 @@ __all__ = [
 
 CACHE_FOLDER = Path("cache") / "models"
 """Where cached models live, relative to the output folder."""
+LOCK_FOLDER = Path("cache") / "locks"
+"""Where the per-entry lock files live (outside CACHE_FOLDER, which holds only models)."""
 
 _FORMAT = 1
 
@@ -126,7 +128,7 @@ def train_or_load(
         print(f"[privlab] waiting for another process that trains the same {role} model ({path})", file=sys.stderr)
 
     # one trainer per entry: a second sweep worker that needs the same model waits, then loads the first one's file
-    with wait_lock(path.with_name(f".{path.name}.lock"), on_wait=waiting):
+    with wait_lock(ctx.out / LOCK_FOLDER / f"{path.stem}.lock", on_wait=waiting):
         return _train_or_load(ctx, path, role, key, model_factory, train_data, train_config, key_parts, init_seed,
                               before_fit, fit_fn)  # fmt: skip
 

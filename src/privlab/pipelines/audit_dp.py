@@ -158,39 +158,24 @@ def one_run_audit(spec: AuditDPSpec, ctx: RunContext, pool: LabelledImages, test
     """Train once with ``spec.canaries`` canaries each in with probability ½; log ε_lb; the artifact's content."""
     g = ctx.generator(1)
     extra: dict[str, Any] = {}
-    if spec.canary == "gradient":
+    gradient = spec.canary == "gradient"
+    if gradient:
         init = initial_model(pool, spec.model, spec.target, seed=spec.seed)
         coords = choose_coordinates(init, spec.canaries, g)
         included = torch.rand(spec.canaries, generator=g) < 0.5
-        model, meta = train_or_load(
-            ctx,
-            "audit-dp-target",
-            pool,
-            torch.arange(len(pool)),
-            spec.model,
-            spec.train,
-            spec.target,
-            seed=spec.seed,
-            dataset_key=_dataset_key(spec, canaries=spec.canaries),
-            dirac_canaries=coords[included],
-        )
-        scores = _coordinate_scores(model, init, coords)
-        extra = {"coordinates": _coordinate_names(init, coords), "canary_insertions": meta.get("canary_insertions")}
+        train, dirac = pool, coords[included]
     else:
         rest, canaries = make_canaries(pool, spec.canaries, spec.canary, g)
         included = torch.rand(spec.canaries, generator=g) < 0.5
-        train = _concat(rest, canaries.subset(torch.nonzero(included).view(-1)))
-        model, meta = train_or_load(
-            ctx,
-            "audit-dp-target",
-            train,
-            torch.arange(len(train)),
-            spec.model,
-            spec.train,
-            spec.target,
-            seed=spec.seed,
-            dataset_key=_dataset_key(spec, canaries=spec.canaries),
-        )
+        train, dirac = _concat(rest, canaries.subset(torch.nonzero(included).view(-1))), None
+    model, meta = train_or_load(
+        ctx, "audit-dp-target", train, torch.arange(len(train)), spec.model, spec.train, spec.target,
+        seed=spec.seed, dataset_key=_dataset_key(spec, canaries=spec.canaries), dirac_canaries=dirac,
+    )  # fmt: skip
+    if gradient:
+        scores = _coordinate_scores(model, init, coords)
+        extra = {"coordinates": _coordinate_names(init, coords), "canary_insertions": meta.get("canary_insertions")}
+    else:
         scores = _canary_scores(model, canaries)
     correct, r = one_run_guesses(scores.numpy(), included.numpy(), spec.guesses, spec.guesses)
     bound = epsilon_lower_bound_one_run(correct, r, confidence=spec.confidence)
@@ -229,33 +214,17 @@ def several_runs_audit(
             seed = spec.seed * 10_000 + r
             key = _dataset_key(spec, canaries=1, canary_in=bool(included[r]))
             if gradient:
-                model, meta = train_or_load(
-                    ctx,
-                    "audit-dp-runs",
-                    pool,
-                    torch.arange(len(pool)),
-                    spec.model,
-                    spec.train,
-                    spec.target,
-                    seed=seed,
-                    dataset_key=key,
-                    dirac_canaries=coord if included[r] else None,
-                )
+                train, dirac = pool, (coord if included[r] else None)
+            else:
+                train, dirac = (_concat(rest, canary) if included[r] else rest), None
+            model, meta = train_or_load(
+                ctx, "audit-dp-runs", train, torch.arange(len(train)), spec.model, spec.train, spec.target,
+                seed=seed, dataset_key=key, dirac_canaries=dirac,
+            )  # fmt: skip
+            if gradient:
                 init = initial_model(pool, spec.model, spec.target, seed=seed)
                 scores.append(float(_coordinate_scores(model, init, coord)[0]))
             else:
-                train = _concat(rest, canary) if included[r] else rest
-                model, meta = train_or_load(
-                    ctx,
-                    "audit-dp-runs",
-                    train,
-                    torch.arange(len(train)),
-                    spec.model,
-                    spec.train,
-                    spec.target,
-                    seed=seed,
-                    dataset_key=key,
-                )
                 scores.append(float(_canary_scores(model, canary)[0]))
             accs.append(evaluate(model, test)["accuracy"])
             epsilons.append(meta.get("epsilon"))
