@@ -80,7 +80,7 @@ def test_peak_normalisation_makes_training_and_prediction_blind_to_image_scale()
     # an L2-normalised local-DP image peaks near 0.1: with peak_normalize IIC sees it as the raw image would
     g = torch.Generator().manual_seed(0)
     x = torch.rand(40, 1, 8, 8, generator=g)
-    cfg = IICConfig(epochs=1, batch_size=20, subheads=1, width=4, overcluster=6)
+    cfg = IICConfig(epochs=1, batch_size=20, subheads=1, width=4, overcluster=6, peak_normalize=True)
     net, _ = train_iic(x, 3, cfg, seed=0)
     net_dim, _ = train_iic(0.125 * x, 3, cfg, seed=0)  # a power of 2: the same floats after prepare()
     for p, q in zip(net.parameters(), net_dim.parameters(), strict=True):
