@@ -24,12 +24,12 @@ half of :class:`IICConfig`'s strengths with ``peak_normalize`` reached 0.81 Hung
 images, seed 0; the ``paper-cpu`` preset of ``ldp``). ``peak_normalize`` divides each image by its peak once, before
 augmentation, so a dim L2-normalised image (peak ≈ 0.1) is augmented and seen at the scale of a raw one;
 normalising each augmented view instead undid the brightness/contrast jitter and left raw MNIST at 0.30. The
-original's strengths (±25°, crops 16/20/24 of 24, brightness 0.4, contrast 0.6–1.4) are :func:`augment`'s defaults and the ``paper`` preset's; the
-:class:`IICConfig` defaults are milder (±15°, scale 0.85–1, 0.2, 0.8–1.2) because on 8×8 digits and a few hundred
-steps the original strengths left IIC in the degenerate ≈ −0.6 nats solution (Hungarian accuracy ≈ 0.11), while the
-milder ones reach 0.64–0.85 per sub-head in 20–40 epochs (measured, seed 0). Runs vary a lot with the seed (±0.05–0.1
-in Hungarian accuracy), which is why several sub-heads are trained and the one with the lowest training loss (no
-labels, no test data) is reported.
+original's strengths (±25°, crops 16/20/24 of 24, brightness 0.4, contrast 0.6–1.4) are :func:`augment`'s defaults
+and the ``paper`` preset's; the :class:`IICConfig` defaults are milder (±15°, scale 0.85–1, 0.2, 0.8–1.2) because on
+8×8 digits and a few hundred steps the original strengths left IIC in the degenerate ≈ −0.6 nats solution (Hungarian
+accuracy ≈ 0.11), while the milder ones reach 0.64–0.85 per sub-head in 20–40 epochs (measured, seed 0). Runs vary a
+lot with the seed (±0.05–0.1 in Hungarian accuracy), which is why several sub-heads are trained and the one with the
+lowest training loss (no labels, no test data) is reported.
 
 Example:
     >>> import torch
