@@ -129,48 +129,40 @@ def train_or_load(
 
     # one trainer per entry: a second sweep worker that needs the same model waits, then loads the first one's file
     with wait_lock(ctx.out / LOCK_FOLDER / f"{path.stem}.lock", on_wait=waiting):
-        return _train_or_load(ctx, path, role, key, model_factory, train_data, train_config, key_parts, init_seed,
-                              before_fit, fit_fn)  # fmt: skip
-
-
-def _train_or_load(
-    ctx: RunContext, path: Path, role: str, key: str, model_factory: Callable[[], nn.Module],
-    train_data: LabelledImages, train_config: TrainConfig, key_parts: Mapping[str, Any], init_seed: int | None,
-    before_fit: Callable[[nn.Module], None] | None,
-    fit_fn: Callable[[nn.Module, LabelledImages], Mapping[str, Any] | None] | None,
-) -> tuple[nn.Module, dict[str, Any]]:  # fmt: skip
-    if path.exists():
+        if path.exists():
+            if init_seed is not None:
+                torch.manual_seed(init_seed)
+            model = model_factory()
+            why, meta = _load_entry(path, model, role, key) if path.is_file() else ("it is not a file", {})
+            if why is None:
+                info = {"cached": True, "path": str(path), "key": key, "train_seconds": 0.0}
+                if fit_fn is not None:
+                    info["fit"] = dict(meta.get("fit", {}))
+                return model.to(ctx.device).eval(), info
+            warnings.warn(
+                f"model cache {path} is unusable ({why}); retraining it and overwriting the file", stacklevel=2
+            )
         if init_seed is not None:
             torch.manual_seed(init_seed)
-        model = model_factory()
-        why, meta = _load_entry(path, model, role, key) if path.is_file() else ("it is not a file", {})
-        if why is None:
-            info = {"cached": True, "path": str(path), "key": key, "train_seconds": 0.0}
-            if fit_fn is not None:
-                info["fit"] = dict(meta.get("fit", {}))
-            return model.to(ctx.device).eval(), info
-        warnings.warn(f"model cache {path} is unusable ({why}); retraining it and overwriting the file", stacklevel=2)
-    if init_seed is not None:
-        torch.manual_seed(init_seed)
-    model = model_factory()  # rebuilt: seeded initial weights
-    if before_fit is not None:
-        before_fit(model)
-    t0 = time.perf_counter()
-    facts: dict[str, Any] = {}
-    if fit_fn is None:
-        fit(model, train_data, train_config, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
-    else:
-        facts = json.loads(json.dumps(dict(fit_fn(model, train_data) or {}), default=str))
-    seconds = time.perf_counter() - t0
-    meta = {"role": role, "key": key, "source": dict(key_parts), "train_seconds": seconds, "format": _FORMAT}
-    if fit_fn is not None:
-        meta["fit"] = facts
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_tensors(path, state, json.loads(json.dumps(meta, default=str)))  # atomic: replaces a bad entry
-    info = {"cached": False, "path": str(path), "key": key, "train_seconds": seconds}
-    if fit_fn is not None:
-        info["fit"] = facts
-    return model.to(ctx.device).eval(), info
+        model = model_factory()  # rebuilt: seeded initial weights
+        if before_fit is not None:
+            before_fit(model)
+        t0 = time.perf_counter()
+        facts: dict[str, Any] = {}
+        if fit_fn is None:
+            fit(model, train_data, train_config, seed=ctx.seed, device=ctx.device, progress=ctx.progress)
+        else:
+            facts = json.loads(json.dumps(dict(fit_fn(model, train_data) or {}), default=str))
+        seconds = time.perf_counter() - t0
+        meta = {"role": role, "key": key, "source": dict(key_parts), "train_seconds": seconds, "format": _FORMAT}
+        if fit_fn is not None:
+            meta["fit"] = facts
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        save_tensors(path, state, json.loads(json.dumps(meta, default=str)))  # atomic: replaces a bad entry
+        info = {"cached": False, "path": str(path), "key": key, "train_seconds": seconds}
+        if fit_fn is not None:
+            info["fit"] = facts
+        return model.to(ctx.device).eval(), info
 
 
 def reference_classifier(
