@@ -227,3 +227,38 @@ def test_cifar10_cpu_preset_runs_on_a_tiny_cifar_subset(shared_dir, tmp_path) ->
         tmp_path / outcome.dir / "perturbation.safetensors", expected_shape=(10, 3, 32, 32), kind="class"
     )
     assert bank.meta["backbone"] == "fast_cnn"
+
+
+def test_two_workers_needing_the_same_clean_baselines_compute_them_once(tmp_path, monkeypatch, capsys) -> None:
+    # a 2-worker sweep into one --out: the lock beside the cache entry makes the second worker wait, then read it
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from privlab.pipelines import unlearnable as ue
+
+    spec = load_spec(experiment="unlearnable", preset="smoke", overrides={"protection": {"name": "random"}})
+    calls: list[str] = []
+
+    def fake_attack_settings(spec, train, clean_train, test, ctx, tag):
+        calls.append(tag)
+        time.sleep(0.3)  # long enough for the other thread to reach the lock
+        return {"accuracy": {s: 0.5 for s in ue.setting_names(spec)}, "curves": {}}, None
+
+    monkeypatch.setattr(ue, "_attack_settings", fake_attack_settings)
+    ctx = SimpleNamespace(out=tmp_path, seed=0, device="cpu")
+    results: list[dict] = []
+    start = threading.Barrier(2)
+
+    def worker() -> None:
+        start.wait()
+        results.append(ue._clean_baselines(spec, None, None, ctx))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["clean"]  # without the lock both workers would train the clean attackers
+    assert results[0] == results[1] and len(results) == 2
+    assert "waiting for another process that computes the same clean baselines" in capsys.readouterr().err

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -56,7 +57,9 @@ from privlab.pipelines import PIPELINES
 from privlab.protect.perturbation import NoiseSpec, PerturbationBank, noise_entry, resolve_noise
 from privlab.store import MetricRecord
 from privlab.store.artifacts import atomic_write_text
+from privlab.store.lock import wait_lock
 from privlab.train import TrainConfig, evaluate
+from privlab.victim import LOCK_FOLDER
 
 __all__ = [
     "PoisonSpec",
@@ -342,22 +345,30 @@ def _clean_baselines(
     spec: UnlearnableSpec, train: LabelledImages, test: LabelledImages, ctx: RunContext
 ) -> dict[str, Any]:
     path = ctx.out / "cache" / f"unlearnable-clean-{_clean_key(spec, ctx.seed, torch.device(ctx.device).type)}.json"
-    if spec.reuse_clean and path.is_file():
-        try:
-            cached = json.loads(path.read_text("utf-8"))
-            got = set(cached.get("accuracy", {})) if isinstance(cached, dict) else set()
-            if got == set(setting_names(spec)):
-                return cached
-            why = f"it holds settings {sorted(got)}, not {sorted(setting_names(spec))}"
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as e:
-            why = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-        warnings.warn(
-            f"clean-baseline cache {path} is unusable ({why}); recomputing it and overwriting the file", stacklevel=2
-        )
-    result, _ = _attack_settings(spec, train, train, test, ctx, "clean")
-    if spec.reuse_clean:
+    if not spec.reuse_clean:
+        return _attack_settings(spec, train, train, test, ctx, "clean")[0]
+
+    def waiting() -> None:
+        print(f"[privlab] waiting for another process that computes the same clean baselines ({path})", file=sys.stderr)
+
+    # one computer per entry: a second sweep worker that needs the same baselines waits, then reads the first's file
+    with wait_lock(ctx.out / LOCK_FOLDER / f"{path.stem}.lock", on_wait=waiting):
+        if path.is_file():
+            try:
+                cached = json.loads(path.read_text("utf-8"))
+                got = set(cached.get("accuracy", {})) if isinstance(cached, dict) else set()
+                if got == set(setting_names(spec)):
+                    return cached
+                why = f"it holds settings {sorted(got)}, not {sorted(setting_names(spec))}"
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as e:
+                why = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+            warnings.warn(
+                f"clean-baseline cache {path} is unusable ({why}); recomputing it and overwriting the file",
+                stacklevel=2,
+            )
+        result, _ = _attack_settings(spec, train, train, test, ctx, "clean")
         atomic_write_text(path, json.dumps(result, sort_keys=True))
-    return result
+        return result
 
 
 def _make_bank(spec: UnlearnableSpec, train: LabelledImages, test: LabelledImages, ctx: RunContext) -> PerturbationBank:
