@@ -93,3 +93,26 @@ def test_tue_other_backbones_and_class_wise(method: str) -> None:
     )
     bank = TransferableUnlearnable(cfg).generate(data, seed=0)
     assert bank.noise.shape == (10, 1, 16, 16) and bank.noise.abs().max() <= EPS + 1e-6
+
+
+def test_shuffled_sweeps_make_the_noise_class_separable_over_the_whole_set() -> None:
+    # CSD is a per-batch loss: with fixed contiguous batches each batch's classes converge to their own pattern
+    # (separable within the batch, not over the set); a new random partition per sweep gives one pattern per class
+    data = load_dataset("digits", "train", resize=16, limit=120, seed=0)
+
+    def dataset_csd(shuffle: bool) -> float:
+        cfg = TUEConfig(
+            encoder="lenet5",
+            epochs=4,
+            num_steps=4,
+            step_size=2 / 255,
+            train_steps=0,
+            batch_size=30,
+            ssl_weight=0.0,
+            csd_weight=0.1,
+            shuffle_sweeps=shuffle,
+        )
+        return TransferableUnlearnable(cfg).generate(data, seed=0).history[-1]["csd"]
+
+    fixed, shuffled = dataset_csd(False), dataset_csd(True)
+    assert shuffled < 0.5 * fixed, (shuffled, fixed)  # measured: 0.58 against 1.96 after 4 sweeps

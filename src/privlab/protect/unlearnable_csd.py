@@ -13,7 +13,9 @@ Objective (per batch, δ in [0, 1] pixel units, ‖δ‖∞ ≤ ε)::
 - **Noise update**: ``num_steps`` signed steps; the gradient is averaged over ``eot_size`` random augmentations (EOT);
   each step computes separate steps for view 1 and view 2 and sets ``δ ← (δ₁ + δ₂) / 2``.
 - **Outer loop** per epoch: over a shuffled pass of the data, repeat {train θ for ``train_steps`` batches on
-  augmented ``x + δ``; sweep the whole set once updating δ} until the pass is used up; optional kNN monitor.
+  augmented ``x + δ``; sweep the whole set once updating δ, in a new random order per sweep (``shuffle_sweeps``:
+  CSD is a per-batch loss, and fixed batches make batch-local class patterns)} until the pass is used up; optional
+  kNN monitor.
 
 Sample-wise noise is indexed by sample index (TUE's ``replace_targets_with_id``), class-wise by label.
 
@@ -99,6 +101,11 @@ class TUEConfig(NoiseConfig, SSLConfig):
     batch_size: int = Field(default=512, ge=2, description="batch size of SSL training and noise sweeps")
     knn_monitor: bool = Field(default=False, description="kNN accuracy of the SSL encoder each epoch (needs monitor)")
     knn_k: int = Field(default=200, ge=1, description="kNN monitor neighbours")
+    shuffle_sweeps: bool = Field(
+        default=True,
+        description="visit the images in a new random order on every noise sweep (False: fixed contiguous batches, "
+        "whose CSD separates the classes only within each batch)",
+    )
 
     def label(self) -> str:
         return f"tue-{self.method} {self.kind}-wise ({self.encoder})"
@@ -188,6 +195,7 @@ class TransferableUnlearnable(NoiseGenerator):
             noise.zero_()
         n = len(data)
         order_gen = torch.Generator().manual_seed(seed + 3)
+        sweep_gen = torch.Generator().manual_seed(seed + 7)
         history: list[dict[str, float]] = []
         images_done, noise_seconds = 0, 0.0
         with progress.task(f"TUE ({cfg.method}) noise", total=cfg.epochs) as advance:
@@ -212,7 +220,7 @@ class TransferableUnlearnable(NoiseGenerator):
                         model.after_step()
                         ssl_losses.append(loss.item())
                     tn = time.perf_counter()
-                    self._sweep(model, data, noise, aug, g_aug, device)
+                    self._sweep(model, data, noise, aug, g_aug, device, sweep_gen)
                     noise_seconds += time.perf_counter() - tn
                     images_done += n
                 stats: dict[str, float] = {
@@ -250,11 +258,18 @@ class TransferableUnlearnable(NoiseGenerator):
         aug: SimCLRAugment,
         g: torch.Generator,
         device: Any,
+        order_gen: torch.Generator,
     ) -> None:
+        """One pass over ``data`` updating every image's noise (class-wise: every class row) in place.
+
+        The batches are a fresh random partition per sweep (``shuffle_sweeps``): CSD is computed per batch, and with
+        fixed batches each batch's class groups converge to their own pattern (measured on CIFAR-10: CSD 0.04 within
+        the batches, 4.1 over the data set), which is not the class-separable noise CSD is meant to make."""
         model.eval()
         n, bs = len(data), self.cfg.batch_size
+        order = torch.randperm(n, generator=order_gen) if self.cfg.shuffle_sweeps else torch.arange(n)
         for i in range(0, n, bs):
-            idx = torch.arange(i, min(i + bs, n))
+            idx = order[i : i + bs]
             x, y = data.batch(idx)
             x, y = x.to(device), y.to(device)
             if self.cfg.kind == "sample":
