@@ -116,3 +116,40 @@ def test_shuffled_sweeps_make_the_noise_class_separable_over_the_whole_set() -> 
 
     fixed, shuffled = dataset_csd(False), dataset_csd(True)
     assert shuffled < 0.5 * fixed, (shuffled, fixed)  # measured: 0.58 against 1.96 after 4 sweeps
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_noise_objective_draws_its_augmentation_per_batch_unless_asked(monkeypatch, per_sample: bool) -> None:
+    # the released code augments the noise objective's batch tensor with one parameter draw; SSL training per image
+    from privlab.data import transforms
+
+    seen: dict[str, set[bool]] = {"train": set(), "sweep": set()}
+    phase = {"now": "train"}
+    real_call, real_sweep = transforms.SimCLRAugment.__call__, TransferableUnlearnable._sweep
+
+    def spy_call(self, x, g):
+        seen[phase["now"]].add(self.cfg.per_sample)
+        return real_call(self, x, g)
+
+    def spy_sweep(self, *args, **kwargs):
+        phase["now"] = "sweep"
+        try:
+            return real_sweep(self, *args, **kwargs)
+        finally:
+            phase["now"] = "train"
+
+    monkeypatch.setattr(transforms.SimCLRAugment, "__call__", spy_call)
+    monkeypatch.setattr(TransferableUnlearnable, "_sweep", spy_sweep)
+    data = load_dataset("digits", "train", resize=16, limit=40, seed=0)
+    cfg = TUEConfig(
+        encoder="lenet5",
+        epochs=1,
+        num_steps=1,
+        train_steps=1,
+        batch_size=20,
+        ssl_weight=1.0,
+        noise_aug_per_sample=per_sample,
+        augment={"flip": False},
+    )
+    TransferableUnlearnable(cfg).generate(data, seed=0)
+    assert seen == {"train": {True}, "sweep": {per_sample}}

@@ -10,7 +10,8 @@ Objective (per batch, δ in [0, 1] pixel units, ‖δ‖∞ ≤ ε)::
   ``CSD = mean_{c≠c'} (S_c + S_c' + 1e-5) / (M_cc' + 1e-5)`` (lower = noise more linearly separable by class).
   The released code detached the spreads (only the distances got gradient); ``detach_spread=True`` reproduces that,
   the default lets both terms carry gradient.
-- **Noise update**: ``num_steps`` signed steps; the gradient is averaged over ``eot_size`` random augmentations (EOT);
+- **Noise update**: ``num_steps`` signed steps; the gradient is averaged over ``eot_size`` random augmentations (EOT),
+  drawn once per batch as the released code does (``noise_aug_per_sample=True``: per image, like SSL training);
   each step computes separate steps for view 1 and view 2 and sets ``δ ← (δ₁ + δ₂) / 2``.
 - **Outer loop** per epoch: over a shuffled pass of the data, repeat {train θ for ``train_steps`` batches on
   augmented ``x + δ``; sweep the whole set once updating δ, in a new random order per sweep (``shuffle_sweeps``:
@@ -101,6 +102,11 @@ class TUEConfig(NoiseConfig, SSLConfig):
     batch_size: int = Field(default=512, ge=2, description="batch size of SSL training and noise sweeps")
     knn_monitor: bool = Field(default=False, description="kNN accuracy of the SSL encoder each epoch (needs monitor)")
     knn_k: int = Field(default=200, ge=1, description="kNN monitor neighbours")
+    noise_aug_per_sample: bool = Field(
+        default=False,
+        description="draw the noise objective's augmentation per image (False: once per batch, as the released code "
+        "applies torchvision transforms to a batch tensor; SSL training always draws per image)",
+    )
     shuffle_sweeps: bool = Field(
         default=True,
         description="visit the images in a new random order on every noise sweep (False: fixed contiguous batches, "
@@ -189,6 +195,7 @@ class TransferableUnlearnable(NoiseGenerator):
         model = build_ssl_from_config(cfg, data.shape, mean=data.mean, std=data.std).to(device)
         opt = ssl_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
         aug = SimCLRAugment(cfg.augment)
+        noise_aug = SimCLRAugment(cfg.augment.model_copy(update={"per_sample": cfg.noise_aug_per_sample}))
         g_aug = torch.Generator(device=device).manual_seed(seed + 5)
         noise = uniform_noise(noise_shape(data, cfg.kind), cfg.epsilon, seed + 17)
         if not cfg.random_start:
@@ -220,7 +227,7 @@ class TransferableUnlearnable(NoiseGenerator):
                         model.after_step()
                         ssl_losses.append(loss.item())
                     tn = time.perf_counter()
-                    self._sweep(model, data, noise, aug, g_aug, device, sweep_gen)
+                    self._sweep(model, data, noise, noise_aug, g_aug, device, sweep_gen)
                     noise_seconds += time.perf_counter() - tn
                     images_done += n
                 stats: dict[str, float] = {
