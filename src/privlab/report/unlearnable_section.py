@@ -142,8 +142,9 @@ DIGITS_NOTE = (
     "the 8/255 ≈ 0.031 of the noise, and a small victim learns the digits as fast as any shortcut, so it keeps the "
     "content (measured: class-wise EM 95.8 → 95.6 % for LeNet-5; drops appear only at 32–64/255). The published "
     "effect needs natural images: run the <code>cifar10-cpu</code> preset (<code>privlab run unlearnable --preset "
-    "cifar10-cpu --data-root DIR</code>, CIFAR-10 10 000-image subset) — its measured numbers are in "
-    "docs/unlearnable.md and docs/reproduction.md.</p>"
+    "cifar10-cpu --data-root DIR</code>, CIFAR-10 10 000-image subset), where the same code takes a fast_cnn "
+    "victim from 71.9 % clean to 14.2 % (class-wise EM) and 20.7 % (sample-wise EM), random noise to 70.1 % "
+    "(seed 0; both seeds, the SimCLR attacker and TUE in docs/unlearnable.md and docs/reproduction.md).</p>"
 )
 
 
