@@ -243,7 +243,7 @@ def test_two_workers_needing_the_same_clean_baselines_compute_them_once(tmp_path
     def fake_attack_settings(spec, train, clean_train, test, ctx, tag):
         calls.append(tag)
         time.sleep(0.3)  # long enough for the other thread to reach the lock
-        return {"accuracy": {s: 0.5 for s in ue.setting_names(spec)}, "curves": {}}, None
+        return {"accuracy": dict.fromkeys(ue.setting_names(spec), 0.5), "curves": {}}, None
 
     monkeypatch.setattr(ue, "_attack_settings", fake_attack_settings)
     ctx = SimpleNamespace(out=tmp_path, seed=0, device="cpu")
