@@ -120,6 +120,30 @@ def test_bad_protection_defaults_are_config_errors() -> None:
         load_spec(experiment="unlearnable", preset="smoke", overrides={"protection_defaults": {"tue": {"num_step": 3}}})
 
 
+def test_name_kind_defaults_go_over_the_name_defaults_for_that_kind_only() -> None:
+    defaults = {"em": {"num_steps": 5, "max_rounds": 3}, "em:class": {"num_steps": 1, "stop_error": 0.2}}
+    cls = load_spec(
+        experiment="unlearnable",
+        preset="smoke",
+        overrides={"protection_defaults": defaults, "protection": {"name": "em", "kind": "class"}},
+    ).protection
+    assert (cls.num_steps, cls.stop_error, cls.max_rounds) == (1, 0.2, 3)
+    smp = load_spec(
+        experiment="unlearnable",
+        preset="smoke",
+        overrides={"protection_defaults": defaults, "protection": {"name": "em", "kind": "sample"}},
+    ).protection
+    assert (smp.num_steps, smp.stop_error, smp.max_rounds) == (5, 0.001, 3)  # smoke preset: stop_error 0.001
+    explicit = load_spec(
+        experiment="unlearnable",
+        preset="smoke",
+        overrides={"protection_defaults": defaults, "protection": {"name": "em", "kind": "class", "num_steps": 7}},
+    ).protection
+    assert explicit.num_steps == 7  # the spec's own protection settings win over both default blocks
+    with pytest.raises(ConfigError, match=r"protection_defaults\.em:klass: .*'sample' or 'class'"):
+        load_spec(experiment="unlearnable", preset="smoke", overrides={"protection_defaults": {"em:klass": {}}})
+
+
 def test_cli_json_lists_headline_metrics(smoke_runs) -> None:
     out, _ = smoke_runs
     result = CliRunner().invoke(

@@ -64,6 +64,13 @@ def test_class_pgd_updates_only_present_classes() -> None:
     assert not torch.equal(new[0], noise[0])
 
 
+def test_em_steps_and_stop_error_default_per_kind_as_in_ue() -> None:
+    assert (EMConfig().num_steps, EMConfig().stop_error) == (20, 0.01)
+    assert (EMConfig(kind="class").num_steps, EMConfig(kind="class").stop_error) == (1, 0.1)
+    given = EMConfig(kind="class", num_steps=4, stop_error=0.05)
+    assert (given.num_steps, given.stop_error) == (4, 0.05)
+
+
 def test_class_wise_em_is_constant_within_a_class(tiny) -> None:
     cfg = EMConfig(
         kind="class",

@@ -148,7 +148,8 @@ class UnlearnableSpec(ExperimentSpec):
     protection_defaults: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="per protection name, settings merged under `protection` (presets set all four; a spec then "
-        "switches protection with just `protection: {name: tue}`)",
+        "switches protection with just `protection: {name: tue}`); a `name:kind` entry (e.g. `em:class`) goes over "
+        "the name's settings for that kind",
     )
     countermeasures: list[list[str | dict[str, Any]]] = Field(
         default_factory=list,
@@ -169,8 +170,13 @@ class UnlearnableSpec(ExperimentSpec):
             return data
         prot, defaults = data.get("protection"), data.get("protection_defaults")
         if isinstance(prot, dict) and isinstance(defaults, dict) and isinstance(prot.get("name", "em"), str):
-            base = defaults.get(prot.get("name", "em"))  # a non-string name is left to the field's own check
-            if isinstance(base, dict):
+            name = prot.get("name", "em")  # a non-string name is left to the field's own check
+            base = defaults.get(name) if isinstance(defaults.get(name), dict) else {}
+            kind = prot.get("kind", base.get("kind", "sample"))
+            per_kind = defaults.get(f"{name}:{kind}") if isinstance(kind, str) else None
+            if isinstance(per_kind, dict):  # `em:class` settings go over `em`'s for class-wise noise
+                base = deep_merge(base, per_kind)
+            if base:
                 data = {**data, "protection": deep_merge(base, prot)}
         return data
 
@@ -188,11 +194,15 @@ class UnlearnableSpec(ExperimentSpec):
 
     @model_validator(mode="after")
     def _check_defaults(self) -> UnlearnableSpec:
-        for name, block in self.protection_defaults.items():
+        for key, block in self.protection_defaults.items():
+            name, _, kind = key.partition(":")
+            full = {**self.protection_defaults.get(name, {}), **block, "name": name} if kind else {**block, "name": key}
+            if kind:
+                full["kind"] = kind
             try:
-                resolve_noise({**block, "name": name})
+                resolve_noise(full)
             except PrivlabError as e:
-                raise ConfigError(f"protection_defaults.{name}: {e}") from None
+                raise ConfigError(f"protection_defaults.{key}: {e}") from None
         for key in _sweep_keys(self.sweep):
             if key.startswith("protection_defaults."):
                 field = key.split(".")[-1]

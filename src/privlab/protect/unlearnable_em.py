@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from privlab.context import Progress, seed_everything
@@ -53,6 +53,7 @@ from privlab.protect.perturbation import (
 from privlab.train import TrainConfig, evaluate, fit, make_optimizer
 
 __all__ = [
+    "EM_KIND_DEFAULTS",
     "EMConfig",
     "ErrorMaxConfig",
     "ErrorMaxNoise",
@@ -86,8 +87,20 @@ class _PGDBase(NoiseConfig):
     weight_decay: float = Field(default=5e-4, ge=0, description="backbone weight decay")
 
 
+#: Unlearnable-Examples' per-kind settings, used where a config leaves them out (sample-wise: 20 PGD steps per batch,
+#: stop below 1 % error; class-wise: 1 step per batch — each class row still moves once per batch of the sweep —
+#: stop below 10 %).
+EM_KIND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sample": {"num_steps": 20, "stop_error": 0.01},
+    "class": {"num_steps": 1, "stop_error": 0.1},
+}
+
+
 class EMConfig(_PGDBase):
-    """Error-minimising (min-min) noise; defaults of Unlearnable-Examples on CIFAR-10 / ResNet-18."""
+    """Error-minimising (min-min) noise; defaults of Unlearnable-Examples on CIFAR-10 / ResNet-18.
+
+    ``num_steps`` and ``stop_error`` left out take the kind's values from :data:`EM_KIND_DEFAULTS`.
+    """
 
     name: Literal["em"] = "em"
     train_steps: int = Field(default=10, ge=0, description="backbone batches trained per outer round")
@@ -96,8 +109,17 @@ class EMConfig(_PGDBase):
         default=0.01,
         ge=0,
         lt=1,
-        description="stop when the error on the perturbed set is below (UE: .01 sample, .1 class)",
+        description="stop when the error on the perturbed set is below (left out: UE's .01 sample-, .1 class-wise)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            per_kind = EM_KIND_DEFAULTS.get(data.get("kind", "sample"))  # a bad kind is left to the field's check
+            if per_kind is not None:
+                data = {**per_kind, **data}
+        return data
 
 
 class ErrorMaxConfig(_PGDBase):
