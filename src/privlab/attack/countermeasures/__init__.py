@@ -115,8 +115,9 @@ def apply_countermeasures(
             with its perturbations).
         steps: names (``"grayscale"``) or mappings ``{"name": "jpeg", "quality": 10}``, applied first to last.
         seed: seed of the random ones (one generator for the whole list, so the output is a function of the seed).
-        batch_size: images processed at a time (memory only: the result does not depend on it for deterministic
-            steps; random ones draw per image, in order, so neither do they).
+        batch_size: images processed at a time. Deterministic steps give the same result for any batch size; random
+            ones (``strong_augment``) draw their parameters batch by batch, so their output is a function of the seed
+            *and* the batch size (keep the default to reproduce a run).
 
     Returns:
         A plain :class:`LabelledImages` holding the transformed float images (``data`` itself when ``steps`` is empty).
