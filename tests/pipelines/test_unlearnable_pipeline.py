@@ -286,3 +286,56 @@ def test_two_workers_needing_the_same_clean_baselines_compute_them_once(tmp_path
     assert calls == ["clean"]  # without the lock both workers would train the clean attackers
     assert results[0] == results[1] and len(results) == 2
     assert "waiting for another process that computes the same clean baselines" in capsys.readouterr().err
+
+
+def test_clean_busy_only_while_another_holder_computes_the_missing_entry(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from privlab.pipelines import unlearnable as ue
+    from privlab.store.lock import wait_lock
+
+    spec = load_spec(experiment="unlearnable", preset="smoke", overrides={"protection": {"name": "random"}})
+    ctx = SimpleNamespace(out=tmp_path, seed=0, device="cpu")
+    path = ue._clean_path(spec, ctx)
+    assert not ue._clean_busy(spec, ctx)  # no lock file yet
+    with wait_lock(ue._clean_lock(path, ctx)):
+        assert ue._clean_busy(spec, ctx)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+        assert not ue._clean_busy(spec, ctx)  # the entry is there: reading it does not wait
+        path.unlink()
+    assert not ue._clean_busy(spec, ctx)  # released
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_a_run_trains_its_attackers_before_waiting_for_clean_baselines_another_worker_computes(
+    tmp_path, monkeypatch, busy
+) -> None:
+    from privlab.pipelines import unlearnable as ue
+
+    calls: list[str] = []
+
+    def fake_attack_settings(spec, train, clean_train, test, ctx, tag):
+        calls.append(tag)
+        names = ue.setting_names(spec)
+        return {"accuracy": dict.fromkeys(names, 0.5), "curves": {n: [0.5] for n in names}}, None
+
+    def fake_clean(spec, train, test, ctx):
+        calls.append("clean-baselines")
+        names = ue.setting_names(spec)
+        return {"accuracy": dict.fromkeys(names, 0.9), "curves": {n: [0.9] for n in names}}
+
+    monkeypatch.setattr(ue, "_attack_settings", fake_attack_settings)
+    monkeypatch.setattr(ue, "_clean_baselines", fake_clean)
+    monkeypatch.setattr(ue, "_clean_busy", lambda spec, ctx: busy)
+    monkeypatch.setattr(ue, "_defences", lambda *a: calls.append("defences") or {})
+    spec = load_spec(
+        experiment="unlearnable",
+        preset="smoke",
+        overrides={"protection": {"name": "random"}, "mia": {"enabled": False}, "grid_images": 0},
+    )
+    outcome = execute(spec, tmp_path, quiet=True)[0]
+    expected = ["poisoned", "defences", "clean-baselines"] if busy else ["clean-baselines", "poisoned", "defences"]
+    assert calls == expected
+    transfer = json.loads((tmp_path / outcome.dir / "transfer.json").read_text())
+    assert set(transfer["clean"].values()) == {0.9} and set(transfer["poisoned"].values()) == {0.5}

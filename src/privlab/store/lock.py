@@ -32,7 +32,7 @@ try:
 except ImportError:  # pragma: no cover - not on Linux/macOS: no lock (documented)
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_FILENAME", "output_lock", "wait_lock"]
+__all__ = ["LOCK_FILENAME", "lock_busy", "output_lock", "wait_lock"]
 
 LOCK_FILENAME = ".privlab.lock"
 
@@ -98,5 +98,28 @@ def wait_lock(path: str | Path, on_wait: Callable[[], None] | None = None) -> It
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def lock_busy(path: str | Path) -> bool:
+    """Whether another process holds the :func:`wait_lock` on ``path`` right now (False when the file is absent).
+
+    Only a scheduling hint (the answer can change the next moment): an unlearnable run that finds the clean baselines
+    being computed by another sweep worker trains its own attackers first and reads the baselines afterwards.
+    """
+    if fcntl is None:  # pragma: no cover
+        return False
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
     finally:
         os.close(fd)
