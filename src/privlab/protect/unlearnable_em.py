@@ -116,7 +116,8 @@ class EMConfig(_PGDBase):
     @classmethod
     def _kind_defaults(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            per_kind = EM_KIND_DEFAULTS.get(data.get("kind", "sample"))  # a bad kind is left to the field's check
+            kind = data.get("kind", "sample")
+            per_kind = EM_KIND_DEFAULTS.get(kind) if isinstance(kind, str) else None  # bad kinds: the field's check
             if per_kind is not None:
                 data = {**per_kind, **data}
         return data
