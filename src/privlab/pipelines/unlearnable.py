@@ -131,6 +131,14 @@ class SSLEvalSpec(_ssl_attack_config()):  # type: ignore[misc]
         return _ssl_attack_config()(**{k: v for k, v in self.model_dump().items() if k in fields} | {"method": method})
 
 
+def _defaults_for(defaults: dict[str, Any], name: str, kind: Any) -> dict[str, Any]:
+    """The ``protection_defaults`` settings of protection ``name`` for noise ``kind``: the name's block with its
+    ``name:kind`` block (e.g. ``em:class``) merged over it; {} when neither is there."""
+    base = defaults.get(name) if isinstance(defaults.get(name), dict) else {}
+    per_kind = defaults.get(f"{name}:{kind}") if isinstance(kind, str) else None
+    return deep_merge(base, per_kind) if isinstance(per_kind, dict) else base
+
+
 class UnlearnableSpec(ExperimentSpec):
     """Spec of the ``unlearnable`` experiment."""
 
@@ -171,11 +179,8 @@ class UnlearnableSpec(ExperimentSpec):
         prot, defaults = data.get("protection"), data.get("protection_defaults")
         if isinstance(prot, dict) and isinstance(defaults, dict) and isinstance(prot.get("name", "em"), str):
             name = prot.get("name", "em")  # a non-string name is left to the field's own check
-            base = defaults.get(name) if isinstance(defaults.get(name), dict) else {}
-            kind = prot.get("kind", base.get("kind", "sample"))
-            per_kind = defaults.get(f"{name}:{kind}") if isinstance(kind, str) else None
-            if isinstance(per_kind, dict):  # `em:class` settings go over `em`'s for class-wise noise
-                base = deep_merge(base, per_kind)
+            named = defaults.get(name) if isinstance(defaults.get(name), dict) else {}
+            base = _defaults_for(defaults, name, prot.get("kind", named.get("kind", "sample")))
             if base:
                 data = {**data, "protection": deep_merge(base, prot)}
         return data
@@ -196,11 +201,10 @@ class UnlearnableSpec(ExperimentSpec):
     def _check_defaults(self) -> UnlearnableSpec:
         for key, block in self.protection_defaults.items():
             name, _, kind = key.partition(":")
-            full = {**self.protection_defaults.get(name, {}), **block, "name": name} if kind else {**block, "name": key}
-            if kind:
-                full["kind"] = kind
+            # a `name:kind` block is checked as the merge would use it: over the name's block, with that kind
+            full = {**_defaults_for(self.protection_defaults, name, kind), "kind": kind} if kind else dict(block)
             try:
-                resolve_noise(full)
+                resolve_noise({**full, "name": name})
             except PrivlabError as e:
                 raise ConfigError(f"protection_defaults.{key}: {e}") from None
         for key in _sweep_keys(self.sweep):
@@ -543,8 +547,7 @@ def run_unlearnable(spec: UnlearnableSpec, ctx: RunContext) -> None:
     # Clean baselines first, unless another sweep worker is computing them right now: then this run trains its own
     # attackers first and reads them afterwards instead of idling on the lock (every attacker is seeded on its own,
     # so the order changes no number; measured sweep of 5 CIFAR-10 protections: a worker had idled 9 minutes).
-    later = _clean_busy(spec, ctx)
-    clean = None if later else _clean_baselines(spec, train, test, ctx)
+    clean = None if _clean_busy(spec, ctx) else _clean_baselines(spec, train, test, ctx)
     pois, victim = _attack_settings(spec, poisoned, train, test, ctx, "poisoned")
     if spec.mia.enabled:
         ctx.log_many(_probe_membership(spec, ctx, victim, train, test))
