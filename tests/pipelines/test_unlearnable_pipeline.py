@@ -144,6 +144,22 @@ def test_name_kind_defaults_go_over_the_name_defaults_for_that_kind_only() -> No
         load_spec(experiment="unlearnable", preset="smoke", overrides={"protection_defaults": {"em:klass": {}}})
 
 
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        # sample-wise: 1 step of 4/255, 20 backbone batches per round, stop below 5 %, ≤ 15 rounds (24.4 / 23.0 %)
+        ("sample", (1, 4 / 255, 20, 15, 0.05)),
+        # class-wise: UE's class-wise settings (1 step of 1.6/255, 10 batches, stop below 10 %), ≤ 20 rounds
+        ("class", (1, 1.6 / 255, 10, 20, 0.1)),
+    ],
+)
+def test_cifar10_cpu_preset_gives_each_em_kind_its_measured_settings(kind: str, expected: tuple) -> None:
+    p = load_spec(experiment="unlearnable", preset="cifar10-cpu", overrides={"protection": {"kind": kind}}).protection
+    got = (p.num_steps, p.step_size, p.train_steps, p.max_rounds, p.stop_error)
+    assert got == pytest.approx(expected)
+    assert (p.backbone, p.batch_size, p.lr) == ("fast_cnn", 128, 0.05)  # the shared em block under both kinds
+
+
 def test_cli_json_lists_headline_metrics(smoke_runs) -> None:
     out, _ = smoke_runs
     result = CliRunner().invoke(
