@@ -143,7 +143,7 @@ DIGITS_NOTE = (
     "content (measured: class-wise EM 95.8 → 95.6 % for LeNet-5; drops appear only at 32–64/255). The published "
     "effect needs natural images: run the <code>cifar10-cpu</code> preset (<code>privlab run unlearnable --preset "
     "cifar10-cpu --data-root DIR</code>, CIFAR-10 10 000-image subset), where the same code takes a fast_cnn "
-    "victim from 71.9 / 69.0 % clean (seeds 0 / 1) to 22.8 / 15.3 % (class-wise EM) and 20.7 / 28.0 % "
+    "victim from 71.9 / 69.0 % clean (seeds 0 / 1) to 22.8 / 15.3 % (class-wise EM) and 24.4 / 23.0 % "
     "(sample-wise EM), random noise to 70.1 / 68.7 % (the SimCLR attacker, TUE and the defences in "
     "docs/unlearnable.md and docs/reproduction.md).</p>"
 )
