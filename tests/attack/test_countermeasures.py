@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from privlab.attack.countermeasures import COUNTERMEASURES, apply_countermeasures, build_countermeasure
+from privlab.attack.countermeasures import COUNTERMEASURES, DRAW_BLOCK, apply_countermeasures, build_countermeasure
 from privlab.data import LabelledImages
 from privlab.data.wrappers import PoisonedImages
 from privlab.errors import ConfigError, UnknownNameError
@@ -102,6 +102,22 @@ def test_apply_to_labelled_images() -> None:
     aug2 = apply_countermeasures(ds, ["strong_augment"], seed=4, batch_size=3).images
     assert torch.equal(aug1, aug2)
     assert apply_countermeasures(ds, []) is ds
+
+
+def test_random_countermeasure_depends_on_the_seed_only() -> None:
+    """strong_augment draws per fixed block of DRAW_BLOCK images with a generator per (seed, step, block): the same
+    seed gives the same images for any batch size, and identical images in different blocks get different views."""
+    n = 2 * DRAW_BLOCK + 88
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)).expand(n, 3, 8, 8).contiguous()
+    ds = LabelledImages(x, torch.zeros(n, dtype=torch.long), 2)
+    runs = [apply_countermeasures(ds, ["strong_augment"], seed=3, batch_size=b).images for b in (7, 256, 1000)]
+    assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2])
+    assert not torch.equal(runs[0], apply_countermeasures(ds, ["strong_augment"], seed=4).images)
+    first, second = runs[0][:DRAW_BLOCK], runs[0][DRAW_BLOCK : 2 * DRAW_BLOCK]
+    assert (first - second).abs().amax(dim=(1, 2, 3)).min() > 0  # no image repeats its twin's draw in the next block
+    twice = apply_countermeasures(ds, ["strong_augment", "strong_augment"], seed=3).images
+    again = apply_countermeasures(LabelledImages(runs[0], ds.labels, 2), ["strong_augment"], seed=3).images
+    assert not torch.equal(twice, again)  # the second step draws its own stream, not the first step's again
 
 
 def test_apply_reads_poisoned_images_with_their_noise() -> None:

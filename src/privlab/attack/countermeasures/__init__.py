@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from pydantic import ValidationError
 
@@ -105,6 +106,18 @@ def countermeasure_label(steps: Sequence[Step]) -> str:
     return "+".join(parts) or "none"
 
 
+DRAW_BLOCK = 256
+"""Images a counter-measure transforms at a time in :func:`apply_countermeasures`, each block with its own seeded
+generator (fixed, so that a random counter-measure's output does not depend on the caller's batch size)."""
+
+
+def _block_generator(seed: int, step: int, block: int) -> torch.Generator:
+    """Generator of block ``block`` of step ``step``: seeded from the three through numpy's ``SeedSequence`` (distinct
+    triples give independent streams)."""
+    state = np.random.SeedSequence([seed % 2**64, step, block]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & (2**63 - 1))
+
+
 def apply_countermeasures(
     data: LabelledImages, steps: Sequence[Step], *, seed: int = 0, batch_size: int = 1024
 ) -> LabelledImages:
@@ -114,10 +127,10 @@ def apply_countermeasures(
         data: the training set (a :class:`~privlab.data.wrappers.PoisonedImages` is read through its ``batch``, i.e.
             with its perturbations).
         steps: names (``"grayscale"``) or mappings ``{"name": "jpeg", "quality": 10}``, applied first to last.
-        seed: seed of the random ones (one generator for the whole list, so the output is a function of the seed).
-        batch_size: images processed at a time. Deterministic steps give the same result for any batch size; random
-            ones (``strong_augment``) draw their parameters batch by batch, so their output is a function of the seed
-            *and* the batch size (keep the default to reproduce a run).
+        seed: seed of the random ones. Step ``s`` transforms the images in fixed blocks of :data:`DRAW_BLOCK`,
+            block ``b`` drawing from a generator seeded by ``(seed, s, b)``, so the output is a function of the seed
+            alone (not of ``batch_size``, nor of the other steps' draws).
+        batch_size: images read from ``data`` at a time (memory only; the output does not depend on it).
 
     Returns:
         A plain :class:`LabelledImages` holding the transformed float images (``data`` itself when ``steps`` is empty).
@@ -128,14 +141,18 @@ def apply_countermeasures(
     fns = [build_countermeasure(name, **params) for name, params in map(_parse, steps)]
     if not fns:
         return data
-    g = torch.Generator().manual_seed(seed)
     out = []
     for i in range(0, len(data), batch_size):
         x, _ = data.batch(torch.arange(i, min(i + batch_size, len(data))))
         out.append(x)
     x = torch.cat(out) if out else torch.empty(0, *data.shape)
-    for fn in fns:
-        x = torch.cat([fn(x[i : i + batch_size], g) for i in range(0, len(x), batch_size)]) if len(x) else x
+    for s, fn in enumerate(fns):
+        blocks = range(0, len(x), DRAW_BLOCK)
+        x = (
+            torch.cat([fn(x[i : i + DRAW_BLOCK], _block_generator(seed, s, i // DRAW_BLOCK)) for i in blocks])
+            if len(x)
+            else x
+        )
     return LabelledImages(
         x,
         data.labels,
