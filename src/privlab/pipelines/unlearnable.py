@@ -131,10 +131,12 @@ class SSLEvalSpec(_ssl_attack_config()):  # type: ignore[misc]
         return _ssl_attack_config()(**{k: v for k, v in self.model_dump().items() if k in fields} | {"method": method})
 
 
-def _defaults_for(defaults: dict[str, Any], name: str, kind: Any) -> dict[str, Any]:
+def _defaults_for(defaults: dict[str, Any], name: str, kind: Any = None) -> dict[str, Any]:
     """The ``protection_defaults`` settings of protection ``name`` for noise ``kind``: the name's block with its
-    ``name:kind`` block (e.g. ``em:class``) merged over it; {} when neither is there."""
+    ``name:kind`` block (e.g. ``em:class``) merged over it; {} when neither is there. ``kind=None``: the kind the
+    name's block sets, else ``"sample"``."""
     base = defaults.get(name) if isinstance(defaults.get(name), dict) else {}
+    kind = base.get("kind", "sample") if kind is None else kind
     per_kind = defaults.get(f"{name}:{kind}") if isinstance(kind, str) else None
     return deep_merge(base, per_kind) if isinstance(per_kind, dict) else base
 
@@ -179,8 +181,7 @@ class UnlearnableSpec(ExperimentSpec):
         prot, defaults = data.get("protection"), data.get("protection_defaults")
         if isinstance(prot, dict) and isinstance(defaults, dict) and isinstance(prot.get("name", "em"), str):
             name = prot.get("name", "em")  # a non-string name is left to the field's own check
-            named = defaults.get(name) if isinstance(defaults.get(name), dict) else {}
-            base = _defaults_for(defaults, name, prot.get("kind", named.get("kind", "sample")))
+            base = _defaults_for(defaults, name, prot.get("kind"))
             if base:
                 data = {**data, "protection": deep_merge(base, prot)}
         return data
